@@ -1,0 +1,179 @@
+import { type DescMessage, type DescMethod, fromJson, type JsonValue, type Message, type Registry, toJson } from "@bufbuild/protobuf";
+import { Code, ConnectError, type Interceptor, type UnaryRequest } from "@connectrpc/connect";
+import type { ActionStore } from "./action-store.js";
+import { type CallerContext, contextFromValues, type ResolveContext } from "./caller-context.js";
+import type { ExecutionMatch } from "./execution-plan.js";
+import { createExecutionPlanner, type ExecutionPlanner } from "./execution-planner.js";
+import { type Logger, createJsonLogger } from "./logger.js";
+import { defaultPayloadHeaders, encodeRequestPayload, type PayloadHeaders, pickPayloadHeaders } from "./payload.js";
+import { createTargetDispatcher, errorDetail, executionFailed, type TargetDispatcher } from "./target-dispatcher.js";
+
+/**
+ * defaultProtectedServices are the services that `all` executions never
+ * intercept: the ActionService, so that a broken target cannot lock
+ * administrators out of the API that would fix it.
+ */
+export const defaultProtectedServices: readonly string[] = ["zitadel.action.v2beta.ActionService", "zitadel.action.v2.ActionService"];
+
+/**
+ * ActionsInterceptorOptions configures createActionsInterceptor. Give either
+ * a store or a planner.
+ */
+export interface ActionsInterceptorOptions {
+  /** Where targets and executions live; a planner is made for it. */
+  readonly store?: ActionStore;
+  /** A planner to share with other users of the same store. */
+  readonly planner?: ExecutionPlanner;
+  /** Sends the target calls, default createTargetDispatcher({ logger }). */
+  readonly dispatcher?: TargetDispatcher;
+  /** Who calls, default the CallerContext under callerContextKey. */
+  readonly resolveContext?: ResolveContext;
+  /** instanceID used when resolveContext returns none, default "". */
+  readonly instanceID?: string;
+  /** Registry for google.protobuf.Any in messages, default none. */
+  readonly registry?: Registry;
+  /** Services that `all` executions skip, default defaultProtectedServices. */
+  readonly protectedServices?: readonly string[];
+  /** Request headers copied into payloads, default defaultPayloadHeaders. */
+  readonly payloadHeaders?: readonly string[];
+  /** Logger, default JSON lines on stderr at level "info". */
+  readonly logger?: Logger;
+}
+
+/**
+ * createActionsInterceptor returns a server-side Connect interceptor that runs
+ * Actions V2 executions around unary RPCs, identically for the Connect, gRPC
+ * and gRPC-web protocols:
+ *
+ * 1. request: the best-matching request execution's targets run in order
+ *    before the handler; `call` targets may replace the request message.
+ * 2. the handler runs; if it fails, the error goes to the client and no
+ *    response target runs.
+ * 3. response: the best-matching response execution's targets run before the
+ *    reply; `call` targets may replace the response message.
+ *
+ * A target that fails interrupts the RPC with its error when it has
+ * interruptOnError, else it is logged and the chain goes on. Streaming RPCs
+ * pass through untouched. A request with no matching execution costs two map
+ * lookups.
+ */
+export function createActionsInterceptor(options: ActionsInterceptorOptions): Interceptor {
+  const planner = options.planner ?? (options.store ? createExecutionPlanner(options.store) : undefined);
+  if (planner === undefined) {
+    throw new ConnectError("createActionsInterceptor needs a store or a planner", Code.InvalidArgument);
+  }
+  const logger = options.logger ?? createJsonLogger();
+  const dispatcher = options.dispatcher ?? createTargetDispatcher({ logger });
+  const resolveContext = options.resolveContext ?? contextFromValues;
+  const protectedServices = new Set(options.protectedServices ?? defaultProtectedServices);
+  const payloadHeaders = options.payloadHeaders ?? defaultPayloadHeaders;
+  const jsonRead = { registry: options.registry, ignoreUnknownFields: false };
+  const jsonWrite = { registry: options.registry };
+  const fullMethods = new WeakMap<DescMethod, string>();
+
+  /** State of one intercepted RPC, shared by its request and response phases. */
+  interface Rpc {
+    readonly fullMethod: string;
+    readonly context: CallerContext;
+    readonly headers: PayloadHeaders;
+    readonly signal: AbortSignal;
+  }
+
+  const run = async (
+    rpc: Rpc,
+    match: ExecutionMatch,
+    schema: DescMessage,
+    message: Message,
+    payload: (json: JsonValue) => string,
+  ): Promise<{ message: Message; json: JsonValue }> => {
+    let json = toJson(schema, message, jsonWrite);
+    let body: string | undefined;
+    for (const target of match.targets) {
+      body ??= payload(json);
+      const call = { target, executionId: match.executionId, body, signal: rpc.signal };
+      if (target.type === "async") {
+        dispatcher.fire({ target, executionId: match.executionId, body });
+        continue;
+      }
+      try {
+        const answer = await dispatcher.call(call);
+        if (target.type === "call" && answer.json !== undefined && answer.json !== null) {
+          try {
+            message = fromJson(schema, answer.json as JsonValue, jsonRead);
+          } catch (e) {
+            throw executionFailed(`target "${target.name}" answered a body that is not a ${schema.typeName}: ${errorDetail(e)}`);
+          }
+          json = toJson(schema, message, jsonWrite);
+          body = undefined;
+        }
+      } catch (e) {
+        const error = ConnectError.from(e);
+        if (error.code === Code.Canceled || target.interruptOnError) {
+          logger.warn("target failed, RPC interrupted", {
+            target: target.name, targetId: target.id, execution: match.executionId, error: errorDetail(error),
+          });
+          throw error;
+        }
+        logger.warn("target failed, continuing", {
+          target: target.name, targetId: target.id, execution: match.executionId, error: errorDetail(error),
+        });
+      }
+    }
+    return { message, json };
+  };
+
+  return (next) => async (req) => {
+    if (req.stream) {
+      return next(req);
+    }
+    let fullMethod = fullMethods.get(req.method);
+    if (fullMethod === undefined) {
+      fullMethod = `/${req.service.typeName}/${req.method.name}`;
+      fullMethods.set(req.method, fullMethod);
+    }
+    const current = planner.plan();
+    const plan = current instanceof Promise ? await current : current;
+    let { request, response } = plan.forMethod(fullMethod);
+    if (protectedServices.has(req.service.typeName)) {
+      if (request?.executionId === "request") request = undefined;
+      if (response?.executionId === "response") response = undefined;
+    }
+    if (request === undefined && response === undefined) {
+      return next(req);
+    }
+    const rpc: Rpc = {
+      fullMethod,
+      context: await resolveCaller(req),
+      headers: pickPayloadHeaders(req.header, req.url, payloadHeaders),
+      signal: req.signal,
+    };
+    let forwarded: UnaryRequest = req;
+    let requestJson: JsonValue | undefined;
+    if (request !== undefined) {
+      const result = await run(rpc, request, req.method.input, req.message, (json) =>
+        encodeRequestPayload({ ...rpc, request: json }),
+      );
+      requestJson = result.json;
+      if (result.message !== req.message) {
+        forwarded = { ...req, message: result.message };
+      }
+    }
+    const res = await next(forwarded);
+    if (response === undefined || res.stream) {
+      return res;
+    }
+    requestJson ??= toJson(req.method.input, forwarded.message, jsonWrite);
+    const result = await run(rpc, response, req.method.output, res.message, (json) =>
+      encodeRequestPayload({ ...rpc, request: requestJson, response: json }),
+    );
+    return result.message === res.message ? res : { ...res, message: result.message };
+  };
+
+  async function resolveCaller(req: UnaryRequest): Promise<CallerContext> {
+    const context = await resolveContext(req);
+    if (options.instanceID !== undefined && (context.instanceID === undefined || context.instanceID === "")) {
+      return { ...context, instanceID: options.instanceID };
+    }
+    return context;
+  }
+}

@@ -1,0 +1,349 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { Agent, type Dispatcher } from "undici";
+import { type Logger, createJsonLogger } from "./logger.js";
+import { signatureHeader, signPayload } from "./signature.js";
+import type { Target } from "./target.js";
+
+/**
+ * TargetCall is one HTTP call of a target.
+ */
+export interface TargetCall {
+  readonly target: Target;
+  /** The execution that chose the target, for logs and records. */
+  readonly executionId: string;
+  /** The JSON body to POST. */
+  readonly body: string;
+  /** Aborts the call, for example when the RPC is cancelled. */
+  readonly signal?: AbortSignal;
+  /** Delivery attempt, 1 for the first. Default 1. */
+  readonly attempt?: number;
+}
+
+/**
+ * TargetResponse is the answer of a target that succeeded: a 2xx status and
+ * its body, parsed as JSON (undefined when the body was empty).
+ */
+export interface TargetResponse {
+  readonly status: number;
+  readonly json: unknown;
+}
+
+/**
+ * TargetCallRecord describes a finished target call, successful or not.
+ */
+export interface TargetCallRecord {
+  readonly targetId: string;
+  readonly targetName: string;
+  readonly executionId: string;
+  readonly endpoint: string;
+  /** HTTP status, 0 when there was none (timeout, connection error). */
+  readonly status: number;
+  readonly durationMs: number;
+  /** What went wrong, undefined on success. */
+  readonly error: string | undefined;
+  readonly attempt: number;
+  readonly async: boolean;
+  readonly startTime: Date;
+}
+
+/**
+ * TargetDispatcher makes the HTTP calls of targets.
+ */
+export interface TargetDispatcher {
+  /**
+   * call POSTs the body, signed, and resolves the 2xx answer. It rejects with a
+   * ConnectError: Code.FailedPrecondition "Execution failed" for a status
+   * outside 2xx, a timeout, a connection error or a body that is too large or
+   * not JSON where JSON is needed (the detail is in the error's cause); the
+   * forwarded code and message when a 2xx body holds a `forwardedStatusCode`
+   * from 400 to 499.
+   */
+  call(call: TargetCall): Promise<TargetResponse>;
+  /**
+   * fire starts a call and returns at once: async targets. At most
+   * maxAsyncConcurrency run at a time; up to maxAsyncQueue more wait; beyond
+   * that the call is dropped and recorded as failed.
+   */
+  fire(call: TargetCall): void;
+  /** idle resolves when no fired call runs or waits. */
+  idle(): Promise<void>;
+  /** close waits for fired calls, then closes all connections. */
+  close(): Promise<void>;
+}
+
+/**
+ * TargetDispatcherOptions configures createTargetDispatcher.
+ */
+export interface TargetDispatcherOptions {
+  /** Largest response body read, default 1 MiB; a larger body fails the call. */
+  readonly maxResponseBytes?: number;
+  /** Fired (async) calls running at once, default 64. */
+  readonly maxAsyncConcurrency?: number;
+  /** Fired calls waiting for a slot, default 10 000. */
+  readonly maxAsyncQueue?: number;
+  /** Keep-alive connections per target origin, default 128. */
+  readonly connectionsPerOrigin?: number;
+  /** How long an idle keep-alive connection stays open, default 30 000 ms. */
+  readonly keepAliveTimeoutMs?: number;
+  /** The undici dispatcher to send with, default a keep-alive Agent made from the options above. */
+  readonly dispatcher?: Dispatcher;
+  /** Called after every call, default nothing. Must not throw. */
+  readonly onCall?: (record: TargetCallRecord) => void;
+  /** Logger, default JSON lines on stderr at level "info". */
+  readonly logger?: Logger;
+  /** User-Agent header, default "connect-actions". */
+  readonly userAgent?: string;
+}
+
+/**
+ * executionFailed returns the error a client gets for a failed target:
+ * Code.FailedPrecondition "Execution failed", with `detail` as the cause (for
+ * logs only; it is not sent to the client).
+ */
+export function executionFailed(detail: string): ConnectError {
+  return new ConnectError("Execution failed", Code.FailedPrecondition, undefined, undefined, new Error(detail));
+}
+
+/**
+ * errorDetail returns the most precise description of a target call error:
+ * the cause of an "Execution failed" error, else the error's message.
+ */
+export function errorDetail(error: unknown): string {
+  if (error instanceof ConnectError && error.cause instanceof Error) {
+    return error.cause.message;
+  }
+  return error instanceof Error ? error.message : String(error);
+}
+
+const forwardedCodes: Record<number, Code> = {
+  400: Code.InvalidArgument,
+  401: Code.Unauthenticated,
+  403: Code.PermissionDenied,
+  404: Code.NotFound,
+  408: Code.DeadlineExceeded,
+  409: Code.AlreadyExists,
+  412: Code.FailedPrecondition,
+  416: Code.OutOfRange,
+  429: Code.ResourceExhausted,
+  499: Code.Canceled,
+};
+
+/**
+ * codeFromHttpStatus maps a forwarded HTTP status from 400 to 499 to a Code,
+ * as gRPC gateways do; unlisted 4xx statuses map to Code.FailedPrecondition.
+ */
+export function codeFromHttpStatus(status: number): Code {
+  return forwardedCodes[status] ?? Code.FailedPrecondition;
+}
+
+/**
+ * createTargetDispatcher returns a TargetDispatcher sending over undici with
+ * keep-alive connections.
+ */
+export function createTargetDispatcher(options: TargetDispatcherOptions = {}): TargetDispatcher {
+  const maxBytes = options.maxResponseBytes ?? 1024 * 1024;
+  const maxConcurrency = options.maxAsyncConcurrency ?? 64;
+  const maxQueue = options.maxAsyncQueue ?? 10_000;
+  const logger = options.logger ?? createJsonLogger();
+  const userAgent = options.userAgent ?? "connect-actions";
+  const ownAgent =
+    options.dispatcher === undefined
+      ? new Agent({
+          connections: options.connectionsPerOrigin ?? 128,
+          keepAliveTimeout: options.keepAliveTimeoutMs ?? 30_000,
+          keepAliveMaxTimeout: Math.max(options.keepAliveTimeoutMs ?? 30_000, 600_000),
+        })
+      : undefined;
+  const agent: Dispatcher = options.dispatcher ?? ownAgent!;
+  const origins = new Map<string, { origin: string; path: string }>();
+
+  const record = (call: TargetCall, startTime: Date, start: number, status: number, error: string | undefined, async: boolean) => {
+    const r: TargetCallRecord = {
+      targetId: call.target.id,
+      targetName: call.target.name,
+      executionId: call.executionId,
+      endpoint: call.target.endpoint,
+      status,
+      durationMs: performance.now() - start,
+      error,
+      attempt: call.attempt ?? 1,
+      async,
+      startTime,
+    };
+    try {
+      options.onCall?.(r);
+    } catch (e) {
+      logger.error("onCall listener failed", { error: e });
+    }
+  };
+
+  const send = async (call: TargetCall, async: boolean): Promise<TargetResponse> => {
+    const { target } = call;
+    const startTime = new Date();
+    const start = performance.now();
+    let status = 0;
+    // One controller for the deadline and the caller's signal; no listeners outlive the call.
+    const controller = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, target.timeoutMs);
+    const onAbort = () => controller.abort();
+    call.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      if (call.signal?.aborted) {
+        throw new ConnectError("the RPC was cancelled before the target was called", Code.Canceled);
+      }
+      let where = origins.get(target.endpoint);
+      if (where === undefined) {
+        const url = new URL(target.endpoint);
+        where = { origin: url.origin, path: url.pathname + url.search };
+        if (origins.size > 10_000) origins.clear();
+        origins.set(target.endpoint, where);
+      }
+      const res = await agent.request({
+        origin: where.origin,
+        path: where.path,
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "user-agent": userAgent,
+          [signatureHeader]: signPayload(call.body, target.signingKey),
+        },
+        body: call.body,
+        signal: controller.signal,
+        headersTimeout: target.timeoutMs,
+        bodyTimeout: target.timeoutMs,
+      });
+      status = res.statusCode;
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of res.body) {
+        size += (chunk as Buffer).length;
+        if (size > maxBytes) {
+          res.body.destroy();
+          throw executionFailed(`target "${target.name}" answered more than ${maxBytes} bytes`);
+        }
+        chunks.push(chunk as Buffer);
+      }
+      if (status < 200 || status > 299) {
+        throw executionFailed(`target "${target.name}" answered status ${status}`);
+      }
+      const text = Buffer.concat(chunks).toString("utf8");
+      let json: unknown;
+      if (text.trim() !== "") {
+        try {
+          json = JSON.parse(text);
+        } catch {
+          if (target.type === "call") {
+            throw executionFailed(`target "${target.name}" answered a body that is not JSON`);
+          }
+        }
+      }
+      if (json !== null && typeof json === "object" && "forwardedStatusCode" in json) {
+        throw forwardedError(target, json as Record<string, unknown>);
+      }
+      record(call, startTime, start, status, undefined, async);
+      return { status, json };
+    } catch (e) {
+      let error = e;
+      if (!(e instanceof ConnectError)) {
+        const reason = timedOut
+          ? `timed out after ${target.timeoutMs} ms`
+          : call.signal?.aborted
+            ? "was cancelled with the RPC"
+            : `could not be reached: ${describeNetworkError(e)}`;
+        error = call.signal?.aborted && !timedOut
+          ? new ConnectError(`target "${target.name}" ${reason}`, Code.Canceled)
+          : executionFailed(`target "${target.name}" ${reason}`);
+      }
+      record(call, startTime, start, status, errorDetail(error), async);
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      call.signal?.removeEventListener("abort", onAbort);
+    }
+  };
+
+  // Fired calls: a bounded number run, a bounded queue waits.
+  const queue: TargetCall[] = [];
+  let queueHead = 0;
+  let running = 0;
+  let idleWaiters: (() => void)[] = [];
+  const pump = () => {
+    while (running < maxConcurrency && queueHead < queue.length) {
+      const call = queue[queueHead]!;
+      queue[queueHead++] = undefined as unknown as TargetCall;
+      if (queueHead > 1024 && queueHead * 2 > queue.length) {
+        queue.splice(0, queueHead);
+        queueHead = 0;
+      }
+      running++;
+      send(call, true)
+        .catch((e: unknown) => {
+          logger.warn("async target failed", {
+            target: call.target.name,
+            targetId: call.target.id,
+            execution: call.executionId,
+            error: errorDetail(e),
+          });
+        })
+        .finally(() => {
+          running--;
+          pump();
+        });
+    }
+    if (running === 0 && queueHead >= queue.length) {
+      const waiters = idleWaiters;
+      idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  };
+
+  return {
+    call: (call) => send(call, false),
+    fire(call) {
+      if (queue.length - queueHead >= maxQueue) {
+        const detail = `async queue is full (${maxQueue} calls waiting); call dropped`;
+        logger.warn("async target dropped", { target: call.target.name, targetId: call.target.id, error: detail });
+        record(call, new Date(), performance.now(), 0, detail, true);
+        return;
+      }
+      queue.push(call);
+      pump();
+    },
+    idle() {
+      if (running === 0 && queueHead >= queue.length) return Promise.resolve();
+      return new Promise<void>((resolve) => idleWaiters.push(resolve));
+    },
+    async close() {
+      await this.idle();
+      await ownAgent?.close();
+    },
+  };
+}
+
+function forwardedError(target: Target, body: Record<string, unknown>): ConnectError {
+  const status = Number(body.forwardedStatusCode);
+  const message = typeof body.forwardedErrorMessage === "string" ? body.forwardedErrorMessage : "";
+  if (Number.isInteger(status) && status >= 400 && status <= 499) {
+    return new ConnectError(
+      message || `forwarded status ${status}`,
+      codeFromHttpStatus(status),
+      undefined,
+      undefined,
+      new Error(`target "${target.name}" forwarded status ${status}: ${message}`),
+    );
+  }
+  return executionFailed(`target "${target.name}" forwarded status ${String(body.forwardedStatusCode)}: ${message}`);
+}
+
+function describeNetworkError(e: unknown): string {
+  if (e instanceof Error) {
+    const code = (e as { code?: unknown }).code;
+    const cause = e.cause instanceof Error ? ` (${e.cause.message})` : "";
+    return typeof code === "string" ? `${code} ${e.message}${cause}` : e.message + cause;
+  }
+  return String(e);
+}
