@@ -1,0 +1,85 @@
+// connect-actions: ZITADEL-style Actions V2 for Connect-ES services.
+
+export type { ActionSnapshot, ActionStore } from "./action-store.js";
+export {
+  type ActionsInterceptorOptions,
+  createActionsInterceptor,
+  defaultProtectedServices,
+} from "./actions-interceptor.js";
+export {
+  type CallerContext,
+  callerContextKey,
+  contextFromValues,
+  type ResolveContext,
+} from "./caller-context.js";
+export {
+  type Condition,
+  type ExecutionType,
+  executionId,
+  executionTypeOf,
+  parseExecutionId,
+  validateCondition,
+} from "./condition.js";
+export {
+  checkIncludeGraph,
+  type Execution,
+  type ExecutionTarget,
+  maxIncludeDepth,
+  validateExecutionTargets,
+} from "./execution.js";
+export {
+  compileExecutionPlan,
+  type ExecutionMatch,
+  type ExecutionPlan,
+  type MethodMatches,
+} from "./execution-plan.js";
+export {
+  createExecutionPlanner,
+  type ExecutionPlanner,
+  type ExecutionPlannerOptions,
+} from "./execution-planner.js";
+export { newId } from "./id.js";
+export {
+  createJsonLogger,
+  type JsonLoggerOptions,
+  type Logger,
+  type LogLevel,
+  silentLogger,
+} from "./logger.js";
+export { createMemoryStore, type MemoryStoreOptions } from "./memory-store.js";
+export {
+  canonicalHeaderName,
+  defaultPayloadHeaders,
+  encodeRequestPayload,
+  type PayloadHeaders,
+  pickPayloadHeaders,
+  type RequestPayload,
+} from "./payload.js";
+export {
+  signatureHeader,
+  signPayload,
+  type SignOptions,
+  verifySignature,
+  type VerifyOptions,
+} from "./signature.js";
+export {
+  applyTargetPatch,
+  generateSigningKey,
+  maxTargetTimeoutMs,
+  type Target,
+  type TargetInput,
+  type TargetPatch,
+  type TargetType,
+  validateTargetInput,
+} from "./target.js";
+export {
+  codeFromHttpStatus,
+  createTargetDispatcher,
+  errorDetail,
+  executionFailed,
+  type TargetCall,
+  type TargetCallRecord,
+  type TargetDispatcher,
+  type TargetDispatcherOptions,
+  type TargetResponse,
+} from "./target-dispatcher.js";
