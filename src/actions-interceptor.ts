@@ -90,13 +90,12 @@ export function createActionsInterceptor(options: ActionsInterceptorOptions): In
     let body: string | undefined;
     for (const target of match.targets) {
       body ??= payload(json);
-      const call = { target, executionId: match.executionId, body, signal: rpc.signal };
       if (target.type === "async") {
-        dispatcher.fire({ target, executionId: match.executionId, body });
+        dispatcher.fire({ target, executionId: match.executionId, trigger: rpc.fullMethod, body });
         continue;
       }
       try {
-        const answer = await dispatcher.call(call);
+        const answer = await dispatcher.call({ target, executionId: match.executionId, trigger: rpc.fullMethod, body, signal: rpc.signal });
         if (target.type === "call" && answer.json !== undefined && answer.json !== null) {
           try {
             message = fromJson(schema, answer.json as JsonValue, jsonRead);

@@ -40,6 +40,8 @@ export interface ExecutionPlan {
   forFunction(name: string): ExecutionMatch | undefined;
   /** byId returns the execution with this ID, includes resolved. */
   byId(executionId: string): ExecutionMatch | undefined;
+  /** target returns the target with this ID as of the snapshot. */
+  target(targetId: string): Target | undefined;
 }
 
 /**
@@ -110,6 +112,9 @@ export function compileExecutionPlan(snapshot: ActionSnapshot): ExecutionPlan {
     },
     byId(executionId) {
       return matches.get(executionId);
+    },
+    target(targetId) {
+      return targets.get(targetId);
     },
   };
 }

@@ -1,5 +1,6 @@
 // connect-actions: ZITADEL-style Actions V2 for Connect-ES services.
 
+export { type ActionEvent, encodeEventPayload, rfc3339Nano } from "./action-event.js";
 export type { ActionSnapshot, ActionStore } from "./action-store.js";
 export {
   type ActionsInterceptorOptions,
@@ -21,6 +22,25 @@ export {
   validateCondition,
 } from "./condition.js";
 export {
+  checkDeliveryQuery,
+  createMemoryDeliveryLog,
+  type DeliveryLog,
+  type DeliveryPage,
+  type DeliveryQuery,
+  type DeliveryRecord,
+  type MemoryDeliveryLogOptions,
+} from "./delivery-log.js";
+export { createEventPublisher, type EventPublisher, type EventPublisherOptions } from "./event-publisher.js";
+export type { DeadJob, EventJob, EventQueue, QueuedJob } from "./event-queue.js";
+export {
+  createEventWorker,
+  type EventWorker,
+  type EventWorkerOptions,
+  isPermanentFailure,
+  type RetryPolicy,
+  retryDelayMs,
+} from "./event-worker.js";
+export {
   checkIncludeGraph,
   type Execution,
   type ExecutionTarget,
@@ -38,6 +58,17 @@ export {
   type ExecutionPlanner,
   type ExecutionPlannerOptions,
 } from "./execution-planner.js";
+export {
+  type ClaimsFunctionRequest,
+  type ClaimsFunctionResult,
+  knownFunctions,
+  type MetadataEntry,
+  runClaimsFunction,
+  runSamlFunction,
+  type SamlAttribute,
+  type SamlFunctionResult,
+} from "./function-contracts.js";
+export { createFunctionRunner, type FunctionRunner, type FunctionRunnerOptions } from "./function-runner.js";
 export { newId } from "./id.js";
 export {
   createJsonLogger,
@@ -46,6 +77,7 @@ export {
   type LogLevel,
   silentLogger,
 } from "./logger.js";
+export { createMemoryEventQueue, type MemoryEventQueueOptions } from "./memory-event-queue.js";
 export { createMemoryStore, type MemoryStoreOptions } from "./memory-store.js";
 export {
   canonicalHeaderName,
@@ -78,6 +110,8 @@ export {
   errorDetail,
   executionFailed,
   type TargetCall,
+  TargetFailure,
+  targetStatusOf,
   type TargetCallRecord,
   type TargetDispatcher,
   type TargetDispatcherOptions,

@@ -15,8 +15,14 @@ export interface TargetCall {
   readonly body: string;
   /** Aborts the call, for example when the RPC is cancelled. */
   readonly signal?: AbortSignal;
+  /** What triggered the call: a full method, an event type or a function name. Default "". */
+  readonly trigger?: string;
   /** Delivery attempt, 1 for the first. Default 1. */
   readonly attempt?: number;
+  /** A deadline shorter than the target's timeout, in milliseconds. Default the target's timeout. */
+  readonly timeoutMs?: number;
+  /** Only the status counts: the body is read (up to the limit) but not parsed. Default false. */
+  readonly ignoreBody?: boolean;
 }
 
 /**
@@ -35,6 +41,8 @@ export interface TargetCallRecord {
   readonly targetId: string;
   readonly targetName: string;
   readonly executionId: string;
+  /** What triggered the call: a full method, an event type or a function name. */
+  readonly trigger: string;
   readonly endpoint: string;
   /** HTTP status, 0 when there was none (timeout, connection error). */
   readonly status: number;
@@ -96,12 +104,35 @@ export interface TargetDispatcherOptions {
 }
 
 /**
- * executionFailed returns the error a client gets for a failed target:
- * Code.FailedPrecondition "Execution failed", with `detail` as the cause (for
- * logs only; it is not sent to the client).
+ * TargetFailure is the cause of an "Execution failed" error: what went wrong,
+ * and the HTTP status the target answered (0 when it did not answer).
  */
-export function executionFailed(detail: string): ConnectError {
-  return new ConnectError("Execution failed", Code.FailedPrecondition, undefined, undefined, new Error(detail));
+export class TargetFailure extends Error {
+  override name = "TargetFailure";
+  constructor(
+    message: string,
+    readonly status: number = 0,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * executionFailed returns the error a client gets for a failed target:
+ * Code.FailedPrecondition "Execution failed", with a TargetFailure carrying
+ * `detail` and `status` as the cause (for logs only; it is not sent to the client).
+ */
+export function executionFailed(detail: string, status = 0): ConnectError {
+  return new ConnectError("Execution failed", Code.FailedPrecondition, undefined, undefined, new TargetFailure(detail, status));
+}
+
+/**
+ * targetStatusOf returns the HTTP status behind a target call error, or 0 when
+ * the target did not answer (timeout, connection error) or the error is not a
+ * target call error.
+ */
+export function targetStatusOf(error: unknown): number {
+  return error instanceof ConnectError && error.cause instanceof TargetFailure ? error.cause.status : 0;
 }
 
 /**
@@ -162,6 +193,7 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
       targetId: call.target.id,
       targetName: call.target.name,
       executionId: call.executionId,
+      trigger: call.trigger ?? "",
       endpoint: call.target.endpoint,
       status,
       durationMs: performance.now() - start,
@@ -184,11 +216,12 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
     let status = 0;
     // One controller for the deadline and the caller's signal; no listeners outlive the call.
     const controller = new AbortController();
+    const timeoutMs = Math.min(target.timeoutMs, call.timeoutMs ?? Infinity);
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
       controller.abort();
-    }, target.timeoutMs);
+    }, timeoutMs);
     const onAbort = () => controller.abort();
     call.signal?.addEventListener("abort", onAbort, { once: true });
     try {
@@ -213,8 +246,8 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
         },
         body: call.body,
         signal: controller.signal,
-        headersTimeout: target.timeoutMs,
-        bodyTimeout: target.timeoutMs,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
       });
       status = res.statusCode;
       const chunks: Buffer[] = [];
@@ -223,12 +256,16 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
         size += (chunk as Buffer).length;
         if (size > maxBytes) {
           res.body.destroy();
-          throw executionFailed(`target "${target.name}" answered more than ${maxBytes} bytes`);
+          throw executionFailed(`target "${target.name}" answered more than ${maxBytes} bytes`, status);
         }
         chunks.push(chunk as Buffer);
       }
       if (status < 200 || status > 299) {
-        throw executionFailed(`target "${target.name}" answered status ${status}`);
+        throw executionFailed(`target "${target.name}" answered status ${status}`, status);
+      }
+      if (call.ignoreBody === true) {
+        record(call, startTime, start, status, undefined, async);
+        return { status, json: undefined };
       }
       const text = Buffer.concat(chunks).toString("utf8");
       let json: unknown;
@@ -237,12 +274,12 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
           json = JSON.parse(text);
         } catch {
           if (target.type === "call") {
-            throw executionFailed(`target "${target.name}" answered a body that is not JSON`);
+            throw executionFailed(`target "${target.name}" answered a body that is not JSON`, status);
           }
         }
       }
       if (json !== null && typeof json === "object" && "forwardedStatusCode" in json) {
-        throw forwardedError(target, json as Record<string, unknown>);
+        throw forwardedError(target, status, json as Record<string, unknown>);
       }
       record(call, startTime, start, status, undefined, async);
       return { status, json };
@@ -250,7 +287,7 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
       let error = e;
       if (!(e instanceof ConnectError)) {
         const reason = timedOut
-          ? `timed out after ${target.timeoutMs} ms`
+          ? `timed out after ${timeoutMs} ms`
           : call.signal?.aborted
             ? "was cancelled with the RPC"
             : `could not be reached: ${describeNetworkError(e)}`;
@@ -324,19 +361,20 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
   };
 }
 
-function forwardedError(target: Target, body: Record<string, unknown>): ConnectError {
-  const status = Number(body.forwardedStatusCode);
+function forwardedError(target: Target, status: number, body: Record<string, unknown>): ConnectError {
+  const forwarded = Number(body.forwardedStatusCode);
   const message = typeof body.forwardedErrorMessage === "string" ? body.forwardedErrorMessage : "";
-  if (Number.isInteger(status) && status >= 400 && status <= 499) {
+  const detail = `target "${target.name}" forwarded status ${String(body.forwardedStatusCode)}: ${message}`;
+  if (Number.isInteger(forwarded) && forwarded >= 400 && forwarded <= 499) {
     return new ConnectError(
-      message || `forwarded status ${status}`,
-      codeFromHttpStatus(status),
+      message || `forwarded status ${forwarded}`,
+      codeFromHttpStatus(forwarded),
       undefined,
       undefined,
-      new Error(`target "${target.name}" forwarded status ${status}: ${message}`),
+      new TargetFailure(detail, status),
     );
   }
-  return executionFailed(`target "${target.name}" forwarded status ${String(body.forwardedStatusCode)}: ${message}`);
+  return executionFailed(detail, status);
 }
 
 function describeNetworkError(e: unknown): string {

@@ -1,0 +1,52 @@
+/**
+ * ActionEvent is a state change that event executions react to, shaped like
+ * an event of ZITADEL's event store.
+ */
+export interface ActionEvent {
+  readonly aggregateID: string;
+  /** For example "user". */
+  readonly aggregateType: string;
+  /** The organization that owns the aggregate. */
+  readonly resourceOwner: string;
+  readonly instanceID: string;
+  /** Version of the aggregate's event schema, for example "v2". */
+  readonly version: string;
+  /** Position of the event in its aggregate, increasing by one per event. */
+  readonly sequence: number;
+  /** For example "user.human.added". */
+  readonly eventType: string;
+  readonly createdAt: Date;
+  /** The user who caused the event, "" when unknown. */
+  readonly userID: string;
+  /** The event's own data, sent as JSON. */
+  readonly payload: unknown;
+}
+
+/**
+ * encodeEventPayload returns the JSON body that event targets receive, keys in
+ * ZITADEL's order: `{aggregateID, aggregateType, resourceOwner, instanceID,
+ * version, sequence, event_type, created_at, userID, event_payload}`, with
+ * created_at in RFC 3339 with as many fraction digits as needed (Go's RFC3339Nano).
+ */
+export function encodeEventPayload(event: ActionEvent): string {
+  return JSON.stringify({
+    aggregateID: event.aggregateID,
+    aggregateType: event.aggregateType,
+    resourceOwner: event.resourceOwner,
+    instanceID: event.instanceID,
+    version: event.version,
+    sequence: event.sequence,
+    event_type: event.eventType,
+    created_at: rfc3339Nano(event.createdAt),
+    userID: event.userID,
+    event_payload: event.payload ?? null,
+  });
+}
+
+/**
+ * rfc3339Nano formats a date as Go's time.RFC3339Nano does in UTC: trailing
+ * zeros of the fraction are dropped, and the fraction with them when it is zero.
+ */
+export function rfc3339Nano(date: Date): string {
+  return date.toISOString().replace(/\.?0+Z$/, "Z");
+}

@@ -1,0 +1,148 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { ActionStore } from "../src/action-store.js";
+import { createExecutionPlanner, type ExecutionPlanner } from "../src/execution-planner.js";
+import { runClaimsFunction, runSamlFunction } from "../src/function-contracts.js";
+import { createFunctionRunner, type FunctionRunner } from "../src/function-runner.js";
+import { silentLogger } from "../src/logger.js";
+import { createMemoryStore } from "../src/memory-store.js";
+import { createTargetDispatcher, type TargetDispatcher } from "../src/target-dispatcher.js";
+import type { TargetInput } from "../src/target.js";
+import { startTargetServer, type TargetServer } from "./helpers/target-server.js";
+
+let targets: TargetServer;
+let store: ActionStore;
+let planner: ExecutionPlanner;
+let dispatcher: TargetDispatcher;
+let runner: FunctionRunner;
+
+beforeAll(async () => {
+  targets = await startTargetServer();
+});
+afterAll(async () => {
+  await targets.close();
+});
+beforeEach(() => {
+  targets.calls.length = 0;
+  store = createMemoryStore();
+  planner = createExecutionPlanner(store);
+  dispatcher = createTargetDispatcher({ logger: silentLogger });
+  runner = createFunctionRunner({ planner, dispatcher, logger: silentLogger });
+});
+afterEach(async () => {
+  planner.close();
+  await dispatcher.close();
+});
+
+const target = (path: string, extra: Partial<TargetInput> = {}) =>
+  store.createTarget({ name: path, type: "call", endpoint: targets.endpoint(path), timeoutMs: 2000, ...extra });
+const b64 = (s: string) => Buffer.from(s).toString("base64");
+
+describe("runClaimsFunction", () => {
+  it("sends the function payload and merges the answers of all targets in order", async () => {
+    targets.route("/claims-1", {
+      body: {
+        append_claims: [
+          { key: "department", value: "research" },
+          { key: "email", value: "override@example.com" },
+          { key: "urn:zitadel:iam:org:id", value: "forged" },
+        ],
+        append_log_claims: ["first was here"],
+        set_user_metadata: [{ key: "seen", value: b64("yes") }],
+      },
+    });
+    targets.route("/claims-2", { body: { append_claims: [{ key: "level", value: 3 }, { key: "department", value: "later" }] } });
+    const a = await target("/claims-1");
+    const b = await target("/claims-2");
+    await store.setExecution({ type: "function", name: "preuserinfo" }, [{ target: a.id }, { target: b.id }]);
+    const result = await runClaimsFunction(
+      runner,
+      "preuserinfo",
+      { userinfo: { sub: "u1", email: "ada@example.com" }, user: { id: "u1" }, application: { client_id: "app-1" } },
+      { sub: "u1", email: "ada@example.com" },
+    );
+    expect(targets.callsTo("/claims-1")[0]!.json).toEqual({
+      function: "function/preuserinfo",
+      userinfo: { sub: "u1", email: "ada@example.com" },
+      user: { id: "u1" },
+      application: { client_id: "app-1" },
+    });
+    expect(result.claims).toEqual({
+      sub: "u1",
+      email: "ada@example.com",
+      department: "research",
+      level: 3,
+      "urn:zitadel:iam:action:function/preuserinfo:log": [
+        'key "email" already exists',
+        'key "urn:zitadel:iam:org:id" is reserved',
+        "first was here",
+        'key "department" already exists',
+      ],
+    });
+    expect(result.metadata).toEqual([{ key: "seen", value: new Uint8Array(Buffer.from("yes")) }]);
+  });
+
+  it("returns the claims unchanged when no execution exists", async () => {
+    const result = await runClaimsFunction(runner, "preaccesstoken", {}, { sub: "u1" });
+    expect(result).toEqual({ claims: { sub: "u1" }, metadata: [], logs: [] });
+  });
+
+  it("fails an interrupting target's function with FailedPrecondition, and skips a non-interrupting one", async () => {
+    targets.route("/down", { status: 500 });
+    targets.route("/ok", { body: { append_claims: [{ key: "k", value: "v" }] } });
+    const down = await target("/down", { interruptOnError: true });
+    const ok = await target("/ok");
+    await store.setExecution({ type: "function", name: "preaccesstoken" }, [{ target: down.id }, { target: ok.id }]);
+    await expect(runClaimsFunction(runner, "preaccesstoken", {}, {})).rejects.toMatchObject({ code: Code.FailedPrecondition });
+    await store.updateTarget(down.id, { interruptOnError: false });
+    expect((await runClaimsFunction(runner, "preaccesstoken", {}, {})).claims).toEqual({ k: "v" });
+  });
+
+  it("rejects answers that break the contract", async () => {
+    const t = await target("/bad");
+    await store.setExecution({ type: "function", name: "preuserinfo" }, [{ target: t.id }]);
+    for (const body of [
+      { append_claims: "nope" },
+      { unknown_field: [] },
+      { set_user_metadata: [{ key: "k", value: "not base64!" }] },
+      { append_log_claims: [1] },
+      [1, 2],
+    ]) {
+      targets.route("/bad", { body });
+      const error = await runClaimsFunction(runner, "preuserinfo", {}, {}).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ConnectError);
+      expect((error as ConnectError).code).toBe(Code.FailedPrecondition);
+    }
+  });
+});
+
+describe("runSamlFunction", () => {
+  it("appends attributes and collects metadata", async () => {
+    targets.route("/saml", {
+      body: {
+        append_attribute: [{ name: "role", name_format: "urn:oasis:names:tc:SAML:2.0:attrname-format:basic", value: ["admin", "dev"] }],
+        set_user_metadata: [{ key: "k", value: b64("v") }],
+      },
+    });
+    const t = await target("/saml");
+    await store.setExecution({ type: "function", name: "presamlresponse" }, [{ target: t.id }]);
+    const result = await runSamlFunction(runner, { user: { id: "u1" } }, [{ name: "email", name_format: "", value: ["a@b.c"] }]);
+    expect(targets.callsTo("/saml")[0]!.json).toEqual({ function: "function/presamlresponse", user: { id: "u1" } });
+    expect(result.attributes.map((a) => a.name)).toEqual(["email", "role"]);
+    expect(result.attributes[1]!.value).toEqual(["admin", "dev"]);
+    expect(result.metadata).toEqual([{ key: "k", value: new Uint8Array(Buffer.from("v")) }]);
+  });
+});
+
+describe("FunctionRunner", () => {
+  it("fires async targets and reports webhooks by status only", async () => {
+    targets.route("/hook", { body: { ignored: true } });
+    const hook = await target("/hook", { type: "webhook" });
+    const fire = await target("/fire", { type: "async" });
+    await store.setExecution({ type: "function", name: "preuserinfo" }, [{ target: hook.id }, { target: fire.id }]);
+    expect(await runner.run("preuserinfo", { x: 1 })).toEqual([]);
+    await targets.waitFor("/fire");
+    await dispatcher.idle();
+    expect(targets.calls.map((c) => c.path).sort()).toEqual(["/fire", "/hook"]);
+  });
+});
