@@ -288,6 +288,45 @@ export function describeStoreContract(name: string, factory: () => Promise<Store
       });
     });
 
+    describe("concurrent writes", () => {
+      it("lets exactly one of two writes that would close an include cycle win", async () => {
+        const a = await store.createTarget(hook("a"));
+        for (let i = 0; i < 5; i++) {
+          await store.setExecution({ type: "function", name: `x${i}` }, [{ target: a.id }]);
+          await store.setExecution({ type: "function", name: `y${i}` }, [{ target: a.id }]);
+          const results = await Promise.allSettled([
+            store.setExecution({ type: "function", name: `x${i}` }, [{ target: a.id }, { include: `function/y${i}` }]),
+            store.setExecution({ type: "function", name: `y${i}` }, [{ target: a.id }, { include: `function/x${i}` }]),
+          ]);
+          expect(results.filter((r) => r.status === "fulfilled").length).toBe(1);
+          for (const r of results) {
+            if (r.status === "rejected") expect(ConnectError.from(r.reason).code).toBe(Code.InvalidArgument);
+          }
+        }
+      });
+
+      it("never leaves an execution referring to a target deleted at the same time", async () => {
+        const keep = await store.createTarget(hook("keep"));
+        for (let i = 0; i < 5; i++) {
+          const t = await store.createTarget(hook(`doomed${i}`));
+          const list = i % 2 === 0 ? [{ target: t.id }] : [{ target: keep.id }, { target: t.id }];
+          const [set] = await Promise.allSettled([
+            store.setExecution({ type: "function", name: `f${i}` }, list),
+            store.deleteTarget(t.id),
+          ]);
+          if (set.status === "rejected") expect(ConnectError.from(set.reason).code).toBe(Code.NotFound);
+        }
+        const snap = await store.snapshot();
+        const ids = new Set(snap.targets.map((t) => t.id));
+        for (const e of snap.executions) {
+          expect(e.targets.length).toBeGreaterThan(0);
+          for (const entry of e.targets) {
+            if ("target" in entry) expect(ids.has(entry.target)).toBe(true);
+          }
+        }
+      });
+    });
+
     describe("snapshots and watching", () => {
       it("returns a snapshot of all targets and executions", async () => {
         const a = await store.createTarget(hook("a"));

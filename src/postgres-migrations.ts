@@ -1,0 +1,166 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import pg from "pg";
+
+/**
+ * PostgresMigration is one step of the PostgreSQL schema of connect-actions.
+ * Migrations are applied in ascending `version` order, each exactly once per
+ * schema, and recorded in the table `<schema>.migrations`.
+ */
+export interface PostgresMigration {
+  /** Positive integer, strictly greater than the version of the previous migration. */
+  readonly version: number;
+  /** Short kebab-case description, recorded next to the version. */
+  readonly name: string;
+  /**
+   * sql returns the statements of the migration. It receives the schema as a
+   * quoted identifier (for example `"connect_actions"`); the statements also
+   * run with `search_path` set to that schema, so unqualified names work, but
+   * qualify names in function bodies, which resolve them when called.
+   */
+  readonly sql: (schema: string) => string;
+}
+
+/**
+ * postgresMigrations is the ordered, append-only list of migrations of the
+ * schema used by createPostgresStore. Never change or remove an entry that
+ * has been released: append a new one with the next version instead.
+ *
+ * 1. `targets` and `executions`.
+ */
+export const postgresMigrations: readonly PostgresMigration[] = Object.freeze([
+  {
+    version: 1,
+    name: "targets-and-executions",
+    sql: (schema: string) => `
+      CREATE TABLE ${schema}.targets (
+        id text PRIMARY KEY,
+        seq bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT targets_seq_key UNIQUE,
+        name text NOT NULL CONSTRAINT targets_name_key UNIQUE,
+        type text NOT NULL CHECK (type IN ('webhook', 'call', 'async')),
+        interrupt_on_error boolean NOT NULL,
+        endpoint text NOT NULL,
+        timeout_ms integer NOT NULL CHECK (timeout_ms > 0),
+        signing_key text NOT NULL,
+        creation_date timestamptz NOT NULL,
+        change_date timestamptz NOT NULL
+      );
+      CREATE TABLE ${schema}.executions (
+        id text COLLATE "C" PRIMARY KEY,
+        condition jsonb NOT NULL,
+        targets jsonb NOT NULL CHECK (jsonb_typeof(targets) = 'array'),
+        creation_date timestamptz NOT NULL,
+        change_date timestamptz NOT NULL
+      );
+      CREATE INDEX executions_targets_idx ON ${schema}.executions USING gin (targets jsonb_path_ops);
+    `,
+  },
+]);
+
+/**
+ * MigrationTarget is what migrate runs on: a pool (a client is taken from it
+ * for the duration) or a connected client that is not inside a transaction.
+ */
+export type MigrationTarget = pg.Pool | pg.ClientBase;
+
+/**
+ * migrate brings `schema` up to date: in one transaction, under a
+ * transaction-scoped advisory lock on the schema's name (so replicas that
+ * start at once wait for each other), it creates the schema and its
+ * `migrations` table if needed, then applies the migrations of `migrations`
+ * (default postgresMigrations) that are not recorded yet, in order. Either
+ * all missing migrations are applied or none. Versions recorded in the
+ * database that the list does not know (written by a newer release) are left
+ * alone.
+ *
+ * Resolves the versions it applied, an empty list when the schema was
+ * already current. Rejects with a ConnectError with Code.InvalidArgument for
+ * a bad schema name or a malformed list, and Code.Internal when a migration
+ * fails; errors of the connection itself are passed on as the driver throws
+ * them.
+ */
+export async function migrate(
+  target: MigrationTarget,
+  schema: string,
+  migrations: readonly PostgresMigration[] = postgresMigrations,
+): Promise<number[]> {
+  validateSchemaName(schema);
+  validateMigrations(migrations);
+  const quoted = pg.escapeIdentifier(schema);
+  const pooled = target instanceof pg.Pool;
+  const client: pg.ClientBase = pooled ? await target.connect() : target;
+  let broken = false;
+  try {
+    await client.query("BEGIN");
+    try {
+      await client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [migrationLockClass, schema]);
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoted}`);
+      await client.query(
+        `CREATE TABLE IF NOT EXISTS ${quoted}.migrations (
+          version integer PRIMARY KEY,
+          name text NOT NULL,
+          applied_at timestamptz NOT NULL DEFAULT now()
+        )`,
+      );
+      const { rows } = await client.query<{ version: number }>(`SELECT version FROM ${quoted}.migrations`);
+      const applied = new Set(rows.map((r) => Number(r.version)));
+      const done: number[] = [];
+      for (const m of migrations) {
+        if (applied.has(m.version)) continue;
+        await client.query(`SET LOCAL search_path TO ${quoted}`);
+        try {
+          await client.query(m.sql(quoted));
+        } catch (error) {
+          throw new ConnectError(
+            `migration ${m.version} (${m.name}) of schema "${schema}" failed: ${error instanceof Error ? error.message : String(error)}`,
+            Code.Internal,
+            undefined,
+            undefined,
+            error,
+          );
+        }
+        await client.query(`INSERT INTO ${quoted}.migrations (version, name) VALUES ($1, $2)`, [m.version, m.name]);
+        done.push(m.version);
+      }
+      await client.query("COMMIT");
+      return done;
+    } catch (error) {
+      try {
+        await client.query("ROLLBACK");
+      } catch {
+        broken = true;
+      }
+      throw error;
+    }
+  } finally {
+    if (pooled) (client as pg.PoolClient).release(broken);
+  }
+}
+
+/**
+ * migrationLockClass is the first key of the advisory lock migrate takes; the
+ * second is the hash of the schema name.
+ */
+const migrationLockClass = 0x0ca_0001;
+
+/**
+ * validateSchemaName throws a ConnectError with Code.InvalidArgument unless
+ * `schema` is a usable PostgreSQL identifier: 1 to 63 bytes, no NUL.
+ */
+export function validateSchemaName(schema: string): void {
+  if (typeof schema !== "string" || schema === "" || Buffer.byteLength(schema) > 63 || schema.includes("\0")) {
+    throw new ConnectError(`invalid schema name "${String(schema)}": must be 1 to 63 bytes`, Code.InvalidArgument);
+  }
+}
+
+function validateMigrations(migrations: readonly PostgresMigration[]): void {
+  let previous = 0;
+  for (const m of migrations) {
+    if (!Number.isInteger(m.version) || m.version <= previous) {
+      throw new ConnectError(
+        `migration versions must be positive integers in strictly ascending order, got ${m.version} after ${previous}`,
+        Code.InvalidArgument,
+      );
+    }
+    previous = m.version;
+  }
+}

@@ -1,0 +1,711 @@
+import { randomUUID } from "node:crypto";
+import { Code, ConnectError } from "@connectrpc/connect";
+import pg from "pg";
+import type { ActionSnapshot, ActionStore } from "./action-store.js";
+import { type Condition, executionId, executionTypeOf, validateCondition } from "./condition.js";
+import { checkIncludeGraph, type Execution, type ExecutionTarget, validateExecutionTargets } from "./execution.js";
+import { newId } from "./id.js";
+import { createJsonLogger, type Logger } from "./logger.js";
+import { migrate, validateSchemaName } from "./postgres-migrations.js";
+import {
+  applyTargetPatch,
+  generateSigningKey,
+  type Target,
+  type TargetInput,
+  type TargetPatch,
+  type TargetType,
+  validateTargetInput,
+} from "./target.js";
+
+/**
+ * PostgresStoreOptions configures createPostgresStore. Set at most one of
+ * `connectionString` and `pool`; with neither, the store connects with the
+ * libpq environment variables (PGHOST, PGUSER, PGDATABASE, ...).
+ */
+export interface PostgresStoreOptions {
+  /**
+   * Connection string of the database, for example
+   * "postgres://user@host:5432/db". The store creates its own pool from it
+   * (with a connection timeout of 10 s) and ends the pool on close.
+   */
+  readonly connectionString?: string;
+  /**
+   * Pool to run queries on. The store does not end it on close. The LISTEN
+   * connection is a separate client created with the pool's options.
+   */
+  readonly pool?: pg.Pool;
+  /** Schema of the store's tables, created if missing. Default "connect_actions". */
+  readonly schema?: string;
+  /**
+   * LISTEN/NOTIFY channel through which store instances sharing the database
+   * tell each other of changes. Default: the schema followed by "_changes",
+   * for example "connect_actions_changes".
+   */
+  readonly channel?: string;
+  /** Where the store logs lost connections and reconnects. Default createJsonLogger(). */
+  readonly logger?: Logger;
+  /** Clock of creation and change dates. Default `() => new Date()`. */
+  readonly now?: () => Date;
+}
+
+/**
+ * PostgresStore is an ActionStore kept in PostgreSQL, shared by every store
+ * instance (every replica) using the same database and schema.
+ */
+export interface PostgresStore extends ActionStore {
+  /** pool is the pool the store queries through, given or created. */
+  readonly pool: pg.Pool;
+  /** schema is the schema of the store's tables. */
+  readonly schema: string;
+  /** channel is the LISTEN/NOTIFY channel of change notifications. */
+  readonly channel: string;
+  /**
+   * listenerPid returns the backend process ID of the LISTEN connection
+   * (see pg_stat_activity), or undefined while it is reconnecting or after
+   * close. For diagnostics.
+   */
+  listenerPid(): number | undefined;
+}
+
+/** First key of the advisory lock that serializes changes to executions. */
+const graphLockClass = 0x0ca_0002;
+/** Backoff of LISTEN reconnects: first delay, doubling up to the max, with jitter. */
+const reconnectMinMs = 100;
+const reconnectMaxMs = 5_000;
+/** A LISTEN connection that lasted this long resets the backoff. */
+const stableAfterMs = 30_000;
+/** How often the LISTEN connection is checked with a query, and how long the check may take. */
+const heartbeatIntervalMs = 10_000;
+const heartbeatTimeoutMs = 5_000;
+/** Connection timeout of the pool the store creates and of the LISTEN connection. */
+const connectTimeoutMs = 10_000;
+
+interface TargetRow {
+  id: string;
+  name: string;
+  type: string;
+  interrupt_on_error: boolean;
+  endpoint: string;
+  timeout_ms: number;
+  signing_key: string;
+  creation_date: Date | string;
+  change_date: Date | string;
+}
+
+interface ExecutionRow {
+  id: string;
+  condition: unknown;
+  targets: unknown;
+  creation_date: Date | string;
+  change_date: Date | string;
+}
+
+interface Listening {
+  readonly pid: number;
+  readonly heartbeat: NodeJS.Timeout;
+  /** When the connection was set up, in epoch milliseconds. */
+  readonly since: number;
+  /** end closes the connection without reconnecting. */
+  end(): Promise<void>;
+}
+
+/**
+ * createPostgresStore connects to PostgreSQL, brings the schema up to date
+ * (see migrate) and starts listening for changes made by other store
+ * instances. It resolves once the store is ready, and rejects with a
+ * ConnectError (Code.InvalidArgument for bad options, Code.Unavailable when
+ * the database cannot be reached) otherwise.
+ *
+ * Every write is one transaction. Writes to executions, and target deletions,
+ * are serialized by an advisory lock, so existence, include cycle and depth
+ * checks cannot race. Watchers hear of this instance's changes after COMMIT
+ * and before the write's promise resolves, and of other instances' changes
+ * through NOTIFY, typically within milliseconds. When the LISTEN connection is
+ * lost, it reconnects with backoff and then calls the watchers once, since
+ * changes may have been missed meanwhile.
+ */
+export async function createPostgresStore(options: PostgresStoreOptions = {}): Promise<PostgresStore> {
+  if (options.connectionString !== undefined && options.pool !== undefined) {
+    throw new ConnectError("set connectionString or pool, not both", Code.InvalidArgument);
+  }
+  const schema = options.schema ?? "connect_actions";
+  validateSchemaName(schema);
+  const channel = options.channel ?? `${schema}_changes`;
+  if (channel === "" || Buffer.byteLength(channel) > 63 || channel.includes("\0")) {
+    throw new ConnectError(
+      `invalid channel "${channel}": must be 1 to 63 bytes${options.channel === undefined ? ", set the channel option" : ""}`,
+      Code.InvalidArgument,
+    );
+  }
+  const logger = options.logger ?? createJsonLogger();
+  const clock = options.now ?? (() => new Date());
+  const ownsPool = options.pool === undefined;
+  const pool =
+    options.pool ??
+    new pg.Pool({
+      ...(options.connectionString !== undefined ? { connectionString: options.connectionString } : {}),
+      connectionTimeoutMillis: connectTimeoutMs,
+    });
+  if (ownsPool) {
+    // An idle client losing its connection must not crash the process.
+    pool.on("error", (error) => logger.warn("postgres store: idle connection failed", { error, schema }));
+  }
+
+  const q = pg.escapeIdentifier(schema);
+  const instanceId = randomUUID();
+  const payload = JSON.stringify({ source: instanceId });
+  const listeners = new Set<() => void>();
+  let closed = false;
+  let closing: Promise<void> | undefined;
+
+  const changed = () => {
+    for (const listener of [...listeners]) {
+      try {
+        listener();
+      } catch {
+        // A watcher's failure is its own; the write has happened.
+      }
+    }
+  };
+  const open = () => {
+    if (closed) throw new ConnectError("store is closed", Code.Unavailable);
+  };
+  const now = () => {
+    const date = clock();
+    // A copy, in whole milliseconds, so that what is stored is what is returned.
+    return new Date(Math.trunc(date.getTime()));
+  };
+
+  /**
+   * transaction runs `fn` in a transaction on a client of the pool: COMMIT
+   * when it resolves, ROLLBACK when it throws. Errors become ConnectErrors.
+   */
+  const transaction = async <T>(fn: (client: pg.PoolClient) => Promise<T>, begin = "BEGIN"): Promise<T> => {
+    open();
+    let client: pg.PoolClient;
+    try {
+      client = await pool.connect();
+    } catch (error) {
+      throw toConnectError(error);
+    }
+    let broken = false;
+    try {
+      await client.query(begin);
+      const value = await fn(client);
+      await client.query("COMMIT");
+      return value;
+    } catch (error) {
+      try {
+        await client.query("ROLLBACK");
+      } catch {
+        broken = true; // the connection is unusable: let the pool drop it
+      }
+      throw toConnectError(error);
+    } finally {
+      client.release(broken);
+    }
+  };
+  const notify = (client: pg.PoolClient) => client.query("SELECT pg_notify($1, $2)", [channel, payload]);
+  const lockGraph = (client: pg.PoolClient) =>
+    client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [graphLockClass, schema]);
+  const read = async <R extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<R[]> => {
+    open();
+    try {
+      return (await pool.query<R>(text, values)).rows;
+    } catch (error) {
+      throw toConnectError(error);
+    }
+  };
+
+  const targetColumns = "id, name, type, interrupt_on_error, endpoint, timeout_ms, signing_key, creation_date, change_date";
+  const executionColumns = "id, condition, targets, creation_date, change_date";
+
+  // --- LISTEN connection -----------------------------------------------------
+
+  const listenConfig: pg.ClientConfig = {
+    ...pool.options,
+    keepAlive: true,
+    connectionTimeoutMillis: pool.options.connectionTimeoutMillis || connectTimeoutMs,
+    application_name: `${pool.options.application_name ?? "connect-actions"} listener`,
+  };
+  let listening: Listening | undefined;
+  let attempt: Promise<void> | undefined; // a reconnection attempt in flight, never rejects
+  let retryTimer: NodeJS.Timeout | undefined;
+  let failures = 0;
+
+  const onNotification = (message: pg.Notification) => {
+    if (message.channel !== channel) return;
+    let source: unknown;
+    try {
+      source = (JSON.parse(message.payload ?? "") as { source?: unknown }).source;
+    } catch {
+      // Not ours to parse: treat it as a change made elsewhere.
+    }
+    if (source === instanceId) return; // our watchers heard of it already
+    changed();
+  };
+
+  /**
+   * listen opens a LISTEN connection. It resolves once notifications flow,
+   * and rejects when the connection could not be set up.
+   */
+  const listen = async (reconnecting: boolean): Promise<void> => {
+    const client = new pg.Client(listenConfig);
+    let up: Listening | undefined;
+    let gone = false;
+    let ending: Promise<void> | undefined;
+    const end = () => (ending ??= client.end().catch(() => {}));
+    const lost = (error?: unknown) => {
+      if (gone) return;
+      gone = true;
+      if (up !== undefined) clearInterval(up.heartbeat);
+      if (listening !== undefined && listening === up) listening = undefined;
+      void end();
+      if (up !== undefined && !closed) {
+        // Back off from where the last attempts left off, unless the
+        // connection had been fine for a while: one that dies right after
+        // every reconnect must not be reopened in a tight loop.
+        if (Date.now() - up.since >= stableAfterMs) failures = 0;
+        logger.warn("postgres store: lost the LISTEN connection, reconnecting", { error, schema, channel });
+        scheduleReconnect();
+      }
+    };
+    client.on("error", lost);
+    client.on("end", () => lost(new Error("connection ended")));
+    client.on("notification", onNotification);
+    let pid: number;
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+      const { rows } = await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
+      pid = Number(rows[0]?.pid);
+      if (gone) throw new Error("connection ended");
+    } catch (error) {
+      lost(error);
+      throw error;
+    }
+    if (closed) {
+      lost();
+      await end();
+      return;
+    }
+    const heartbeat = setInterval(() => {
+      // A connection that silently went away is noticed here; ending it
+      // while the query is pending destroys the socket.
+      const timer = setTimeout(() => lost(new Error(`heartbeat got no answer within ${heartbeatTimeoutMs} ms`)), heartbeatTimeoutMs);
+      timer.unref();
+      client.query("SELECT 1").then(
+        () => clearTimeout(timer),
+        (error: unknown) => {
+          clearTimeout(timer);
+          lost(error);
+        },
+      );
+    }, heartbeatIntervalMs);
+    heartbeat.unref();
+    up = {
+      pid,
+      heartbeat,
+      since: Date.now(),
+      end: () => {
+        gone = true;
+        clearInterval(heartbeat);
+        return end();
+      },
+    };
+    listening = up;
+    if (reconnecting) {
+      logger.info("postgres store: LISTEN connection restored", { schema, channel });
+      // Changes made while the connection was down were not announced.
+      changed();
+    }
+  };
+
+  const scheduleReconnect = () => {
+    if (closed || retryTimer !== undefined) return;
+    const ceiling = Math.min(reconnectMaxMs, reconnectMinMs * 2 ** failures);
+    const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+    failures++;
+    retryTimer = setTimeout(() => {
+      retryTimer = undefined;
+      if (closed) return;
+      attempt = listen(true).then(
+        () => {
+          attempt = undefined;
+        },
+        (error: unknown) => {
+          attempt = undefined;
+          if (closed) return;
+          logger.warn("postgres store: could not restore the LISTEN connection", { error, schema, channel });
+          scheduleReconnect();
+        },
+      );
+    }, delay);
+  };
+
+  // --- start -----------------------------------------------------------------
+
+  try {
+    await migrate(pool, schema);
+    await listen(false);
+  } catch (error) {
+    closed = true;
+    if (ownsPool) await pool.end().catch(() => {});
+    throw toConnectError(error);
+  }
+
+  // --- the store -------------------------------------------------------------
+
+  return {
+    pool,
+    schema,
+    channel,
+
+    listenerPid() {
+      return listening?.pid;
+    },
+
+    async createTarget(input: TargetInput) {
+      open();
+      const fields = validateTargetInput(input);
+      const target = await transaction(async (client) => {
+        for (;;) {
+          const date = now();
+          const candidate: Target = Object.freeze({
+            id: newId(),
+            ...fields,
+            signingKey: generateSigningKey(),
+            creationDate: date,
+            changeDate: date,
+          });
+          let inserted: number | null;
+          try {
+            inserted = (
+              await client.query(
+                `INSERT INTO ${q}.targets (${targetColumns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+                 ON CONFLICT (id) DO NOTHING`,
+                [
+                  candidate.id,
+                  candidate.name,
+                  candidate.type,
+                  candidate.interruptOnError,
+                  candidate.endpoint,
+                  candidate.timeoutMs,
+                  candidate.signingKey,
+                  date,
+                ],
+              )
+            ).rowCount;
+          } catch (error) {
+            throw nameTaken(error, fields.name);
+          }
+          // Zero rows: another process generated the same ID; draw a new one.
+          if (inserted === 1) {
+            await notify(client);
+            return candidate;
+          }
+        }
+      });
+      changed();
+      return target;
+    },
+
+    async updateTarget(id: string, patch: TargetPatch) {
+      open();
+      if (!storableId(id)) throw new ConnectError(`target "${String(id)}" not found`, Code.NotFound);
+      const next = await transaction(async (client) => {
+        const { rows } = await client.query<TargetRow>(`SELECT ${targetColumns} FROM ${q}.targets WHERE id = $1 FOR UPDATE`, [id]);
+        const row = rows[0];
+        if (row === undefined) {
+          throw new ConnectError(`target "${id}" not found`, Code.NotFound);
+        }
+        const updated = Object.freeze(applyTargetPatch(targetFromRow(row), patch, now()));
+        try {
+          await client.query(
+            `UPDATE ${q}.targets SET name = $2, type = $3, interrupt_on_error = $4, endpoint = $5, timeout_ms = $6,
+               signing_key = $7, change_date = $8
+             WHERE id = $1`,
+            [
+              id,
+              updated.name,
+              updated.type,
+              updated.interruptOnError,
+              updated.endpoint,
+              updated.timeoutMs,
+              updated.signingKey,
+              updated.changeDate,
+            ],
+          );
+        } catch (error) {
+          throw nameTaken(error, updated.name);
+        }
+        await notify(client);
+        return updated;
+      });
+      changed();
+      return next;
+    },
+
+    async deleteTarget(id: string) {
+      open();
+      if (!storableId(id)) return false;
+      const deleted = await transaction(async (client) => {
+        await lockGraph(client);
+        const removed = await client.query(`DELETE FROM ${q}.targets WHERE id = $1`, [id]);
+        if (removed.rowCount !== 1) return false;
+        const { rows } = await client.query<{ id: string; targets: unknown }>(
+          `SELECT id, targets FROM ${q}.executions WHERE targets @> $1::jsonb`,
+          [JSON.stringify([{ target: id }])],
+        );
+        const date = now();
+        for (const row of rows) {
+          const rest = entriesFromJson(row.targets).filter((t) => !("target" in t && t.target === id));
+          if (rest.length === 0) {
+            await client.query(`DELETE FROM ${q}.executions WHERE id = $1`, [row.id]);
+          } else {
+            await client.query(`UPDATE ${q}.executions SET targets = $2::jsonb, change_date = $3 WHERE id = $1`, [
+              row.id,
+              JSON.stringify(rest),
+              date,
+            ]);
+          }
+        }
+        await notify(client);
+        return true;
+      });
+      if (deleted) changed();
+      return deleted;
+    },
+
+    async getTarget(id: string) {
+      open();
+      if (!storableId(id)) return undefined;
+      const rows = await read<TargetRow>(`SELECT ${targetColumns} FROM ${q}.targets WHERE id = $1`, [id]);
+      return rows[0] === undefined ? undefined : targetFromRow(rows[0]);
+    },
+
+    async listTargets() {
+      const rows = await read<TargetRow>(`SELECT ${targetColumns} FROM ${q}.targets ORDER BY seq`);
+      return rows.map(targetFromRow);
+    },
+
+    async setExecution(condition: Condition, list: readonly ExecutionTarget[]) {
+      open();
+      const normalized = validateCondition(condition);
+      const id = executionId(normalized);
+      const entries = validateExecutionTargets(id, list);
+      const result = await transaction(async (client) => {
+        await lockGraph(client);
+        const { rows: currentRows } = await client.query<{ creation_date: Date | string }>(
+          `SELECT creation_date FROM ${q}.executions WHERE id = $1`,
+          [id],
+        );
+        const current = currentRows[0];
+        if (entries.length === 0) {
+          if (current === undefined) return { changed: false, execution: undefined };
+          await client.query(`DELETE FROM ${q}.executions WHERE id = $1`, [id]);
+          await notify(client);
+          return { changed: true, execution: undefined };
+        }
+        const targetIds = entries.flatMap((e) => ("target" in e ? [e.target] : []));
+        if (targetIds.length > 0) {
+          const { rows } = await client.query<{ id: string }>(`SELECT id FROM ${q}.targets WHERE id = ANY($1::text[])`, [
+            targetIds.filter(storableId),
+          ]);
+          const found = new Set(rows.map((r) => r.id));
+          const missing = targetIds.find((t) => !found.has(t));
+          if (missing !== undefined) {
+            throw new ConnectError(`target "${missing}" not found`, Code.NotFound);
+          }
+        }
+        // Includes only connect executions of one type: load that part of the graph.
+        const type = executionTypeOf(id);
+        const { rows: graphRows } = await client.query<{ id: string; targets: unknown }>(
+          `SELECT id, targets FROM ${q}.executions WHERE id = $1 OR starts_with(id, $2)`,
+          [type, `${type}/`],
+        );
+        const lists = new Map<string, readonly ExecutionTarget[]>();
+        const includers = new Map<string, string[]>();
+        for (const row of graphRows) {
+          const rowEntries = entriesFromJson(row.targets);
+          lists.set(row.id, rowEntries);
+          for (const e of rowEntries) {
+            if (!("include" in e)) continue;
+            const parents = includers.get(e.include);
+            if (parents === undefined) includers.set(e.include, [row.id]);
+            else parents.push(row.id);
+          }
+        }
+        checkIncludeGraph(
+          id,
+          entries,
+          (x) => lists.get(x),
+          (x) => includers.get(x) ?? [],
+        );
+        const date = now();
+        const execution = freezeExecution({
+          id,
+          condition: normalized,
+          targets: entries,
+          creationDate: current === undefined ? date : toDate(current.creation_date),
+          changeDate: date,
+        });
+        await client.query(
+          `INSERT INTO ${q}.executions (${executionColumns}) VALUES ($1, $2::jsonb, $3::jsonb, $4, $5)
+           ON CONFLICT (id) DO UPDATE SET condition = EXCLUDED.condition, targets = EXCLUDED.targets,
+             change_date = EXCLUDED.change_date`,
+          [id, JSON.stringify(normalized), JSON.stringify(entries), execution.creationDate, date],
+        );
+        await notify(client);
+        return { changed: true, execution };
+      });
+      if (result.changed) changed();
+      return result.execution;
+    },
+
+    async getExecution(id: string) {
+      open();
+      if (!storableId(id)) return undefined;
+      const rows = await read<ExecutionRow>(`SELECT ${executionColumns} FROM ${q}.executions WHERE id = $1`, [id]);
+      return rows[0] === undefined ? undefined : executionFromRow(rows[0]);
+    },
+
+    async listExecutions() {
+      const rows = await read<ExecutionRow>(`SELECT ${executionColumns} FROM ${q}.executions ORDER BY id`);
+      return rows.map(executionFromRow);
+    },
+
+    async snapshot(): Promise<ActionSnapshot> {
+      return transaction(async (client) => {
+        const targets = await client.query<TargetRow>(`SELECT ${targetColumns} FROM ${q}.targets ORDER BY seq`);
+        const executions = await client.query<ExecutionRow>(`SELECT ${executionColumns} FROM ${q}.executions ORDER BY id`);
+        return { targets: targets.rows.map(targetFromRow), executions: executions.rows.map(executionFromRow) };
+      }, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+    },
+
+    watch(listener: () => void) {
+      listeners.add(listener);
+      return () => {
+        listeners.delete(listener);
+      };
+    },
+
+    close() {
+      closing ??= (async () => {
+        closed = true;
+        listeners.clear();
+        if (retryTimer !== undefined) {
+          clearTimeout(retryTimer);
+          retryTimer = undefined;
+        }
+        await attempt;
+        const current = listening;
+        listening = undefined;
+        if (current !== undefined) await current.end();
+        if (ownsPool) await pool.end();
+      })();
+      return closing;
+    },
+  };
+}
+
+/**
+ * storableId tells whether `id` can be the ID of a stored row: PostgreSQL
+ * text cannot hold NUL, and a non-string is no ID (as in the memory store,
+ * looking such IDs up finds nothing).
+ */
+function storableId(id: unknown): id is string {
+  return typeof id === "string" && !id.includes("\0");
+}
+
+/**
+ * nameTaken turns a unique violation of the target name into
+ * Code.AlreadyExists, and returns other errors unchanged.
+ */
+function nameTaken(error: unknown, name: string): unknown {
+  if (error instanceof pg.DatabaseError && error.code === "23505" && error.constraint === "targets_name_key") {
+    return new ConnectError(`a target named "${name}" already exists`, Code.AlreadyExists, undefined, undefined, error);
+  }
+  return error;
+}
+
+/**
+ * toConnectError turns an error of the driver into a ConnectError:
+ * Code.Unavailable when the database cannot be reached or is shutting down,
+ * Code.Aborted for a serialization failure or deadlock, Code.DeadlineExceeded
+ * for a statement timeout, Code.InvalidArgument for text PostgreSQL cannot
+ * store (NUL characters) and Code.Internal for anything else.
+ */
+function toConnectError(error: unknown): ConnectError {
+  if (error instanceof ConnectError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  if (error instanceof pg.DatabaseError) {
+    const sqlState = error.code ?? "";
+    let code = Code.Internal;
+    if (sqlState.startsWith("08") || sqlState.startsWith("53") || sqlState.startsWith("57P")) {
+      code = Code.Unavailable;
+    } else if (sqlState === "40001" || sqlState === "40P01") {
+      code = Code.Aborted;
+    } else if (sqlState === "57014") {
+      code = Code.DeadlineExceeded;
+    } else if (sqlState === "22021" || sqlState === "22P05") {
+      // A string PostgreSQL cannot store, such as one holding NUL.
+      code = Code.InvalidArgument;
+    }
+    return new ConnectError(`postgres store: ${message} (SQLSTATE ${sqlState})`, code, undefined, undefined, error);
+  }
+  const systemCode = (error as { code?: unknown } | null)?.code;
+  const unreachable =
+    (typeof systemCode === "string" && systemCode.startsWith("E")) ||
+    /connect|terminated|timeout|pool/i.test(message);
+  return new ConnectError(`postgres store: ${message}`, unreachable ? Code.Unavailable : Code.Internal, undefined, undefined, error);
+}
+
+function toDate(value: Date | string): Date {
+  return value instanceof Date ? value : new Date(value);
+}
+
+function parseJson(value: unknown): unknown {
+  return typeof value === "string" ? JSON.parse(value) : value;
+}
+
+function entriesFromJson(value: unknown): ExecutionTarget[] {
+  const list = parseJson(value);
+  if (!Array.isArray(list)) return [];
+  return list.map((e: { target?: unknown; include?: unknown }) =>
+    typeof e.target === "string" ? { target: e.target } : { include: String(e.include) },
+  );
+}
+
+function targetFromRow(row: TargetRow): Target {
+  return Object.freeze({
+    id: row.id,
+    name: row.name,
+    type: row.type as TargetType,
+    interruptOnError: row.interrupt_on_error,
+    endpoint: row.endpoint,
+    timeoutMs: Number(row.timeout_ms),
+    signingKey: row.signing_key,
+    creationDate: toDate(row.creation_date),
+    changeDate: toDate(row.change_date),
+  });
+}
+
+function executionFromRow(row: ExecutionRow): Execution {
+  return freezeExecution({
+    id: row.id,
+    // Rebuilt by validateCondition for a canonical key order ("type" first).
+    condition: validateCondition(parseJson(row.condition) as Condition),
+    targets: entriesFromJson(row.targets),
+    creationDate: toDate(row.creation_date),
+    changeDate: toDate(row.change_date),
+  });
+}
+
+function freezeExecution(e: Execution): Execution {
+  return Object.freeze({
+    ...e,
+    condition: Object.freeze({ ...e.condition }),
+    targets: Object.freeze(e.targets.map((t) => Object.freeze({ ...t }))),
+  });
+}
