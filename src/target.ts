@@ -114,6 +114,9 @@ export function applyTargetPatch(target: Target, patch: TargetPatch, now: Date):
   };
 }
 
+/** Matches a UTF-16 surrogate without its pair: text that no database can store as given. */
+const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 function invalid(message: string): ConnectError {
   return new ConnectError(message, Code.InvalidArgument);
 }
@@ -126,8 +129,8 @@ function validateName(name: unknown): string {
   if (trimmed.length > 1000) {
     throw invalid("target name must be at most 1000 characters");
   }
-  if (/[\u0000-\u001f\u007f]/.test(trimmed)) {
-    throw invalid("target name must not contain control characters");
+  if (/[\u0000-\u001f\u007f]/.test(trimmed) || loneSurrogate.test(trimmed)) {
+    throw invalid("target name must not contain control characters or broken Unicode");
   }
   return trimmed;
 }
@@ -156,6 +159,9 @@ function validateEndpoint(endpoint: unknown): string {
   }
   if (endpoint.length > 2048) {
     throw invalid("target endpoint must be at most 2048 characters");
+  }
+  if (/[\u0000-\u0020\u007f]/.test(endpoint) || loneSurrogate.test(endpoint)) {
+    throw invalid("target endpoint must not contain spaces, control characters or broken Unicode");
   }
   let url: URL;
   try {
