@@ -1,6 +1,8 @@
 // `npm start`: the sample server on PORT (default 8080) and HOST (default 127.0.0.1).
+// The management API (ActionService) needs "Authorization: Bearer <token>": the token is
+// ACTIONS_ADMIN_TOKEN, or a random one generated and printed at start.
 import { createJsonLogger } from "../logger.js";
-import { startSampleServer } from "./sample-server.js";
+import { generateAdminToken, startSampleServer } from "./sample-server.js";
 
 const logger = createJsonLogger({ level: (process.env.LOG_LEVEL as "info" | undefined) ?? "info" });
 const port = Number(process.env.PORT ?? 8080);
@@ -8,8 +10,25 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   logger.error("PORT must be a port number", { port: process.env.PORT });
   process.exit(2);
 }
-const server = await startSampleServer({ port, host: process.env.HOST ?? "127.0.0.1", logger });
-logger.info("sample server listening", { url: server.url });
+const fromEnv = process.env.ACTIONS_ADMIN_TOKEN;
+if (fromEnv !== undefined && fromEnv.trim() === "") {
+  logger.error("ACTIONS_ADMIN_TOKEN is set but empty; unset it to get a generated token");
+  process.exit(2);
+}
+const adminToken = fromEnv?.trim() ?? generateAdminToken();
+const server = await startSampleServer({ port, host: process.env.HOST ?? "127.0.0.1", logger, adminToken });
+if (fromEnv === undefined) {
+  // A generated token is useless unless the operator learns it; one from the environment is not echoed.
+  logger.info("sample server listening", { url: server.url, adminToken, adminTokenSource: "generated" });
+} else {
+  logger.info("sample server listening", { url: server.url, adminTokenSource: "ACTIONS_ADMIN_TOKEN" });
+}
+const shownToken = fromEnv === undefined ? adminToken : "$ACTIONS_ADMIN_TOKEN";
+process.stderr.write(
+  `\nManagement API (ActionService v2beta and v2) at ${server.url}, for example:\n` +
+    `  curl -H 'Authorization: Bearer ${shownToken}' ${server.url}/v2beta/actions/executions/methods\n` +
+    (fromEnv === undefined ? "Set ACTIONS_ADMIN_TOKEN to choose the token yourself.\n\n" : "\n"),
+);
 const stop = async (signal: string) => {
   logger.info("shutting down", { signal });
   await server.close();

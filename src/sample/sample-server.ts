@@ -1,15 +1,21 @@
-import type { Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { randomBytes } from "node:crypto";
+import { createConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
+import { ActionService as ActionServiceV2 } from "../../gen/zitadel/action/v2/action_service_pb.js";
+import { ActionService as ActionServiceV2beta } from "../../gen/zitadel/action/v2beta/action_service_pb.js";
 import { UserService } from "../../gen/zitadel/user/v2/user_service_pb.js";
+import { createActionService } from "../action-service.js";
 import type { ActionStore } from "../action-store.js";
 import { createActionsInterceptor } from "../actions-interceptor.js";
+import { createBearerAuthInterceptor } from "../bearer-auth.js";
 import { type CallerContext, callerContextKey } from "../caller-context.js";
 import { createExecutionPlanner } from "../execution-planner.js";
 import { type Logger, createJsonLogger } from "../logger.js";
 import { createMemoryStore } from "../memory-store.js";
+import { createNodeRouterHandler } from "../node-router-handler.js";
 import { createTargetDispatcher, type TargetDispatcher } from "../target-dispatcher.js";
 import { listenCleartext } from "./cleartext-server.js";
-import { createUserService } from "./user-service.js";
+import { createUserService, userEventTypes } from "./user-service.js";
 
 /**
  * SampleServerOptions configures startSampleServer.
@@ -27,11 +33,26 @@ export interface SampleServerOptions {
   readonly instanceID?: string;
   /** Logger, default JSON lines on stderr at level "info". */
   readonly logger?: Logger;
+  /**
+   * Bearer token of the management API (the ActionService v2beta and v2),
+   * default a new random one (see generateAdminToken).
+   */
+  readonly adminToken?: string;
+  /**
+   * Run the actions interceptor, default true. False serves the same services
+   * without it (for example as a benchmark baseline).
+   */
+  readonly actions?: boolean;
 }
 
 /**
- * SampleServer is a running sample: zitadel.user.v2.UserService behind the
- * actions interceptor, over Connect, gRPC and gRPC-web on one cleartext port.
+ * SampleServer is a running sample on one cleartext port, over Connect, gRPC,
+ * gRPC-web and REST (the google.api.http paths of ZITADEL):
+ *
+ * - zitadel.user.v2.UserService behind the actions interceptor, and
+ * - the management API, zitadel.action.v2beta.ActionService and
+ *   zitadel.action.v2.ActionService, which needs `Authorization: Bearer
+ *   <adminToken>` and is never intercepted by `all` executions.
  */
 export interface SampleServer {
   /** Base URL, "http://host:port". */
@@ -39,6 +60,8 @@ export interface SampleServer {
   readonly port: number;
   readonly store: ActionStore;
   readonly dispatcher: TargetDispatcher;
+  /** The bearer token of the management API. */
+  readonly adminToken: string;
   /** close stops the server, then waits for async target calls. */
   close(): Promise<void>;
 }
@@ -61,22 +84,46 @@ export function sampleContext(instanceID: string): Interceptor {
 }
 
 /**
+ * generateAdminToken returns a new random admin token: 32 random bytes, base64url.
+ */
+export function generateAdminToken(): string {
+  return randomBytes(32).toString("base64url");
+}
+
+/**
  * startSampleServer starts the sample server and resolves once it listens.
+ * The interceptors run in this order: bearer authentication of the
+ * ActionService, the caller context, the actions interceptor.
  */
 export async function startSampleServer(options: SampleServerOptions = {}): Promise<SampleServer> {
   const logger = options.logger ?? createJsonLogger();
   const store = options.store ?? createMemoryStore();
   const dispatcher = options.dispatcher ?? createTargetDispatcher({ logger });
   const instanceID = options.instanceID ?? "sample-instance";
-  const planner = createExecutionPlanner(store, {
-    onStaleError: (error) => logger.error("store unreadable, using the previous execution plan", { error }),
+  const planner =
+    options.actions === false
+      ? undefined
+      : createExecutionPlanner(store, {
+          onStaleError: (error) => logger.error("store unreadable, using the previous execution plan", { error }),
+        });
+  const adminToken = options.adminToken ?? generateAdminToken();
+  const router = createConnectRouter({
+    interceptors: [
+      createBearerAuthInterceptor({ tokens: adminToken }),
+      sampleContext(instanceID),
+      ...(planner === undefined ? [] : [createActionsInterceptor({ planner, dispatcher, logger })]),
+    ],
+    acceptCompression: [compressionGzip, compressionBrotli],
   });
-  const handler = connectNodeAdapter({
-    routes: (router) => {
-      router.service(UserService, createUserService());
-    },
-    interceptors: [sampleContext(instanceID), createActionsInterceptor({ planner, dispatcher, logger })],
+  const actions = createActionService({
+    store,
+    services: [UserService, ActionServiceV2beta, ActionServiceV2],
+    eventTypes: userEventTypes,
   });
+  router.service(UserService, createUserService());
+  router.service(ActionServiceV2beta, actions);
+  router.service(ActionServiceV2, actions);
+  const handler = createNodeRouterHandler({ router, logger });
   const listener = await listenCleartext(handler, { port: options.port, host: options.host });
   const host = options.host ?? "127.0.0.1";
   return {
@@ -84,9 +131,10 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
     port: listener.port,
     store,
     dispatcher,
+    adminToken,
     async close() {
       await listener.close();
-      planner.close();
+      planner?.close();
       await dispatcher.close();
     },
   };
