@@ -30,8 +30,9 @@ export interface ActionStore {
   updateTarget(id: string, patch: TargetPatch): Promise<Target>;
   /**
    * deleteTarget removes a target and every reference to it from executions;
-   * an execution left with no entries is removed. Resolves false when there
-   * was no such target (which is not an error).
+   * an execution left with no entries is removed, and so are the includes of
+   * a removed execution (in cascade). Resolves false when there was no such
+   * target (which is not an error).
    */
   deleteTarget(id: string): Promise<boolean>;
   /** getTarget returns a target, or undefined. */
@@ -40,7 +41,8 @@ export interface ActionStore {
   listTargets(): Promise<readonly Target[]>;
   /**
    * setExecution replaces the list of the execution of `condition` and returns
-   * it; an empty list removes the execution and resolves undefined.
+   * it; an empty list removes the execution, and the includes of it from
+   * other executions (in cascade, as for deleteTarget), and resolves undefined.
    * Code.InvalidArgument for a malformed condition or list, an include cycle or
    * an include chain deeper than maxIncludeDepth; Code.NotFound for an unknown
    * target or included execution.

@@ -59,6 +59,26 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): ActionStore
     }
   };
 
+  /**
+   * dropExecution removes an execution and the includes of it from other
+   * executions; one left with no entries is dropped the same way.
+   */
+  const dropExecution = (id: string, date: Date) => {
+    const pending = [id];
+    for (let next = pending.shift(); next !== undefined; next = pending.shift()) {
+      const parents = [...includersOf(next)];
+      putExecution(next, undefined);
+      for (const parentId of parents) {
+        const parent = executions.get(parentId);
+        if (parent === undefined) continue;
+        const gone = next;
+        const rest = parent.targets.filter((t) => !("include" in t && t.include === gone));
+        if (rest.length === 0) pending.push(parentId);
+        else putExecution(parentId, freezeExecution({ ...parent, targets: rest, changeDate: date }));
+      }
+    }
+  };
+
   return {
     async createTarget(input: TargetInput) {
       open();
@@ -108,7 +128,8 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): ActionStore
       for (const e of [...executions.values()]) {
         if (!e.targets.some((t) => "target" in t && t.target === id)) continue;
         const rest = e.targets.filter((t) => !("target" in t && t.target === id));
-        putExecution(e.id, rest.length === 0 ? undefined : freezeExecution({ ...e, targets: rest, changeDate: date }));
+        if (rest.length === 0) dropExecution(e.id, date);
+        else putExecution(e.id, freezeExecution({ ...e, targets: rest, changeDate: date }));
       }
       changed();
       return true;
@@ -132,7 +153,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): ActionStore
       const current = executions.get(id);
       if (entries.length === 0) {
         if (current !== undefined) {
-          putExecution(id, undefined);
+          dropExecution(id, now());
           changed();
         }
         return undefined;

@@ -180,6 +180,35 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
    * transaction runs `fn` in a transaction on a client of the pool: COMMIT
    * when it resolves, ROLLBACK when it throws. Errors become ConnectErrors.
    */
+  /**
+   * dropExecution deletes an execution and removes the includes of it from
+   * other executions; one left with no entries is dropped the same way. Runs
+   * inside the caller's transaction, under the graph lock.
+   */
+  const dropExecution = async (client: pg.PoolClient, id: string, date: Date): Promise<void> => {
+    const pending = [id];
+    for (let next = pending.shift(); next !== undefined; next = pending.shift()) {
+      await client.query(`DELETE FROM ${q}.executions WHERE id = $1`, [next]);
+      const { rows } = await client.query<{ id: string; targets: unknown }>(
+        `SELECT id, targets FROM ${q}.executions WHERE targets @> $1::jsonb`,
+        [JSON.stringify([{ include: next }])],
+      );
+      for (const row of rows) {
+        const gone = next;
+        const rest = entriesFromJson(row.targets).filter((t) => !("include" in t && t.include === gone));
+        if (rest.length === 0) {
+          pending.push(row.id);
+        } else {
+          await client.query(`UPDATE ${q}.executions SET targets = $2::jsonb, change_date = $3 WHERE id = $1`, [
+            row.id,
+            JSON.stringify(rest),
+            date,
+          ]);
+        }
+      }
+    }
+  };
+
   const transaction = async <T>(fn: (client: pg.PoolClient) => Promise<T>, begin = "BEGIN"): Promise<T> => {
     open();
     let client: pg.PoolClient;
@@ -461,7 +490,7 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
         for (const row of rows) {
           const rest = entriesFromJson(row.targets).filter((t) => !("target" in t && t.target === id));
           if (rest.length === 0) {
-            await client.query(`DELETE FROM ${q}.executions WHERE id = $1`, [row.id]);
+            await dropExecution(client, row.id, date);
           } else {
             await client.query(`UPDATE ${q}.executions SET targets = $2::jsonb, change_date = $3 WHERE id = $1`, [
               row.id,
@@ -503,7 +532,7 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
         const current = currentRows[0];
         if (entries.length === 0) {
           if (current === undefined) return { changed: false, execution: undefined };
-          await client.query(`DELETE FROM ${q}.executions WHERE id = $1`, [id]);
+          await dropExecution(client, id, now());
           await notify(client);
           return { changed: true, execution: undefined };
         }

@@ -250,6 +250,23 @@ export function describeStoreContract(name: string, factory: () => Promise<Store
         expect(e?.targets).toEqual([{ target: b.id }, { include: "request/zitadel.user.v2.UserService" }]);
       });
 
+      it("removes includes of an execution that is removed, and executions left empty, in cascade", async () => {
+        const a = await store.createTarget(hook("a"));
+        const b = await store.createTarget(hook("b"));
+        await store.setExecution({ type: "function", name: "base" }, [{ target: a.id }]);
+        await store.setExecution({ type: "function", name: "mid" }, [{ include: "function/base" }]);
+        await store.setExecution({ type: "function", name: "top" }, [{ include: "function/mid" }]);
+        await store.setExecution({ type: "function", name: "other" }, [{ target: b.id }, { include: "function/base" }]);
+        // Deleting the only target of "base" removes it; "mid" and "top" are left empty and go too.
+        await store.deleteTarget(a.id);
+        expect((await store.listExecutions()).map((e) => [e.id, e.targets])).toEqual([["function/other", [{ target: b.id }]]]);
+        // Setting an execution with no targets cascades the same way.
+        await store.setExecution({ type: "function", name: "base" }, [{ target: b.id }]);
+        await store.setExecution({ type: "function", name: "mid" }, [{ include: "function/base" }]);
+        await store.setExecution({ type: "function", name: "base" }, []);
+        expect(await store.getExecution("function/mid")).toBeUndefined();
+      });
+
       it("rejects an include of a missing execution with NotFound", async () => {
         const a = await store.createTarget(hook("a"));
         expect(await codeOf(store.setExecution(method, [{ target: a.id }, { include: "request" }]))).toBe(Code.NotFound);
