@@ -88,7 +88,7 @@ export function durationMs(duration: Duration, field: string): number {
  */
 export function durationFromMs(ms: number): { seconds: bigint; nanos: number } {
   const whole = Math.trunc(ms / 1000);
-  return { seconds: BigInt(whole), nanos: Math.round((ms - whole * 1000) * 1_000_000) };
+  return { seconds: BigInt(whole), nanos: Math.floor((ms - whole * 1000) * 1_000_000) };
 }
 
 /**

@@ -1,5 +1,5 @@
 import { create, type DescMessage, type DescMethod, type DescService, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import {
   ActionService as ActionServiceV2,
@@ -10,6 +10,8 @@ import {
   ListExecutionMethodsResponseSchema,
   ListExecutionServicesResponseSchema,
   ListExecutionsResponseSchema,
+  ListFailedEventDeliveriesResponseSchema,
+  ListTargetCallsResponseSchema,
   ListTargetsResponseSchema,
   SetExecutionResponseSchema,
   UpdateTargetResponseSchema,
@@ -20,6 +22,7 @@ import type { ActionStore } from "./action-store.js";
 import {
   checkPayloadType,
   conditionFromMessage,
+  durationFromMs,
   durationMs,
   executionIdOf,
   executionToMessage,
@@ -30,13 +33,10 @@ import {
 import { checkTextFilterMethod, matchText, paginate, sortExecutions, sortTargets } from "./action-service-list.js";
 import { type Condition, type ExecutionType as ConditionType, executionTypeOf } from "./condition.js";
 import type { Execution, ExecutionTarget } from "./execution.js";
+import { checkDeliveryQuery, type DeliveryLog } from "./delivery-log.js";
+import type { EventQueue } from "./event-queue.js";
+import { knownFunctions } from "./function-contracts.js";
 import type { Target, TargetPatch } from "./target.js";
-
-/**
- * defaultExecutionFunctions are the function names ZITADEL knows:
- * "preuserinfo", "preaccesstoken" and "presamlresponse".
- */
-export const defaultExecutionFunctions: readonly string[] = ["preuserinfo", "preaccesstoken", "presamlresponse"];
 
 /**
  * ActionServiceOptions configures createActionService.
@@ -56,8 +56,12 @@ export interface ActionServiceOptions {
    * "user.human.added"). Default none: only `event: {all: true}` is accepted.
    */
   readonly eventTypes?: readonly string[];
-  /** The function names function conditions may use, default defaultExecutionFunctions. */
+  /** The function names function conditions may use, default knownFunctions. */
   readonly functions?: readonly string[];
+  /** Where target calls are recorded; ListTargetCalls is Code.Unimplemented without it. */
+  readonly deliveryLog?: DeliveryLog;
+  /** The event queue; ListFailedEventDeliveries is Code.Unimplemented without it. */
+  readonly eventQueue?: EventQueue;
   /** Clock for set and deletion dates, default `() => new Date()`. */
   readonly now?: () => Date;
 }
@@ -88,7 +92,7 @@ export type ActionServiceImpl = ServiceImpl<typeof ActionServiceV2> & ServiceImp
 export function createActionService(options: ActionServiceOptions): ActionServiceImpl {
   const { store } = options;
   const now = options.now ?? (() => new Date());
-  const functions = options.functions ?? defaultExecutionFunctions;
+  const functions = options.functions ?? knownFunctions;
   const eventTypes = new Set(options.eventTypes ?? []);
   const methods = new Map<string, DescMethod>();
   const services = new Set<string>();
@@ -309,6 +313,66 @@ export function createActionService(options: ActionServiceOptions): ActionServic
 
     async listExecutionServices(_req, ctx) {
       return reply(ctx, ListExecutionServicesResponseSchema, { services: [...services].sort() });
+    },
+
+    async listTargetCalls(req, ctx) {
+      if (options.deliveryLog === undefined) {
+        throw new ConnectError("this server keeps no delivery log", Code.Unimplemented);
+      }
+      if (req.pagination !== undefined && req.pagination.offset > BigInt(Number.MAX_SAFE_INTEGER)) {
+        throw new ConnectError("pagination.offset is too large", Code.InvalidArgument);
+      }
+      const query = {
+        targetId: req.targetId === "" ? undefined : requireId(req.targetId, "target_id"),
+        executionId: req.executionId === "" ? undefined : req.executionId,
+        failedOnly: req.failedOnly,
+        since: req.since === undefined ? undefined : timestampDate(req.since),
+        offset: Number(req.pagination?.offset ?? 0n),
+        limit: req.pagination?.limit ?? 0,
+      };
+      const { limit } = checkDeliveryQuery(query);
+      const page = await options.deliveryLog.list(query);
+      return reply(ctx, ListTargetCallsResponseSchema, {
+        pagination: { totalResult: BigInt(page.total), appliedLimit: BigInt(limit) },
+        calls: page.records.map((r) => ({
+          id: r.id,
+          targetId: r.targetId,
+          targetName: r.targetName,
+          executionId: r.executionId,
+          trigger: r.trigger,
+          endpoint: r.endpoint,
+          status: r.status,
+          duration: durationFromMs(r.durationMs),
+          error: r.error ?? "",
+          attempt: r.attempt,
+          async: r.async,
+          startTime: timestampFromDate(r.startTime),
+        })),
+      });
+    },
+
+    async listFailedEventDeliveries(req, ctx) {
+      if (options.eventQueue === undefined) {
+        throw new ConnectError("this server has no event queue", Code.Unimplemented);
+      }
+      if (req.limit > 1000) {
+        throw new ConnectError("limit must be at most 1000", Code.InvalidArgument);
+      }
+      const dead = await options.eventQueue.listDead(req.limit === 0 ? 100 : req.limit);
+      return reply(ctx, ListFailedEventDeliveriesResponseSchema, {
+        deliveries: dead.map((d) => ({
+          id: d.id,
+          targetId: d.targetId,
+          executionId: d.executionId,
+          eventType: d.eventType,
+          orderingKey: d.orderingKey,
+          body: d.body,
+          attempts: d.attempts,
+          error: d.error,
+          createdDate: timestampFromDate(d.createdAt),
+          failedDate: timestampFromDate(d.diedAt),
+        })),
+      });
     },
   };
   // Every method creates its reply with the schema of the called method (see

@@ -13,7 +13,8 @@ import { ExecutionFieldName, ExecutionType, TargetFieldName, TextFilterMethod } 
 import { PayloadType } from "../gen/zitadel/action/v2/target_pb.js";
 import { ActionService as ActionServiceV2beta } from "../gen/zitadel/action/v2beta/action_service_pb.js";
 import { UserService } from "../gen/zitadel/user/v2/user_service_pb.js";
-import { createActionService, defaultExecutionFunctions } from "../src/action-service.js";
+import { createActionService } from "../src/action-service.js";
+import { knownFunctions } from "../src/function-contracts.js";
 import { createMemoryStore } from "../src/memory-store.js";
 import { createGrpcJsClient, type GrpcJsError } from "./helpers/grpc-js-client.js";
 import { addUser } from "./helpers/intercepted-server.js";
@@ -181,7 +182,7 @@ describe.each(combinations)("ActionService %s over %s", (version, protocol) => {
   });
 
   it("lists functions, methods and services", async () => {
-    expect((await client.listExecutionFunctions({})).functions).toEqual(defaultExecutionFunctions);
+    expect((await client.listExecutionFunctions({})).functions).toEqual(knownFunctions);
     const { methods } = await client.listExecutionMethods({});
     expect(methods).toContain(addHumanUser);
     expect(methods).toContain(`/zitadel.action.${version}.ActionService/SetExecution`);

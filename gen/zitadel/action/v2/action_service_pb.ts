@@ -23,7 +23,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file zitadel/action/v2/action_service.proto.
  */
 export const file_zitadel_action_v2_action_service: GenFile = /*@__PURE__*/
-  fileDesc("CiZ6aXRhZGVsL2FjdGlvbi92Mi9hY3Rpb25fc2VydmljZS5wcm90bxIReml0YWRlbC5hY3Rpb24udjIixAIKE0NyZWF0ZVRhcmdldFJlcXVlc3QSDAoEbmFtZRgBIAEoCRI2CgxyZXN0X3dlYmhvb2sYAiABKAsyHi56aXRhZGVsLmFjdGlvbi52Mi5SRVNUV2ViaG9va0gAEjAKCXJlc3RfY2FsbBgDIAEoCzIbLnppdGFkZWwuYWN0aW9uLnYyLlJFU1RDYWxsSAASMgoKcmVzdF9hc3luYxgEIAEoCzIcLnppdGFkZWwuYWN0aW9uLnYyLlJFU1RBc3luY0gAEioKB3RpbWVvdXQYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIZW5kcG9pbnQYBiABKAkSNAoMcGF5bG9hZF90eXBlGAcgASgOMh4ueml0YWRlbC5hY3Rpb24udjIuUGF5bG9hZFR5cGVCDQoLdGFyZ2V0X3R5cGUiagoUQ3JlYXRlVGFyZ2V0UmVzcG9uc2USCgoCaWQYASABKAkSMQoNY3JlYXRpb25fZGF0ZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLc2lnbmluZ19rZXkYAyABKAki3AMKE1VwZGF0ZVRhcmdldFJlcXVlc3QSCgoCaWQYASABKAkSEQoEbmFtZRgCIAEoCUgBiAEBEjYKDHJlc3Rfd2ViaG9vaxgDIAEoCzIeLnppdGFkZWwuYWN0aW9uLnYyLlJFU1RXZWJob29rSAASMAoJcmVzdF9jYWxsGAQgASgLMhsueml0YWRlbC5hY3Rpb24udjIuUkVTVENhbGxIABIyCgpyZXN0X2FzeW5jGAUgASgLMhwueml0YWRlbC5hY3Rpb24udjIuUkVTVEFzeW5jSAASLwoHdGltZW91dBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkgCiAEBEhUKCGVuZHBvaW50GAcgASgJSAOIAQESPgoWZXhwaXJhdGlvbl9zaWduaW5nX2tleRgIIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkgEiAEBEjQKDHBheWxvYWRfdHlwZRgJIAEoDjIeLnppdGFkZWwuYWN0aW9uLnYyLlBheWxvYWRUeXBlQg0KC3RhcmdldF90eXBlQgcKBV9uYW1lQgoKCF90aW1lb3V0QgsKCV9lbmRwb2ludEIZChdfZXhwaXJhdGlvbl9zaWduaW5nX2tleSJxChRVcGRhdGVUYXJnZXRSZXNwb25zZRIvCgtjaGFuZ2VfZGF0ZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoLc2lnbmluZ19rZXkYAiABKAlIAIgBAUIOCgxfc2lnbmluZ19rZXkiIQoTRGVsZXRlVGFyZ2V0UmVxdWVzdBIKCgJpZBgBIAEoCSJJChREZWxldGVUYXJnZXRSZXNwb25zZRIxCg1kZWxldGlvbl9kYXRlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIeChBHZXRUYXJnZXRSZXF1ZXN0EgoKAmlkGAEgASgJIj4KEUdldFRhcmdldFJlc3BvbnNlEikKBnRhcmdldBgBIAEoCzIZLnppdGFkZWwuYWN0aW9uLnYyLlRhcmdldCLuAQoSTGlzdFRhcmdldHNSZXF1ZXN0Ej0KCnBhZ2luYXRpb24YASABKAsyJC56aXRhZGVsLmFjdGlvbi52Mi5QYWdpbmF0aW9uUmVxdWVzdEgAiAEBEj8KDnNvcnRpbmdfY29sdW1uGAIgASgOMiIueml0YWRlbC5hY3Rpb24udjIuVGFyZ2V0RmllbGROYW1lSAGIAQESNgoHZmlsdGVycxgDIAMoCzIlLnppdGFkZWwuYWN0aW9uLnYyLlRhcmdldFNlYXJjaEZpbHRlckINCgtfcGFnaW5hdGlvbkIRCg9fc29ydGluZ19jb2x1bW4ifAoTTGlzdFRhcmdldHNSZXNwb25zZRI5CgpwYWdpbmF0aW9uGAEgASgLMiUueml0YWRlbC5hY3Rpb24udjIuUGFnaW5hdGlvblJlc3BvbnNlEioKB3RhcmdldHMYAiADKAsyGS56aXRhZGVsLmFjdGlvbi52Mi5UYXJnZXQihwEKE1NldEV4ZWN1dGlvblJlcXVlc3QSLwoJY29uZGl0aW9uGAEgASgLMhwueml0YWRlbC5hY3Rpb24udjIuQ29uZGl0aW9uEg8KB3RhcmdldHMYAiADKAkSLgoIaW5jbHVkZXMYZCADKAsyHC56aXRhZGVsLmFjdGlvbi52Mi5Db25kaXRpb24iRAoUU2V0RXhlY3V0aW9uUmVzcG9uc2USLAoIc2V0X2RhdGUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIvcBChVMaXN0RXhlY3V0aW9uc1JlcXVlc3QSPQoKcGFnaW5hdGlvbhgBIAEoCzIkLnppdGFkZWwuYWN0aW9uLnYyLlBhZ2luYXRpb25SZXF1ZXN0SACIAQESQgoOc29ydGluZ19jb2x1bW4YAiABKA4yJS56aXRhZGVsLmFjdGlvbi52Mi5FeGVjdXRpb25GaWVsZE5hbWVIAYgBARI5CgdmaWx0ZXJzGAMgAygLMigueml0YWRlbC5hY3Rpb24udjIuRXhlY3V0aW9uU2VhcmNoRmlsdGVyQg0KC19wYWdpbmF0aW9uQhEKD19zb3J0aW5nX2NvbHVtbiKFAQoWTGlzdEV4ZWN1dGlvbnNSZXNwb25zZRI5CgpwYWdpbmF0aW9uGAEgASgLMiUueml0YWRlbC5hY3Rpb24udjIuUGFnaW5hdGlvblJlc3BvbnNlEjAKCmV4ZWN1dGlvbnMYAiADKAsyHC56aXRhZGVsLmFjdGlvbi52Mi5FeGVjdXRpb24iHwodTGlzdEV4ZWN1dGlvbkZ1bmN0aW9uc1JlcXVlc3QiMwoeTGlzdEV4ZWN1dGlvbkZ1bmN0aW9uc1Jlc3BvbnNlEhEKCWZ1bmN0aW9ucxgBIAMoCSIdChtMaXN0RXhlY3V0aW9uTWV0aG9kc1JlcXVlc3QiLwocTGlzdEV4ZWN1dGlvbk1ldGhvZHNSZXNwb25zZRIPCgdtZXRob2RzGAEgAygJIh4KHExpc3RFeGVjdXRpb25TZXJ2aWNlc1JlcXVlc3QiMQodTGlzdEV4ZWN1dGlvblNlcnZpY2VzUmVzcG9uc2USEAoIc2VydmljZXMYASADKAkypAsKDUFjdGlvblNlcnZpY2USfwoMQ3JlYXRlVGFyZ2V0EiYueml0YWRlbC5hY3Rpb24udjIuQ3JlYXRlVGFyZ2V0UmVxdWVzdBonLnppdGFkZWwuYWN0aW9uLnYyLkNyZWF0ZVRhcmdldFJlc3BvbnNlIh6C0+STAhg6ASoiEy92Mi9hY3Rpb25zL3RhcmdldHMShAEKDFVwZGF0ZVRhcmdldBImLnppdGFkZWwuYWN0aW9uLnYyLlVwZGF0ZVRhcmdldFJlcXVlc3QaJy56aXRhZGVsLmFjdGlvbi52Mi5VcGRhdGVUYXJnZXRSZXNwb25zZSIjgtPkkwIdOgEqIhgvdjIvYWN0aW9ucy90YXJnZXRzL3tpZH0SgQEKDERlbGV0ZVRhcmdldBImLnppdGFkZWwuYWN0aW9uLnYyLkRlbGV0ZVRhcmdldFJlcXVlc3QaJy56aXRhZGVsLmFjdGlvbi52Mi5EZWxldGVUYXJnZXRSZXNwb25zZSIggtPkkwIaKhgvdjIvYWN0aW9ucy90YXJnZXRzL3tpZH0SeAoJR2V0VGFyZ2V0EiMueml0YWRlbC5hY3Rpb24udjIuR2V0VGFyZ2V0UmVxdWVzdBokLnppdGFkZWwuYWN0aW9uLnYyLkdldFRhcmdldFJlc3BvbnNlIiCC0+STAhoSGC92Mi9hY3Rpb25zL3RhcmdldHMve2lkfRKDAQoLTGlzdFRhcmdldHMSJS56aXRhZGVsLmFjdGlvbi52Mi5MaXN0VGFyZ2V0c1JlcXVlc3QaJi56aXRhZGVsLmFjdGlvbi52Mi5MaXN0VGFyZ2V0c1Jlc3BvbnNlIiWC0+STAh86ASoiGi92Mi9hY3Rpb25zL3RhcmdldHMvc2VhcmNoEoIBCgxTZXRFeGVjdXRpb24SJi56aXRhZGVsLmFjdGlvbi52Mi5TZXRFeGVjdXRpb25SZXF1ZXN0Gicueml0YWRlbC5hY3Rpb24udjIuU2V0RXhlY3V0aW9uUmVzcG9uc2UiIYLT5JMCGzoBKhoWL3YyL2FjdGlvbnMvZXhlY3V0aW9ucxKPAQoOTGlzdEV4ZWN1dGlvbnMSKC56aXRhZGVsLmFjdGlvbi52Mi5MaXN0RXhlY3V0aW9uc1JlcXVlc3QaKS56aXRhZGVsLmFjdGlvbi52Mi5MaXN0RXhlY3V0aW9uc1Jlc3BvbnNlIiiC0+STAiI6ASoiHS92Mi9hY3Rpb25zL2V4ZWN1dGlvbnMvc2VhcmNoEqcBChZMaXN0RXhlY3V0aW9uRnVuY3Rpb25zEjAueml0YWRlbC5hY3Rpb24udjIuTGlzdEV4ZWN1dGlvbkZ1bmN0aW9uc1JlcXVlc3QaMS56aXRhZGVsLmFjdGlvbi52Mi5MaXN0RXhlY3V0aW9uRnVuY3Rpb25zUmVzcG9uc2UiKILT5JMCIhIgL3YyL2FjdGlvbnMvZXhlY3V0aW9ucy9mdW5jdGlvbnMSnwEKFExpc3RFeGVjdXRpb25NZXRob2RzEi4ueml0YWRlbC5hY3Rpb24udjIuTGlzdEV4ZWN1dGlvbk1ldGhvZHNSZXF1ZXN0Gi8ueml0YWRlbC5hY3Rpb24udjIuTGlzdEV4ZWN1dGlvbk1ldGhvZHNSZXNwb25zZSImgtPkkwIgEh4vdjIvYWN0aW9ucy9leGVjdXRpb25zL21ldGhvZHMSowEKFUxpc3RFeGVjdXRpb25TZXJ2aWNlcxIvLnppdGFkZWwuYWN0aW9uLnYyLkxpc3RFeGVjdXRpb25TZXJ2aWNlc1JlcXVlc3QaMC56aXRhZGVsLmFjdGlvbi52Mi5MaXN0RXhlY3V0aW9uU2VydmljZXNSZXNwb25zZSIngtPkkwIhEh8vdjIvYWN0aW9ucy9leGVjdXRpb25zL3NlcnZpY2VzQjZaNGdpdGh1Yi5jb20veml0YWRlbC96aXRhZGVsL3BrZy9ncnBjL2FjdGlvbi92MjthY3Rpb25iBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_timestamp, file_zitadel_action_v2_execution, file_zitadel_action_v2_query, file_zitadel_action_v2_target]);
+  fileDesc("CiZ6aXRhZGVsL2FjdGlvbi92Mi9hY3Rpb25fc2VydmljZS5wcm90bxIReml0YWRlbC5hY3Rpb24udjIixAIKE0NyZWF0ZVRhcmdldFJlcXVlc3QSDAoEbmFtZRgBIAEoCRI2CgxyZXN0X3dlYmhvb2sYAiABKAsyHi56aXRhZGVsLmFjdGlvbi52Mi5SRVNUV2ViaG9va0gAEjAKCXJlc3RfY2FsbBgDIAEoCzIbLnppdGFkZWwuYWN0aW9uLnYyLlJFU1RDYWxsSAASMgoKcmVzdF9hc3luYxgEIAEoCzIcLnppdGFkZWwuYWN0aW9uLnYyLlJFU1RBc3luY0gAEioKB3RpbWVvdXQYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIZW5kcG9pbnQYBiABKAkSNAoMcGF5bG9hZF90eXBlGAcgASgOMh4ueml0YWRlbC5hY3Rpb24udjIuUGF5bG9hZFR5cGVCDQoLdGFyZ2V0X3R5cGUiagoUQ3JlYXRlVGFyZ2V0UmVzcG9uc2USCgoCaWQYASABKAkSMQoNY3JlYXRpb25fZGF0ZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLc2lnbmluZ19rZXkYAyABKAki3AMKE1VwZGF0ZVRhcmdldFJlcXVlc3QSCgoCaWQYASABKAkSEQoEbmFtZRgCIAEoCUgBiAEBEjYKDHJlc3Rfd2ViaG9vaxgDIAEoCzIeLnppdGFkZWwuYWN0aW9uLnYyLlJFU1RXZWJob29rSAASMAoJcmVzdF9jYWxsGAQgASgLMhsueml0YWRlbC5hY3Rpb24udjIuUkVTVENhbGxIABIyCgpyZXN0X2FzeW5jGAUgASgLMhwueml0YWRlbC5hY3Rpb24udjIuUkVTVEFzeW5jSAASLwoHdGltZW91dBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkgCiAEBEhUKCGVuZHBvaW50GAcgASgJSAOIAQESPgoWZXhwaXJhdGlvbl9zaWduaW5nX2tleRgIIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkgEiAEBEjQKDHBheWxvYWRfdHlwZRgJIAEoDjIeLnppdGFkZWwuYWN0aW9uLnYyLlBheWxvYWRUeXBlQg0KC3RhcmdldF90eXBlQgcKBV9uYW1lQgoKCF90aW1lb3V0QgsKCV9lbmRwb2ludEIZChdfZXhwaXJhdGlvbl9zaWduaW5nX2tleSJxChRVcGRhdGVUYXJnZXRSZXNwb25zZRIvCgtjaGFuZ2VfZGF0ZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoLc2lnbmluZ19rZXkYAiABKAlIAIgBAUIOCgxfc2lnbmluZ19rZXkiIQoTRGVsZXRlVGFyZ2V0UmVxdWVzdBIKCgJpZBgBIAEoCSJJChREZWxldGVUYXJnZXRSZXNwb25zZRIxCg1kZWxldGlvbl9kYXRlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIeChBHZXRUYXJnZXRSZXF1ZXN0EgoKAmlkGAEgASgJIj4KEUdldFRhcmdldFJlc3BvbnNlEikKBnRhcmdldBgBIAEoCzIZLnppdGFkZWwuYWN0aW9uLnYyLlRhcmdldCLuAQoSTGlzdFRhcmdldHNSZXF1ZXN0Ej0KCnBhZ2luYXRpb24YASABKAsyJC56aXRhZGVsLmFjdGlvbi52Mi5QYWdpbmF0aW9uUmVxdWVzdEgAiAEBEj8KDnNvcnRpbmdfY29sdW1uGAIgASgOMiIueml0YWRlbC5hY3Rpb24udjIuVGFyZ2V0RmllbGROYW1lSAGIAQESNgoHZmlsdGVycxgDIAMoCzIlLnppdGFkZWwuYWN0aW9uLnYyLlRhcmdldFNlYXJjaEZpbHRlckINCgtfcGFnaW5hdGlvbkIRCg9fc29ydGluZ19jb2x1bW4ifAoTTGlzdFRhcmdldHNSZXNwb25zZRI5CgpwYWdpbmF0aW9uGAEgASgLMiUueml0YWRlbC5hY3Rpb24udjIuUGFnaW5hdGlvblJlc3BvbnNlEioKB3RhcmdldHMYAiADKAsyGS56aXRhZGVsLmFjdGlvbi52Mi5UYXJnZXQihwEKE1NldEV4ZWN1dGlvblJlcXVlc3QSLwoJY29uZGl0aW9uGAEgASgLMhwueml0YWRlbC5hY3Rpb24udjIuQ29uZGl0aW9uEg8KB3RhcmdldHMYAiADKAkSLgoIaW5jbHVkZXMYZCADKAsyHC56aXRhZGVsLmFjdGlvbi52Mi5Db25kaXRpb24iRAoUU2V0RXhlY3V0aW9uUmVzcG9uc2USLAoIc2V0X2RhdGUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIvcBChVMaXN0RXhlY3V0aW9uc1JlcXVlc3QSPQoKcGFnaW5hdGlvbhgBIAEoCzIkLnppdGFkZWwuYWN0aW9uLnYyLlBhZ2luYXRpb25SZXF1ZXN0SACIAQESQgoOc29ydGluZ19jb2x1bW4YAiABKA4yJS56aXRhZGVsLmFjdGlvbi52Mi5FeGVjdXRpb25GaWVsZE5hbWVIAYgBARI5CgdmaWx0ZXJzGAMgAygLMigueml0YWRlbC5hY3Rpb24udjIuRXhlY3V0aW9uU2VhcmNoRmlsdGVyQg0KC19wYWdpbmF0aW9uQhEKD19zb3J0aW5nX2NvbHVtbiKFAQoWTGlzdEV4ZWN1dGlvbnNSZXNwb25zZRI5CgpwYWdpbmF0aW9uGAEgASgLMiUueml0YWRlbC5hY3Rpb24udjIuUGFnaW5hdGlvblJlc3BvbnNlEjAKCmV4ZWN1dGlvbnMYAiADKAsyHC56aXRhZGVsLmFjdGlvbi52Mi5FeGVjdXRpb24iHwodTGlzdEV4ZWN1dGlvbkZ1bmN0aW9uc1JlcXVlc3QiMwoeTGlzdEV4ZWN1dGlvbkZ1bmN0aW9uc1Jlc3BvbnNlEhEKCWZ1bmN0aW9ucxgBIAMoCSIdChtMaXN0RXhlY3V0aW9uTWV0aG9kc1JlcXVlc3QiLwocTGlzdEV4ZWN1dGlvbk1ldGhvZHNSZXNwb25zZRIPCgdtZXRob2RzGAEgAygJIh4KHExpc3RFeGVjdXRpb25TZXJ2aWNlc1JlcXVlc3QiMQodTGlzdEV4ZWN1dGlvblNlcnZpY2VzUmVzcG9uc2USEAoIc2VydmljZXMYASADKAkizwEKFkxpc3RUYXJnZXRDYWxsc1JlcXVlc3QSPQoKcGFnaW5hdGlvbhgBIAEoCzIkLnppdGFkZWwuYWN0aW9uLnYyLlBhZ2luYXRpb25SZXF1ZXN0SACIAQESEQoJdGFyZ2V0X2lkGAIgASgJEhQKDGV4ZWN1dGlvbl9pZBgDIAEoCRITCgtmYWlsZWRfb25seRgEIAEoCBIpCgVzaW5jZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCDQoLX3BhZ2luYXRpb24ilQIKClRhcmdldENhbGwSCgoCaWQYASABKAkSEQoJdGFyZ2V0X2lkGAIgASgJEhMKC3RhcmdldF9uYW1lGAMgASgJEhQKDGV4ZWN1dGlvbl9pZBgEIAEoCRIPCgd0cmlnZ2VyGAUgASgJEhAKCGVuZHBvaW50GAYgASgJEg4KBnN0YXR1cxgHIAEoBRIrCghkdXJhdGlvbhgIIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhINCgVlcnJvchgJIAEoCRIPCgdhdHRlbXB0GAogASgNEg0KBWFzeW5jGAsgASgIEi4KCnN0YXJ0X3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIoIBChdMaXN0VGFyZ2V0Q2FsbHNSZXNwb25zZRI5CgpwYWdpbmF0aW9uGAEgASgLMiUueml0YWRlbC5hY3Rpb24udjIuUGFnaW5hdGlvblJlc3BvbnNlEiwKBWNhbGxzGAIgAygLMh0ueml0YWRlbC5hY3Rpb24udjIuVGFyZ2V0Q2FsbCIxCiBMaXN0RmFpbGVkRXZlbnREZWxpdmVyaWVzUmVxdWVzdBINCgVsaW1pdBgBIAEoDSKGAgoTRmFpbGVkRXZlbnREZWxpdmVyeRIKCgJpZBgBIAEoCRIRCgl0YXJnZXRfaWQYAiABKAkSFAoMZXhlY3V0aW9uX2lkGAMgASgJEhIKCmV2ZW50X3R5cGUYBCABKAkSFAoMb3JkZXJpbmdfa2V5GAUgASgJEgwKBGJvZHkYBiABKAkSEAoIYXR0ZW1wdHMYByABKA0SDQoFZXJyb3IYCCABKAkSMAoMY3JlYXRlZF9kYXRlGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmYWlsZWRfZGF0ZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiXwohTGlzdEZhaWxlZEV2ZW50RGVsaXZlcmllc1Jlc3BvbnNlEjoKCmRlbGl2ZXJpZXMYASADKAsyJi56aXRhZGVsLmFjdGlvbi52Mi5GYWlsZWRFdmVudERlbGl2ZXJ5MugNCg1BY3Rpb25TZXJ2aWNlEn8KDENyZWF0ZVRhcmdldBImLnppdGFkZWwuYWN0aW9uLnYyLkNyZWF0ZVRhcmdldFJlcXVlc3QaJy56aXRhZGVsLmFjdGlvbi52Mi5DcmVhdGVUYXJnZXRSZXNwb25zZSIegtPkkwIYOgEqIhMvdjIvYWN0aW9ucy90YXJnZXRzEoQBCgxVcGRhdGVUYXJnZXQSJi56aXRhZGVsLmFjdGlvbi52Mi5VcGRhdGVUYXJnZXRSZXF1ZXN0Gicueml0YWRlbC5hY3Rpb24udjIuVXBkYXRlVGFyZ2V0UmVzcG9uc2UiI4LT5JMCHToBKiIYL3YyL2FjdGlvbnMvdGFyZ2V0cy97aWR9EoEBCgxEZWxldGVUYXJnZXQSJi56aXRhZGVsLmFjdGlvbi52Mi5EZWxldGVUYXJnZXRSZXF1ZXN0Gicueml0YWRlbC5hY3Rpb24udjIuRGVsZXRlVGFyZ2V0UmVzcG9uc2UiIILT5JMCGioYL3YyL2FjdGlvbnMvdGFyZ2V0cy97aWR9EngKCUdldFRhcmdldBIjLnppdGFkZWwuYWN0aW9uLnYyLkdldFRhcmdldFJlcXVlc3QaJC56aXRhZGVsLmFjdGlvbi52Mi5HZXRUYXJnZXRSZXNwb25zZSIggtPkkwIaEhgvdjIvYWN0aW9ucy90YXJnZXRzL3tpZH0SgwEKC0xpc3RUYXJnZXRzEiUueml0YWRlbC5hY3Rpb24udjIuTGlzdFRhcmdldHNSZXF1ZXN0GiYueml0YWRlbC5hY3Rpb24udjIuTGlzdFRhcmdldHNSZXNwb25zZSIlgtPkkwIfOgEqIhovdjIvYWN0aW9ucy90YXJnZXRzL3NlYXJjaBKCAQoMU2V0RXhlY3V0aW9uEiYueml0YWRlbC5hY3Rpb24udjIuU2V0RXhlY3V0aW9uUmVxdWVzdBonLnppdGFkZWwuYWN0aW9uLnYyLlNldEV4ZWN1dGlvblJlc3BvbnNlIiGC0+STAhs6ASoaFi92Mi9hY3Rpb25zL2V4ZWN1dGlvbnMSjwEKDkxpc3RFeGVjdXRpb25zEigueml0YWRlbC5hY3Rpb24udjIuTGlzdEV4ZWN1dGlvbnNSZXF1ZXN0Gikueml0YWRlbC5hY3Rpb24udjIuTGlzdEV4ZWN1dGlvbnNSZXNwb25zZSIogtPkkwIiOgEqIh0vdjIvYWN0aW9ucy9leGVjdXRpb25zL3NlYXJjaBKnAQoWTGlzdEV4ZWN1dGlvbkZ1bmN0aW9ucxIwLnppdGFkZWwuYWN0aW9uLnYyLkxpc3RFeGVjdXRpb25GdW5jdGlvbnNSZXF1ZXN0GjEueml0YWRlbC5hY3Rpb24udjIuTGlzdEV4ZWN1dGlvbkZ1bmN0aW9uc1Jlc3BvbnNlIiiC0+STAiISIC92Mi9hY3Rpb25zL2V4ZWN1dGlvbnMvZnVuY3Rpb25zEp8BChRMaXN0RXhlY3V0aW9uTWV0aG9kcxIuLnppdGFkZWwuYWN0aW9uLnYyLkxpc3RFeGVjdXRpb25NZXRob2RzUmVxdWVzdBovLnppdGFkZWwuYWN0aW9uLnYyLkxpc3RFeGVjdXRpb25NZXRob2RzUmVzcG9uc2UiJoLT5JMCIBIeL3YyL2FjdGlvbnMvZXhlY3V0aW9ucy9tZXRob2RzEqMBChVMaXN0RXhlY3V0aW9uU2VydmljZXMSLy56aXRhZGVsLmFjdGlvbi52Mi5MaXN0RXhlY3V0aW9uU2VydmljZXNSZXF1ZXN0GjAueml0YWRlbC5hY3Rpb24udjIuTGlzdEV4ZWN1dGlvblNlcnZpY2VzUmVzcG9uc2UiJ4LT5JMCIRIfL3YyL2FjdGlvbnMvZXhlY3V0aW9ucy9zZXJ2aWNlcxKVAQoPTGlzdFRhcmdldENhbGxzEikueml0YWRlbC5hY3Rpb24udjIuTGlzdFRhcmdldENhbGxzUmVxdWVzdBoqLnppdGFkZWwuYWN0aW9uLnYyLkxpc3RUYXJnZXRDYWxsc1Jlc3BvbnNlIiuC0+STAiU6ASoiIC92Mi9hY3Rpb25zL3RhcmdldHMvY2FsbHMvc2VhcmNoEqkBChlMaXN0RmFpbGVkRXZlbnREZWxpdmVyaWVzEjMueml0YWRlbC5hY3Rpb24udjIuTGlzdEZhaWxlZEV2ZW50RGVsaXZlcmllc1JlcXVlc3QaNC56aXRhZGVsLmFjdGlvbi52Mi5MaXN0RmFpbGVkRXZlbnREZWxpdmVyaWVzUmVzcG9uc2UiIYLT5JMCGxIZL3YyL2FjdGlvbnMvZXZlbnRzL2ZhaWxlZEI2WjRnaXRodWIuY29tL3ppdGFkZWwveml0YWRlbC9wa2cvZ3JwYy9hY3Rpb24vdjI7YWN0aW9uYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_timestamp, file_zitadel_action_v2_execution, file_zitadel_action_v2_query, file_zitadel_action_v2_target]);
 
 /**
  * CreateTargetRequest describes a new target.
@@ -561,6 +561,273 @@ export const ListExecutionServicesResponseSchema: GenMessage<ListExecutionServic
   messageDesc(file_zitadel_action_v2_action_service, 19);
 
 /**
+ * ListTargetCallsRequest selects target calls.
+ *
+ * @generated from message zitadel.action.v2.ListTargetCallsRequest
+ */
+export type ListTargetCallsRequest = Message<"zitadel.action.v2.ListTargetCallsRequest"> & {
+  /**
+   * Offset and limit; asc is ignored, calls are listed newest first.
+   *
+   * @generated from field: optional zitadel.action.v2.PaginationRequest pagination = 1;
+   */
+  pagination?: PaginationRequest | undefined;
+
+  /**
+   * Only calls of this target.
+   *
+   * @generated from field: string target_id = 2;
+   */
+  targetId: string;
+
+  /**
+   * Only calls chosen by this execution, for example "request/zitadel.user.v2.UserService".
+   *
+   * @generated from field: string execution_id = 3;
+   */
+  executionId: string;
+
+  /**
+   * Only calls that failed.
+   *
+   * @generated from field: bool failed_only = 4;
+   */
+  failedOnly: boolean;
+
+  /**
+   * Only calls started at or after this time.
+   *
+   * @generated from field: google.protobuf.Timestamp since = 5;
+   */
+  since?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message zitadel.action.v2.ListTargetCallsRequest.
+ * Use `create(ListTargetCallsRequestSchema)` to create a new message.
+ */
+export const ListTargetCallsRequestSchema: GenMessage<ListTargetCallsRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_action_v2_action_service, 20);
+
+/**
+ * TargetCall is one call of a target.
+ *
+ * @generated from message zitadel.action.v2.TargetCall
+ */
+export type TargetCall = Message<"zitadel.action.v2.TargetCall"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string target_id = 2;
+   */
+  targetId: string;
+
+  /**
+   * @generated from field: string target_name = 3;
+   */
+  targetName: string;
+
+  /**
+   * The execution that chose the target.
+   *
+   * @generated from field: string execution_id = 4;
+   */
+  executionId: string;
+
+  /**
+   * What triggered the call: a full method, an event type or a function name.
+   *
+   * @generated from field: string trigger = 5;
+   */
+  trigger: string;
+
+  /**
+   * @generated from field: string endpoint = 6;
+   */
+  endpoint: string;
+
+  /**
+   * HTTP status, 0 when the target did not answer.
+   *
+   * @generated from field: int32 status = 7;
+   */
+  status: number;
+
+  /**
+   * @generated from field: google.protobuf.Duration duration = 8;
+   */
+  duration?: Duration | undefined;
+
+  /**
+   * What went wrong; empty on success.
+   *
+   * @generated from field: string error = 9;
+   */
+  error: string;
+
+  /**
+   * Delivery attempt, 1 for the first.
+   *
+   * @generated from field: uint32 attempt = 10;
+   */
+  attempt: number;
+
+  /**
+   * True for calls that did not delay the RPC (async targets).
+   *
+   * @generated from field: bool async = 11;
+   */
+  async: boolean;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp start_time = 12;
+   */
+  startTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message zitadel.action.v2.TargetCall.
+ * Use `create(TargetCallSchema)` to create a new message.
+ */
+export const TargetCallSchema: GenMessage<TargetCall> = /*@__PURE__*/
+  messageDesc(file_zitadel_action_v2_action_service, 21);
+
+/**
+ * ListTargetCallsResponse is one page of target calls.
+ *
+ * @generated from message zitadel.action.v2.ListTargetCallsResponse
+ */
+export type ListTargetCallsResponse = Message<"zitadel.action.v2.ListTargetCallsResponse"> & {
+  /**
+   * @generated from field: zitadel.action.v2.PaginationResponse pagination = 1;
+   */
+  pagination?: PaginationResponse | undefined;
+
+  /**
+   * @generated from field: repeated zitadel.action.v2.TargetCall calls = 2;
+   */
+  calls: TargetCall[];
+};
+
+/**
+ * Describes the message zitadel.action.v2.ListTargetCallsResponse.
+ * Use `create(ListTargetCallsResponseSchema)` to create a new message.
+ */
+export const ListTargetCallsResponseSchema: GenMessage<ListTargetCallsResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_action_v2_action_service, 22);
+
+/**
+ * ListFailedEventDeliveriesRequest asks for the latest given-up event deliveries.
+ *
+ * @generated from message zitadel.action.v2.ListFailedEventDeliveriesRequest
+ */
+export type ListFailedEventDeliveriesRequest = Message<"zitadel.action.v2.ListFailedEventDeliveriesRequest"> & {
+  /**
+   * Maximum number of results; 0 means 100, more than 1000 is an error.
+   *
+   * @generated from field: uint32 limit = 1;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message zitadel.action.v2.ListFailedEventDeliveriesRequest.
+ * Use `create(ListFailedEventDeliveriesRequestSchema)` to create a new message.
+ */
+export const ListFailedEventDeliveriesRequestSchema: GenMessage<ListFailedEventDeliveriesRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_action_v2_action_service, 23);
+
+/**
+ * FailedEventDelivery is an event delivery that was given up.
+ *
+ * @generated from message zitadel.action.v2.FailedEventDelivery
+ */
+export type FailedEventDelivery = Message<"zitadel.action.v2.FailedEventDelivery"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string target_id = 2;
+   */
+  targetId: string;
+
+  /**
+   * @generated from field: string execution_id = 3;
+   */
+  executionId: string;
+
+  /**
+   * @generated from field: string event_type = 4;
+   */
+  eventType: string;
+
+  /**
+   * The aggregate the event belongs to.
+   *
+   * @generated from field: string ordering_key = 5;
+   */
+  orderingKey: string;
+
+  /**
+   * The payload that could not be delivered.
+   *
+   * @generated from field: string body = 6;
+   */
+  body: string;
+
+  /**
+   * @generated from field: uint32 attempts = 7;
+   */
+  attempts: number;
+
+  /**
+   * @generated from field: string error = 8;
+   */
+  error: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_date = 9;
+   */
+  createdDate?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp failed_date = 10;
+   */
+  failedDate?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message zitadel.action.v2.FailedEventDelivery.
+ * Use `create(FailedEventDeliverySchema)` to create a new message.
+ */
+export const FailedEventDeliverySchema: GenMessage<FailedEventDelivery> = /*@__PURE__*/
+  messageDesc(file_zitadel_action_v2_action_service, 24);
+
+/**
+ * ListFailedEventDeliveriesResponse lists given-up deliveries, newest first.
+ *
+ * @generated from message zitadel.action.v2.ListFailedEventDeliveriesResponse
+ */
+export type ListFailedEventDeliveriesResponse = Message<"zitadel.action.v2.ListFailedEventDeliveriesResponse"> & {
+  /**
+   * @generated from field: repeated zitadel.action.v2.FailedEventDelivery deliveries = 1;
+   */
+  deliveries: FailedEventDelivery[];
+};
+
+/**
+ * Describes the message zitadel.action.v2.ListFailedEventDeliveriesResponse.
+ * Use `create(ListFailedEventDeliveriesResponseSchema)` to create a new message.
+ */
+export const ListFailedEventDeliveriesResponseSchema: GenMessage<ListFailedEventDeliveriesResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_action_v2_action_service, 25);
+
+/**
  * ActionService manages targets (endpoints) and executions (which targets run when).
  * Executions with an `all` condition never apply to this service itself.
  *
@@ -667,6 +934,30 @@ export const ActionService: GenService<{
     methodKind: "unary";
     input: typeof ListExecutionServicesRequestSchema;
     output: typeof ListExecutionServicesResponseSchema;
+  },
+  /**
+   * ListTargetCalls lists the latest calls of targets, newest first: which target, for
+   * which execution and trigger, with what status, duration, error and attempt.
+   * A connect-actions extension, for debugging targets.
+   *
+   * @generated from rpc zitadel.action.v2.ActionService.ListTargetCalls
+   */
+  listTargetCalls: {
+    methodKind: "unary";
+    input: typeof ListTargetCallsRequestSchema;
+    output: typeof ListTargetCallsResponseSchema;
+  },
+  /**
+   * ListFailedEventDeliveries lists event deliveries that were given up (a 4xx answer,
+   * a deleted target, or older than the maximum age), newest first.
+   * A connect-actions extension.
+   *
+   * @generated from rpc zitadel.action.v2.ActionService.ListFailedEventDeliveries
+   */
+  listFailedEventDeliveries: {
+    methodKind: "unary";
+    input: typeof ListFailedEventDeliveriesRequestSchema;
+    output: typeof ListFailedEventDeliveriesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_zitadel_action_v2_action_service, 0);

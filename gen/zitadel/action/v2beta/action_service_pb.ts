@@ -23,7 +23,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file zitadel/action/v2beta/action_service.proto.
  */
 export const file_zitadel_action_v2beta_action_service: GenFile = /*@__PURE__*/
-  fileDesc("Cip6aXRhZGVsL2FjdGlvbi92MmJldGEvYWN0aW9uX3NlcnZpY2UucHJvdG8SFXppdGFkZWwuYWN0aW9uLnYyYmV0YSLUAgoTQ3JlYXRlVGFyZ2V0UmVxdWVzdBIMCgRuYW1lGAEgASgJEjoKDHJlc3Rfd2ViaG9vaxgCIAEoCzIiLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5SRVNUV2ViaG9va0gAEjQKCXJlc3RfY2FsbBgDIAEoCzIfLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5SRVNUQ2FsbEgAEjYKCnJlc3RfYXN5bmMYBCABKAsyIC56aXRhZGVsLmFjdGlvbi52MmJldGEuUkVTVEFzeW5jSAASKgoHdGltZW91dBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIQCghlbmRwb2ludBgGIAEoCRI4CgxwYXlsb2FkX3R5cGUYByABKA4yIi56aXRhZGVsLmFjdGlvbi52MmJldGEuUGF5bG9hZFR5cGVCDQoLdGFyZ2V0X3R5cGUiagoUQ3JlYXRlVGFyZ2V0UmVzcG9uc2USCgoCaWQYASABKAkSMQoNY3JlYXRpb25fZGF0ZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLc2lnbmluZ19rZXkYAyABKAki7AMKE1VwZGF0ZVRhcmdldFJlcXVlc3QSCgoCaWQYASABKAkSEQoEbmFtZRgCIAEoCUgBiAEBEjoKDHJlc3Rfd2ViaG9vaxgDIAEoCzIiLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5SRVNUV2ViaG9va0gAEjQKCXJlc3RfY2FsbBgEIAEoCzIfLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5SRVNUQ2FsbEgAEjYKCnJlc3RfYXN5bmMYBSABKAsyIC56aXRhZGVsLmFjdGlvbi52MmJldGEuUkVTVEFzeW5jSAASLwoHdGltZW91dBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkgCiAEBEhUKCGVuZHBvaW50GAcgASgJSAOIAQESPgoWZXhwaXJhdGlvbl9zaWduaW5nX2tleRgIIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkgEiAEBEjgKDHBheWxvYWRfdHlwZRgJIAEoDjIiLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5QYXlsb2FkVHlwZUINCgt0YXJnZXRfdHlwZUIHCgVfbmFtZUIKCghfdGltZW91dEILCglfZW5kcG9pbnRCGQoXX2V4cGlyYXRpb25fc2lnbmluZ19rZXkicQoUVXBkYXRlVGFyZ2V0UmVzcG9uc2USLwoLY2hhbmdlX2RhdGUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhgKC3NpZ25pbmdfa2V5GAIgASgJSACIAQFCDgoMX3NpZ25pbmdfa2V5IiEKE0RlbGV0ZVRhcmdldFJlcXVlc3QSCgoCaWQYASABKAkiSQoURGVsZXRlVGFyZ2V0UmVzcG9uc2USMQoNZGVsZXRpb25fZGF0ZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiHgoQR2V0VGFyZ2V0UmVxdWVzdBIKCgJpZBgBIAEoCSJCChFHZXRUYXJnZXRSZXNwb25zZRItCgZ0YXJnZXQYASABKAsyHS56aXRhZGVsLmFjdGlvbi52MmJldGEuVGFyZ2V0IvoBChJMaXN0VGFyZ2V0c1JlcXVlc3QSQQoKcGFnaW5hdGlvbhgBIAEoCzIoLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5QYWdpbmF0aW9uUmVxdWVzdEgAiAEBEkMKDnNvcnRpbmdfY29sdW1uGAIgASgOMiYueml0YWRlbC5hY3Rpb24udjJiZXRhLlRhcmdldEZpZWxkTmFtZUgBiAEBEjoKB2ZpbHRlcnMYAyADKAsyKS56aXRhZGVsLmFjdGlvbi52MmJldGEuVGFyZ2V0U2VhcmNoRmlsdGVyQg0KC19wYWdpbmF0aW9uQhEKD19zb3J0aW5nX2NvbHVtbiKEAQoTTGlzdFRhcmdldHNSZXNwb25zZRI9CgpwYWdpbmF0aW9uGAEgASgLMikueml0YWRlbC5hY3Rpb24udjJiZXRhLlBhZ2luYXRpb25SZXNwb25zZRIuCgd0YXJnZXRzGAIgAygLMh0ueml0YWRlbC5hY3Rpb24udjJiZXRhLlRhcmdldCKPAQoTU2V0RXhlY3V0aW9uUmVxdWVzdBIzCgljb25kaXRpb24YASABKAsyIC56aXRhZGVsLmFjdGlvbi52MmJldGEuQ29uZGl0aW9uEg8KB3RhcmdldHMYAiADKAkSMgoIaW5jbHVkZXMYZCADKAsyIC56aXRhZGVsLmFjdGlvbi52MmJldGEuQ29uZGl0aW9uIkQKFFNldEV4ZWN1dGlvblJlc3BvbnNlEiwKCHNldF9kYXRlGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKDAgoVTGlzdEV4ZWN1dGlvbnNSZXF1ZXN0EkEKCnBhZ2luYXRpb24YASABKAsyKC56aXRhZGVsLmFjdGlvbi52MmJldGEuUGFnaW5hdGlvblJlcXVlc3RIAIgBARJGCg5zb3J0aW5nX2NvbHVtbhgCIAEoDjIpLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5FeGVjdXRpb25GaWVsZE5hbWVIAYgBARI9CgdmaWx0ZXJzGAMgAygLMiwueml0YWRlbC5hY3Rpb24udjJiZXRhLkV4ZWN1dGlvblNlYXJjaEZpbHRlckINCgtfcGFnaW5hdGlvbkIRCg9fc29ydGluZ19jb2x1bW4ijQEKFkxpc3RFeGVjdXRpb25zUmVzcG9uc2USPQoKcGFnaW5hdGlvbhgBIAEoCzIpLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5QYWdpbmF0aW9uUmVzcG9uc2USNAoKZXhlY3V0aW9ucxgCIAMoCzIgLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5FeGVjdXRpb24iHwodTGlzdEV4ZWN1dGlvbkZ1bmN0aW9uc1JlcXVlc3QiMwoeTGlzdEV4ZWN1dGlvbkZ1bmN0aW9uc1Jlc3BvbnNlEhEKCWZ1bmN0aW9ucxgBIAMoCSIdChtMaXN0RXhlY3V0aW9uTWV0aG9kc1JlcXVlc3QiLwocTGlzdEV4ZWN1dGlvbk1ldGhvZHNSZXNwb25zZRIPCgdtZXRob2RzGAEgAygJIh4KHExpc3RFeGVjdXRpb25TZXJ2aWNlc1JlcXVlc3QiMQodTGlzdEV4ZWN1dGlvblNlcnZpY2VzUmVzcG9uc2USEAoIc2VydmljZXMYASADKAkyngwKDUFjdGlvblNlcnZpY2USiwEKDENyZWF0ZVRhcmdldBIqLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5DcmVhdGVUYXJnZXRSZXF1ZXN0Gisueml0YWRlbC5hY3Rpb24udjJiZXRhLkNyZWF0ZVRhcmdldFJlc3BvbnNlIiKC0+STAhw6ASoiFy92MmJldGEvYWN0aW9ucy90YXJnZXRzEpABCgxVcGRhdGVUYXJnZXQSKi56aXRhZGVsLmFjdGlvbi52MmJldGEuVXBkYXRlVGFyZ2V0UmVxdWVzdBorLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5VcGRhdGVUYXJnZXRSZXNwb25zZSIngtPkkwIhOgEqIhwvdjJiZXRhL2FjdGlvbnMvdGFyZ2V0cy97aWR9Eo0BCgxEZWxldGVUYXJnZXQSKi56aXRhZGVsLmFjdGlvbi52MmJldGEuRGVsZXRlVGFyZ2V0UmVxdWVzdBorLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5EZWxldGVUYXJnZXRSZXNwb25zZSIkgtPkkwIeKhwvdjJiZXRhL2FjdGlvbnMvdGFyZ2V0cy97aWR9EoQBCglHZXRUYXJnZXQSJy56aXRhZGVsLmFjdGlvbi52MmJldGEuR2V0VGFyZ2V0UmVxdWVzdBooLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5HZXRUYXJnZXRSZXNwb25zZSIkgtPkkwIeEhwvdjJiZXRhL2FjdGlvbnMvdGFyZ2V0cy97aWR9Eo8BCgtMaXN0VGFyZ2V0cxIpLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5MaXN0VGFyZ2V0c1JlcXVlc3QaKi56aXRhZGVsLmFjdGlvbi52MmJldGEuTGlzdFRhcmdldHNSZXNwb25zZSIpgtPkkwIjOgEqIh4vdjJiZXRhL2FjdGlvbnMvdGFyZ2V0cy9zZWFyY2gSjgEKDFNldEV4ZWN1dGlvbhIqLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5TZXRFeGVjdXRpb25SZXF1ZXN0Gisueml0YWRlbC5hY3Rpb24udjJiZXRhLlNldEV4ZWN1dGlvblJlc3BvbnNlIiWC0+STAh86ASoaGi92MmJldGEvYWN0aW9ucy9leGVjdXRpb25zEpsBCg5MaXN0RXhlY3V0aW9ucxIsLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5MaXN0RXhlY3V0aW9uc1JlcXVlc3QaLS56aXRhZGVsLmFjdGlvbi52MmJldGEuTGlzdEV4ZWN1dGlvbnNSZXNwb25zZSIsgtPkkwImOgEqIiEvdjJiZXRhL2FjdGlvbnMvZXhlY3V0aW9ucy9zZWFyY2gSswEKFkxpc3RFeGVjdXRpb25GdW5jdGlvbnMSNC56aXRhZGVsLmFjdGlvbi52MmJldGEuTGlzdEV4ZWN1dGlvbkZ1bmN0aW9uc1JlcXVlc3QaNS56aXRhZGVsLmFjdGlvbi52MmJldGEuTGlzdEV4ZWN1dGlvbkZ1bmN0aW9uc1Jlc3BvbnNlIiyC0+STAiYSJC92MmJldGEvYWN0aW9ucy9leGVjdXRpb25zL2Z1bmN0aW9ucxKrAQoUTGlzdEV4ZWN1dGlvbk1ldGhvZHMSMi56aXRhZGVsLmFjdGlvbi52MmJldGEuTGlzdEV4ZWN1dGlvbk1ldGhvZHNSZXF1ZXN0GjMueml0YWRlbC5hY3Rpb24udjJiZXRhLkxpc3RFeGVjdXRpb25NZXRob2RzUmVzcG9uc2UiKoLT5JMCJBIiL3YyYmV0YS9hY3Rpb25zL2V4ZWN1dGlvbnMvbWV0aG9kcxKvAQoVTGlzdEV4ZWN1dGlvblNlcnZpY2VzEjMueml0YWRlbC5hY3Rpb24udjJiZXRhLkxpc3RFeGVjdXRpb25TZXJ2aWNlc1JlcXVlc3QaNC56aXRhZGVsLmFjdGlvbi52MmJldGEuTGlzdEV4ZWN1dGlvblNlcnZpY2VzUmVzcG9uc2UiK4LT5JMCJRIjL3YyYmV0YS9hY3Rpb25zL2V4ZWN1dGlvbnMvc2VydmljZXNCOlo4Z2l0aHViLmNvbS96aXRhZGVsL3ppdGFkZWwvcGtnL2dycGMvYWN0aW9uL3YyYmV0YTthY3Rpb25iBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_timestamp, file_zitadel_action_v2beta_execution, file_zitadel_action_v2beta_query, file_zitadel_action_v2beta_target]);
+  fileDesc("Cip6aXRhZGVsL2FjdGlvbi92MmJldGEvYWN0aW9uX3NlcnZpY2UucHJvdG8SFXppdGFkZWwuYWN0aW9uLnYyYmV0YSLUAgoTQ3JlYXRlVGFyZ2V0UmVxdWVzdBIMCgRuYW1lGAEgASgJEjoKDHJlc3Rfd2ViaG9vaxgCIAEoCzIiLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5SRVNUV2ViaG9va0gAEjQKCXJlc3RfY2FsbBgDIAEoCzIfLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5SRVNUQ2FsbEgAEjYKCnJlc3RfYXN5bmMYBCABKAsyIC56aXRhZGVsLmFjdGlvbi52MmJldGEuUkVTVEFzeW5jSAASKgoHdGltZW91dBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIQCghlbmRwb2ludBgGIAEoCRI4CgxwYXlsb2FkX3R5cGUYByABKA4yIi56aXRhZGVsLmFjdGlvbi52MmJldGEuUGF5bG9hZFR5cGVCDQoLdGFyZ2V0X3R5cGUiagoUQ3JlYXRlVGFyZ2V0UmVzcG9uc2USCgoCaWQYASABKAkSMQoNY3JlYXRpb25fZGF0ZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLc2lnbmluZ19rZXkYAyABKAki7AMKE1VwZGF0ZVRhcmdldFJlcXVlc3QSCgoCaWQYASABKAkSEQoEbmFtZRgCIAEoCUgBiAEBEjoKDHJlc3Rfd2ViaG9vaxgDIAEoCzIiLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5SRVNUV2ViaG9va0gAEjQKCXJlc3RfY2FsbBgEIAEoCzIfLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5SRVNUQ2FsbEgAEjYKCnJlc3RfYXN5bmMYBSABKAsyIC56aXRhZGVsLmFjdGlvbi52MmJldGEuUkVTVEFzeW5jSAASLwoHdGltZW91dBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkgCiAEBEhUKCGVuZHBvaW50GAcgASgJSAOIAQESPgoWZXhwaXJhdGlvbl9zaWduaW5nX2tleRgIIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkgEiAEBEjgKDHBheWxvYWRfdHlwZRgJIAEoDjIiLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5QYXlsb2FkVHlwZUINCgt0YXJnZXRfdHlwZUIHCgVfbmFtZUIKCghfdGltZW91dEILCglfZW5kcG9pbnRCGQoXX2V4cGlyYXRpb25fc2lnbmluZ19rZXkicQoUVXBkYXRlVGFyZ2V0UmVzcG9uc2USLwoLY2hhbmdlX2RhdGUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhgKC3NpZ25pbmdfa2V5GAIgASgJSACIAQFCDgoMX3NpZ25pbmdfa2V5IiEKE0RlbGV0ZVRhcmdldFJlcXVlc3QSCgoCaWQYASABKAkiSQoURGVsZXRlVGFyZ2V0UmVzcG9uc2USMQoNZGVsZXRpb25fZGF0ZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiHgoQR2V0VGFyZ2V0UmVxdWVzdBIKCgJpZBgBIAEoCSJCChFHZXRUYXJnZXRSZXNwb25zZRItCgZ0YXJnZXQYASABKAsyHS56aXRhZGVsLmFjdGlvbi52MmJldGEuVGFyZ2V0IvoBChJMaXN0VGFyZ2V0c1JlcXVlc3QSQQoKcGFnaW5hdGlvbhgBIAEoCzIoLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5QYWdpbmF0aW9uUmVxdWVzdEgAiAEBEkMKDnNvcnRpbmdfY29sdW1uGAIgASgOMiYueml0YWRlbC5hY3Rpb24udjJiZXRhLlRhcmdldEZpZWxkTmFtZUgBiAEBEjoKB2ZpbHRlcnMYAyADKAsyKS56aXRhZGVsLmFjdGlvbi52MmJldGEuVGFyZ2V0U2VhcmNoRmlsdGVyQg0KC19wYWdpbmF0aW9uQhEKD19zb3J0aW5nX2NvbHVtbiKEAQoTTGlzdFRhcmdldHNSZXNwb25zZRI9CgpwYWdpbmF0aW9uGAEgASgLMikueml0YWRlbC5hY3Rpb24udjJiZXRhLlBhZ2luYXRpb25SZXNwb25zZRIuCgd0YXJnZXRzGAIgAygLMh0ueml0YWRlbC5hY3Rpb24udjJiZXRhLlRhcmdldCKPAQoTU2V0RXhlY3V0aW9uUmVxdWVzdBIzCgljb25kaXRpb24YASABKAsyIC56aXRhZGVsLmFjdGlvbi52MmJldGEuQ29uZGl0aW9uEg8KB3RhcmdldHMYAiADKAkSMgoIaW5jbHVkZXMYZCADKAsyIC56aXRhZGVsLmFjdGlvbi52MmJldGEuQ29uZGl0aW9uIkQKFFNldEV4ZWN1dGlvblJlc3BvbnNlEiwKCHNldF9kYXRlGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKDAgoVTGlzdEV4ZWN1dGlvbnNSZXF1ZXN0EkEKCnBhZ2luYXRpb24YASABKAsyKC56aXRhZGVsLmFjdGlvbi52MmJldGEuUGFnaW5hdGlvblJlcXVlc3RIAIgBARJGCg5zb3J0aW5nX2NvbHVtbhgCIAEoDjIpLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5FeGVjdXRpb25GaWVsZE5hbWVIAYgBARI9CgdmaWx0ZXJzGAMgAygLMiwueml0YWRlbC5hY3Rpb24udjJiZXRhLkV4ZWN1dGlvblNlYXJjaEZpbHRlckINCgtfcGFnaW5hdGlvbkIRCg9fc29ydGluZ19jb2x1bW4ijQEKFkxpc3RFeGVjdXRpb25zUmVzcG9uc2USPQoKcGFnaW5hdGlvbhgBIAEoCzIpLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5QYWdpbmF0aW9uUmVzcG9uc2USNAoKZXhlY3V0aW9ucxgCIAMoCzIgLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5FeGVjdXRpb24iHwodTGlzdEV4ZWN1dGlvbkZ1bmN0aW9uc1JlcXVlc3QiMwoeTGlzdEV4ZWN1dGlvbkZ1bmN0aW9uc1Jlc3BvbnNlEhEKCWZ1bmN0aW9ucxgBIAMoCSIdChtMaXN0RXhlY3V0aW9uTWV0aG9kc1JlcXVlc3QiLwocTGlzdEV4ZWN1dGlvbk1ldGhvZHNSZXNwb25zZRIPCgdtZXRob2RzGAEgAygJIh4KHExpc3RFeGVjdXRpb25TZXJ2aWNlc1JlcXVlc3QiMQodTGlzdEV4ZWN1dGlvblNlcnZpY2VzUmVzcG9uc2USEAoIc2VydmljZXMYASADKAki0wEKFkxpc3RUYXJnZXRDYWxsc1JlcXVlc3QSQQoKcGFnaW5hdGlvbhgBIAEoCzIoLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5QYWdpbmF0aW9uUmVxdWVzdEgAiAEBEhEKCXRhcmdldF9pZBgCIAEoCRIUCgxleGVjdXRpb25faWQYAyABKAkSEwoLZmFpbGVkX29ubHkYBCABKAgSKQoFc2luY2UYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQg0KC19wYWdpbmF0aW9uIpUCCgpUYXJnZXRDYWxsEgoKAmlkGAEgASgJEhEKCXRhcmdldF9pZBgCIAEoCRITCgt0YXJnZXRfbmFtZRgDIAEoCRIUCgxleGVjdXRpb25faWQYBCABKAkSDwoHdHJpZ2dlchgFIAEoCRIQCghlbmRwb2ludBgGIAEoCRIOCgZzdGF0dXMYByABKAUSKwoIZHVyYXRpb24YCCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDQoFZXJyb3IYCSABKAkSDwoHYXR0ZW1wdBgKIAEoDRINCgVhc3luYxgLIAEoCBIuCgpzdGFydF90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCKKAQoXTGlzdFRhcmdldENhbGxzUmVzcG9uc2USPQoKcGFnaW5hdGlvbhgBIAEoCzIpLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5QYWdpbmF0aW9uUmVzcG9uc2USMAoFY2FsbHMYAiADKAsyIS56aXRhZGVsLmFjdGlvbi52MmJldGEuVGFyZ2V0Q2FsbCIxCiBMaXN0RmFpbGVkRXZlbnREZWxpdmVyaWVzUmVxdWVzdBINCgVsaW1pdBgBIAEoDSKGAgoTRmFpbGVkRXZlbnREZWxpdmVyeRIKCgJpZBgBIAEoCRIRCgl0YXJnZXRfaWQYAiABKAkSFAoMZXhlY3V0aW9uX2lkGAMgASgJEhIKCmV2ZW50X3R5cGUYBCABKAkSFAoMb3JkZXJpbmdfa2V5GAUgASgJEgwKBGJvZHkYBiABKAkSEAoIYXR0ZW1wdHMYByABKA0SDQoFZXJyb3IYCCABKAkSMAoMY3JlYXRlZF9kYXRlGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtmYWlsZWRfZGF0ZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiYwohTGlzdEZhaWxlZEV2ZW50RGVsaXZlcmllc1Jlc3BvbnNlEj4KCmRlbGl2ZXJpZXMYASADKAsyKi56aXRhZGVsLmFjdGlvbi52MmJldGEuRmFpbGVkRXZlbnREZWxpdmVyeTL6DgoNQWN0aW9uU2VydmljZRKLAQoMQ3JlYXRlVGFyZ2V0Eioueml0YWRlbC5hY3Rpb24udjJiZXRhLkNyZWF0ZVRhcmdldFJlcXVlc3QaKy56aXRhZGVsLmFjdGlvbi52MmJldGEuQ3JlYXRlVGFyZ2V0UmVzcG9uc2UiIoLT5JMCHDoBKiIXL3YyYmV0YS9hY3Rpb25zL3RhcmdldHMSkAEKDFVwZGF0ZVRhcmdldBIqLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5VcGRhdGVUYXJnZXRSZXF1ZXN0Gisueml0YWRlbC5hY3Rpb24udjJiZXRhLlVwZGF0ZVRhcmdldFJlc3BvbnNlIieC0+STAiE6ASoiHC92MmJldGEvYWN0aW9ucy90YXJnZXRzL3tpZH0SjQEKDERlbGV0ZVRhcmdldBIqLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5EZWxldGVUYXJnZXRSZXF1ZXN0Gisueml0YWRlbC5hY3Rpb24udjJiZXRhLkRlbGV0ZVRhcmdldFJlc3BvbnNlIiSC0+STAh4qHC92MmJldGEvYWN0aW9ucy90YXJnZXRzL3tpZH0ShAEKCUdldFRhcmdldBInLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5HZXRUYXJnZXRSZXF1ZXN0Gigueml0YWRlbC5hY3Rpb24udjJiZXRhLkdldFRhcmdldFJlc3BvbnNlIiSC0+STAh4SHC92MmJldGEvYWN0aW9ucy90YXJnZXRzL3tpZH0SjwEKC0xpc3RUYXJnZXRzEikueml0YWRlbC5hY3Rpb24udjJiZXRhLkxpc3RUYXJnZXRzUmVxdWVzdBoqLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5MaXN0VGFyZ2V0c1Jlc3BvbnNlIimC0+STAiM6ASoiHi92MmJldGEvYWN0aW9ucy90YXJnZXRzL3NlYXJjaBKOAQoMU2V0RXhlY3V0aW9uEioueml0YWRlbC5hY3Rpb24udjJiZXRhLlNldEV4ZWN1dGlvblJlcXVlc3QaKy56aXRhZGVsLmFjdGlvbi52MmJldGEuU2V0RXhlY3V0aW9uUmVzcG9uc2UiJYLT5JMCHzoBKhoaL3YyYmV0YS9hY3Rpb25zL2V4ZWN1dGlvbnMSmwEKDkxpc3RFeGVjdXRpb25zEiwueml0YWRlbC5hY3Rpb24udjJiZXRhLkxpc3RFeGVjdXRpb25zUmVxdWVzdBotLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5MaXN0RXhlY3V0aW9uc1Jlc3BvbnNlIiyC0+STAiY6ASoiIS92MmJldGEvYWN0aW9ucy9leGVjdXRpb25zL3NlYXJjaBKzAQoWTGlzdEV4ZWN1dGlvbkZ1bmN0aW9ucxI0LnppdGFkZWwuYWN0aW9uLnYyYmV0YS5MaXN0RXhlY3V0aW9uRnVuY3Rpb25zUmVxdWVzdBo1LnppdGFkZWwuYWN0aW9uLnYyYmV0YS5MaXN0RXhlY3V0aW9uRnVuY3Rpb25zUmVzcG9uc2UiLILT5JMCJhIkL3YyYmV0YS9hY3Rpb25zL2V4ZWN1dGlvbnMvZnVuY3Rpb25zEqsBChRMaXN0RXhlY3V0aW9uTWV0aG9kcxIyLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5MaXN0RXhlY3V0aW9uTWV0aG9kc1JlcXVlc3QaMy56aXRhZGVsLmFjdGlvbi52MmJldGEuTGlzdEV4ZWN1dGlvbk1ldGhvZHNSZXNwb25zZSIqgtPkkwIkEiIvdjJiZXRhL2FjdGlvbnMvZXhlY3V0aW9ucy9tZXRob2RzEq8BChVMaXN0RXhlY3V0aW9uU2VydmljZXMSMy56aXRhZGVsLmFjdGlvbi52MmJldGEuTGlzdEV4ZWN1dGlvblNlcnZpY2VzUmVxdWVzdBo0LnppdGFkZWwuYWN0aW9uLnYyYmV0YS5MaXN0RXhlY3V0aW9uU2VydmljZXNSZXNwb25zZSIrgtPkkwIlEiMvdjJiZXRhL2FjdGlvbnMvZXhlY3V0aW9ucy9zZXJ2aWNlcxKhAQoPTGlzdFRhcmdldENhbGxzEi0ueml0YWRlbC5hY3Rpb24udjJiZXRhLkxpc3RUYXJnZXRDYWxsc1JlcXVlc3QaLi56aXRhZGVsLmFjdGlvbi52MmJldGEuTGlzdFRhcmdldENhbGxzUmVzcG9uc2UiL4LT5JMCKToBKiIkL3YyYmV0YS9hY3Rpb25zL3RhcmdldHMvY2FsbHMvc2VhcmNoErUBChlMaXN0RmFpbGVkRXZlbnREZWxpdmVyaWVzEjcueml0YWRlbC5hY3Rpb24udjJiZXRhLkxpc3RGYWlsZWRFdmVudERlbGl2ZXJpZXNSZXF1ZXN0Gjgueml0YWRlbC5hY3Rpb24udjJiZXRhLkxpc3RGYWlsZWRFdmVudERlbGl2ZXJpZXNSZXNwb25zZSIlgtPkkwIfEh0vdjJiZXRhL2FjdGlvbnMvZXZlbnRzL2ZhaWxlZEI6WjhnaXRodWIuY29tL3ppdGFkZWwveml0YWRlbC9wa2cvZ3JwYy9hY3Rpb24vdjJiZXRhO2FjdGlvbmIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_timestamp, file_zitadel_action_v2beta_execution, file_zitadel_action_v2beta_query, file_zitadel_action_v2beta_target]);
 
 /**
  * CreateTargetRequest describes a new target.
@@ -561,6 +561,273 @@ export const ListExecutionServicesResponseSchema: GenMessage<ListExecutionServic
   messageDesc(file_zitadel_action_v2beta_action_service, 19);
 
 /**
+ * ListTargetCallsRequest selects target calls.
+ *
+ * @generated from message zitadel.action.v2beta.ListTargetCallsRequest
+ */
+export type ListTargetCallsRequest = Message<"zitadel.action.v2beta.ListTargetCallsRequest"> & {
+  /**
+   * Offset and limit; asc is ignored, calls are listed newest first.
+   *
+   * @generated from field: optional zitadel.action.v2beta.PaginationRequest pagination = 1;
+   */
+  pagination?: PaginationRequest | undefined;
+
+  /**
+   * Only calls of this target.
+   *
+   * @generated from field: string target_id = 2;
+   */
+  targetId: string;
+
+  /**
+   * Only calls chosen by this execution, for example "request/zitadel.user.v2.UserService".
+   *
+   * @generated from field: string execution_id = 3;
+   */
+  executionId: string;
+
+  /**
+   * Only calls that failed.
+   *
+   * @generated from field: bool failed_only = 4;
+   */
+  failedOnly: boolean;
+
+  /**
+   * Only calls started at or after this time.
+   *
+   * @generated from field: google.protobuf.Timestamp since = 5;
+   */
+  since?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message zitadel.action.v2beta.ListTargetCallsRequest.
+ * Use `create(ListTargetCallsRequestSchema)` to create a new message.
+ */
+export const ListTargetCallsRequestSchema: GenMessage<ListTargetCallsRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_action_v2beta_action_service, 20);
+
+/**
+ * TargetCall is one call of a target.
+ *
+ * @generated from message zitadel.action.v2beta.TargetCall
+ */
+export type TargetCall = Message<"zitadel.action.v2beta.TargetCall"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string target_id = 2;
+   */
+  targetId: string;
+
+  /**
+   * @generated from field: string target_name = 3;
+   */
+  targetName: string;
+
+  /**
+   * The execution that chose the target.
+   *
+   * @generated from field: string execution_id = 4;
+   */
+  executionId: string;
+
+  /**
+   * What triggered the call: a full method, an event type or a function name.
+   *
+   * @generated from field: string trigger = 5;
+   */
+  trigger: string;
+
+  /**
+   * @generated from field: string endpoint = 6;
+   */
+  endpoint: string;
+
+  /**
+   * HTTP status, 0 when the target did not answer.
+   *
+   * @generated from field: int32 status = 7;
+   */
+  status: number;
+
+  /**
+   * @generated from field: google.protobuf.Duration duration = 8;
+   */
+  duration?: Duration | undefined;
+
+  /**
+   * What went wrong; empty on success.
+   *
+   * @generated from field: string error = 9;
+   */
+  error: string;
+
+  /**
+   * Delivery attempt, 1 for the first.
+   *
+   * @generated from field: uint32 attempt = 10;
+   */
+  attempt: number;
+
+  /**
+   * True for calls that did not delay the RPC (async targets).
+   *
+   * @generated from field: bool async = 11;
+   */
+  async: boolean;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp start_time = 12;
+   */
+  startTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message zitadel.action.v2beta.TargetCall.
+ * Use `create(TargetCallSchema)` to create a new message.
+ */
+export const TargetCallSchema: GenMessage<TargetCall> = /*@__PURE__*/
+  messageDesc(file_zitadel_action_v2beta_action_service, 21);
+
+/**
+ * ListTargetCallsResponse is one page of target calls.
+ *
+ * @generated from message zitadel.action.v2beta.ListTargetCallsResponse
+ */
+export type ListTargetCallsResponse = Message<"zitadel.action.v2beta.ListTargetCallsResponse"> & {
+  /**
+   * @generated from field: zitadel.action.v2beta.PaginationResponse pagination = 1;
+   */
+  pagination?: PaginationResponse | undefined;
+
+  /**
+   * @generated from field: repeated zitadel.action.v2beta.TargetCall calls = 2;
+   */
+  calls: TargetCall[];
+};
+
+/**
+ * Describes the message zitadel.action.v2beta.ListTargetCallsResponse.
+ * Use `create(ListTargetCallsResponseSchema)` to create a new message.
+ */
+export const ListTargetCallsResponseSchema: GenMessage<ListTargetCallsResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_action_v2beta_action_service, 22);
+
+/**
+ * ListFailedEventDeliveriesRequest asks for the latest given-up event deliveries.
+ *
+ * @generated from message zitadel.action.v2beta.ListFailedEventDeliveriesRequest
+ */
+export type ListFailedEventDeliveriesRequest = Message<"zitadel.action.v2beta.ListFailedEventDeliveriesRequest"> & {
+  /**
+   * Maximum number of results; 0 means 100, more than 1000 is an error.
+   *
+   * @generated from field: uint32 limit = 1;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message zitadel.action.v2beta.ListFailedEventDeliveriesRequest.
+ * Use `create(ListFailedEventDeliveriesRequestSchema)` to create a new message.
+ */
+export const ListFailedEventDeliveriesRequestSchema: GenMessage<ListFailedEventDeliveriesRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_action_v2beta_action_service, 23);
+
+/**
+ * FailedEventDelivery is an event delivery that was given up.
+ *
+ * @generated from message zitadel.action.v2beta.FailedEventDelivery
+ */
+export type FailedEventDelivery = Message<"zitadel.action.v2beta.FailedEventDelivery"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string target_id = 2;
+   */
+  targetId: string;
+
+  /**
+   * @generated from field: string execution_id = 3;
+   */
+  executionId: string;
+
+  /**
+   * @generated from field: string event_type = 4;
+   */
+  eventType: string;
+
+  /**
+   * The aggregate the event belongs to.
+   *
+   * @generated from field: string ordering_key = 5;
+   */
+  orderingKey: string;
+
+  /**
+   * The payload that could not be delivered.
+   *
+   * @generated from field: string body = 6;
+   */
+  body: string;
+
+  /**
+   * @generated from field: uint32 attempts = 7;
+   */
+  attempts: number;
+
+  /**
+   * @generated from field: string error = 8;
+   */
+  error: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_date = 9;
+   */
+  createdDate?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp failed_date = 10;
+   */
+  failedDate?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message zitadel.action.v2beta.FailedEventDelivery.
+ * Use `create(FailedEventDeliverySchema)` to create a new message.
+ */
+export const FailedEventDeliverySchema: GenMessage<FailedEventDelivery> = /*@__PURE__*/
+  messageDesc(file_zitadel_action_v2beta_action_service, 24);
+
+/**
+ * ListFailedEventDeliveriesResponse lists given-up deliveries, newest first.
+ *
+ * @generated from message zitadel.action.v2beta.ListFailedEventDeliveriesResponse
+ */
+export type ListFailedEventDeliveriesResponse = Message<"zitadel.action.v2beta.ListFailedEventDeliveriesResponse"> & {
+  /**
+   * @generated from field: repeated zitadel.action.v2beta.FailedEventDelivery deliveries = 1;
+   */
+  deliveries: FailedEventDelivery[];
+};
+
+/**
+ * Describes the message zitadel.action.v2beta.ListFailedEventDeliveriesResponse.
+ * Use `create(ListFailedEventDeliveriesResponseSchema)` to create a new message.
+ */
+export const ListFailedEventDeliveriesResponseSchema: GenMessage<ListFailedEventDeliveriesResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_action_v2beta_action_service, 25);
+
+/**
  * ActionService manages targets (endpoints) and executions (which targets run when).
  * Executions with an `all` condition never apply to this service itself.
  *
@@ -667,6 +934,30 @@ export const ActionService: GenService<{
     methodKind: "unary";
     input: typeof ListExecutionServicesRequestSchema;
     output: typeof ListExecutionServicesResponseSchema;
+  },
+  /**
+   * ListTargetCalls lists the latest calls of targets, newest first: which target, for
+   * which execution and trigger, with what status, duration, error and attempt.
+   * A connect-actions extension, for debugging targets.
+   *
+   * @generated from rpc zitadel.action.v2beta.ActionService.ListTargetCalls
+   */
+  listTargetCalls: {
+    methodKind: "unary";
+    input: typeof ListTargetCallsRequestSchema;
+    output: typeof ListTargetCallsResponseSchema;
+  },
+  /**
+   * ListFailedEventDeliveries lists event deliveries that were given up (a 4xx answer,
+   * a deleted target, or older than the maximum age), newest first.
+   * A connect-actions extension.
+   *
+   * @generated from rpc zitadel.action.v2beta.ActionService.ListFailedEventDeliveries
+   */
+  listFailedEventDeliveries: {
+    methodKind: "unary";
+    input: typeof ListFailedEventDeliveriesRequestSchema;
+    output: typeof ListFailedEventDeliveriesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_zitadel_action_v2beta_action_service, 0);
