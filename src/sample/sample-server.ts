@@ -11,11 +11,16 @@ import { createBearerAuthInterceptor } from "../bearer-auth.js";
 import { type CallerContext, callerContextKey } from "../caller-context.js";
 import { createExecutionPlanner } from "../execution-planner.js";
 import { type Logger, createJsonLogger } from "../logger.js";
+import { createMemoryDeliveryLog, type DeliveryLog } from "../delivery-log.js";
+import { createEventPublisher } from "../event-publisher.js";
+import type { EventQueue } from "../event-queue.js";
+import { createEventWorker, type EventWorkerOptions } from "../event-worker.js";
+import { createMemoryEventQueue } from "../memory-event-queue.js";
 import { createMemoryStore } from "../memory-store.js";
 import { createNodeRouterHandler } from "../node-router-handler.js";
 import { createTargetDispatcher, type TargetDispatcher } from "../target-dispatcher.js";
 import { listenCleartext } from "./cleartext-server.js";
-import { createUserService, userEventTypes } from "./user-service.js";
+import { createUserService, type UserEvent, userEventTypes } from "./user-service.js";
 
 /**
  * SampleServerOptions configures startSampleServer.
@@ -39,10 +44,16 @@ export interface SampleServerOptions {
    */
   readonly adminToken?: string;
   /**
-   * Run the actions interceptor, default true. False serves the same services
-   * without it (for example as a benchmark baseline).
+   * Run actions, default true. False serves the same services without the
+   * actions interceptor, events and functions (for example as a benchmark baseline).
    */
   readonly actions?: boolean;
+  /** Where target calls are recorded, default a new memory delivery log. Not used with a given dispatcher. */
+  readonly deliveryLog?: DeliveryLog;
+  /** Where event deliveries wait, default a new memory event queue. */
+  readonly eventQueue?: EventQueue;
+  /** Options of the event worker (concurrency, retry policy, max age, ...), default its defaults. */
+  readonly eventWorker?: Partial<Omit<EventWorkerOptions, "queue" | "planner" | "dispatcher">>;
 }
 
 /**
@@ -62,6 +73,8 @@ export interface SampleServer {
   readonly dispatcher: TargetDispatcher;
   /** The bearer token of the management API. */
   readonly adminToken: string;
+  readonly deliveryLog: DeliveryLog;
+  readonly eventQueue: EventQueue;
   /** close stops the server, then waits for async target calls. */
   close(): Promise<void>;
 }
@@ -98,7 +111,9 @@ export function generateAdminToken(): string {
 export async function startSampleServer(options: SampleServerOptions = {}): Promise<SampleServer> {
   const logger = options.logger ?? createJsonLogger();
   const store = options.store ?? createMemoryStore();
-  const dispatcher = options.dispatcher ?? createTargetDispatcher({ logger });
+  const deliveryLog = options.deliveryLog ?? createMemoryDeliveryLog();
+  const eventQueue = options.eventQueue ?? createMemoryEventQueue();
+  const dispatcher = options.dispatcher ?? createTargetDispatcher({ logger, onCall: (record) => deliveryLog.record(record) });
   const instanceID = options.instanceID ?? "sample-instance";
   const planner =
     options.actions === false
@@ -106,6 +121,23 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
       : createExecutionPlanner(store, {
           onStaleError: (error) => logger.error("store unreadable, using the previous execution plan", { error }),
         });
+  const publisher = planner === undefined ? undefined : createEventPublisher({ planner, queue: eventQueue });
+  const worker =
+    planner === undefined ? undefined : createEventWorker({ queue: eventQueue, planner, dispatcher, logger, ...options.eventWorker });
+  const onEvent = async (event: UserEvent) => {
+    await publisher?.publish({
+      aggregateID: event.aggregateID,
+      aggregateType: event.aggregateType,
+      resourceOwner: event.resourceOwner,
+      instanceID,
+      version: "v2",
+      sequence: event.sequence,
+      eventType: event.eventType,
+      createdAt: event.createdAt,
+      userID: event.creator,
+      payload: event.payload,
+    });
+  };
   const adminToken = options.adminToken ?? generateAdminToken();
   const router = createConnectRouter({
     interceptors: [
@@ -119,12 +151,15 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
     store,
     services: [UserService, ActionServiceV2beta, ActionServiceV2],
     eventTypes: userEventTypes,
+    deliveryLog,
+    eventQueue,
   });
-  router.service(UserService, createUserService());
+  router.service(UserService, createUserService({ onEvent }));
   router.service(ActionServiceV2beta, actions);
   router.service(ActionServiceV2, actions);
   const handler = createNodeRouterHandler({ router, logger });
   const listener = await listenCleartext(handler, { port: options.port, host: options.host });
+  worker?.start();
   const host = options.host ?? "127.0.0.1";
   return {
     url: `http://${host.includes(":") ? `[${host}]` : host}:${listener.port}`,
@@ -132,10 +167,14 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
     store,
     dispatcher,
     adminToken,
+    deliveryLog,
+    eventQueue,
     async close() {
       await listener.close();
+      await worker?.stop();
       planner?.close();
       await dispatcher.close();
+      await deliveryLog.close();
     },
   };
 }
