@@ -34,6 +34,7 @@ import { checkTextFilterMethod, matchText, paginate, sortExecutions, sortTargets
 import { type Condition, type ExecutionType as ConditionType, executionTypeOf } from "./condition.js";
 import type { Execution, ExecutionTarget } from "./execution.js";
 import { checkDeliveryQuery, type DeliveryLog } from "./delivery-log.js";
+import type { EndpointGuard } from "./endpoint-guard.js";
 import type { EventQueue } from "./event-queue.js";
 import { knownFunctions } from "./function-contracts.js";
 import type { Target, TargetPatch } from "./target.js";
@@ -58,6 +59,8 @@ export interface ActionServiceOptions {
   readonly eventTypes?: readonly string[];
   /** The function names function conditions may use, default knownFunctions. */
   readonly functions?: readonly string[];
+  /** Rejects target endpoints the dispatcher would refuse to call, default none. */
+  readonly endpointGuard?: EndpointGuard;
   /** Where target calls are recorded; ListTargetCalls is Code.Unimplemented without it. */
   readonly deliveryLog?: DeliveryLog;
   /** The event queue; ListFailedEventDeliveries is Code.Unimplemented without it. */
@@ -207,6 +210,7 @@ export function createActionService(options: ActionServiceOptions): ActionServic
       }
       checkPayloadType(req.payloadType);
       const timeoutMs = timeoutMsFromDuration(req.timeout);
+      options.endpointGuard?.checkEndpoint(req.endpoint);
       const target = await store.createTarget({
         name: req.name,
         type: kind.type,
@@ -225,6 +229,7 @@ export function createActionService(options: ActionServiceOptions): ActionServic
       const id = requireId(req.id);
       const kind = targetTypeFromMessage(req.targetType);
       checkPayloadType(req.payloadType);
+      if (req.endpoint !== undefined) options.endpointGuard?.checkEndpoint(req.endpoint);
       let rotateSigningKey = false;
       if (req.expirationSigningKey !== undefined) {
         if (durationMs(req.expirationSigningKey, "expiration_signing_key") !== 0) {

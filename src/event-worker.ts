@@ -1,7 +1,8 @@
 import type { EventQueue, QueuedJob } from "./event-queue.js";
 import type { ExecutionPlanner } from "./execution-planner.js";
 import { type Logger, createJsonLogger } from "./logger.js";
-import { errorDetail, type TargetDispatcher, targetStatusOf } from "./target-dispatcher.js";
+import { ConnectError } from "@connectrpc/connect";
+import { errorDetail, type TargetDispatcher, TargetFailure, targetStatusOf } from "./target-dispatcher.js";
 
 /**
  * RetryPolicy says when a failed delivery is tried again: after
@@ -67,10 +68,11 @@ export function retryDelayMs(policy: RetryPolicy, attempt: number, random: () =>
 
 /**
  * isPermanentFailure tells whether a delivery error is not worth retrying: a
- * 4xx answer other than 408 (timeout) and 429 (too many requests). Timeouts,
+ * denied endpoint, or a 4xx answer other than 408 (timeout) and 429 (too many requests). Timeouts,
  * connection errors and 5xx answers are retried.
  */
 export function isPermanentFailure(error: unknown): boolean {
+  if (error instanceof ConnectError && error.cause instanceof TargetFailure && error.cause.permanent) return true;
   const status = targetStatusOf(error);
   return status >= 400 && status <= 499 && status !== 408 && status !== 429;
 }

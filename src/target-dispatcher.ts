@@ -1,5 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { Agent, type Dispatcher } from "undici";
+import { createEndpointGuard, type EndpointGuard } from "./endpoint-guard.js";
 import { type Logger, createJsonLogger } from "./logger.js";
 import { signatureHeader, signPayload } from "./signature.js";
 import type { Target } from "./target.js";
@@ -101,6 +103,13 @@ export interface TargetDispatcherOptions {
   readonly logger?: Logger;
   /** User-Agent header, default "connect-actions". */
   readonly userAgent?: string;
+  /**
+   * Keeps calls away from denied addresses (SSRF), default
+   * createEndpointGuard(): loopback, link-local and metadata addresses are
+   * denied when NODE_ENV is "production". Applies to the dispatcher's own
+   * Agent; with a custom `dispatcher`, only IP-literal endpoints are checked.
+   */
+  readonly endpointGuard?: EndpointGuard;
 }
 
 /**
@@ -112,6 +121,8 @@ export class TargetFailure extends Error {
   constructor(
     message: string,
     readonly status: number = 0,
+    /** True when trying again cannot help (the endpoint is denied, for example). */
+    readonly permanent: boolean = false,
   ) {
     super(message);
   }
@@ -122,8 +133,8 @@ export class TargetFailure extends Error {
  * Code.FailedPrecondition "Execution failed", with a TargetFailure carrying
  * `detail` and `status` as the cause (for logs only; it is not sent to the client).
  */
-export function executionFailed(detail: string, status = 0): ConnectError {
-  return new ConnectError("Execution failed", Code.FailedPrecondition, undefined, undefined, new TargetFailure(detail, status));
+export function executionFailed(detail: string, status = 0, permanent = false): ConnectError {
+  return new ConnectError("Execution failed", Code.FailedPrecondition, undefined, undefined, new TargetFailure(detail, status, permanent));
 }
 
 /**
@@ -177,16 +188,19 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
   const maxQueue = options.maxAsyncQueue ?? 10_000;
   const logger = options.logger ?? createJsonLogger();
   const userAgent = options.userAgent ?? "connect-actions";
+  const guard = options.endpointGuard ?? createEndpointGuard();
   const ownAgent =
     options.dispatcher === undefined
       ? new Agent({
           connections: options.connectionsPerOrigin ?? 128,
           keepAliveTimeout: options.keepAliveTimeoutMs ?? 30_000,
           keepAliveMaxTimeout: Math.max(options.keepAliveTimeoutMs ?? 30_000, 600_000),
+          ...(guard.enabled ? { connect: { lookup: guard.lookup } } : {}),
         })
       : undefined;
   const agent: Dispatcher = options.dispatcher ?? ownAgent!;
-  const origins = new Map<string, { origin: string; path: string }>();
+  const origins = new Map<string, { origin: string; path: string; denied: string | undefined }>();
+  const tracer = trace.getTracer("connect-actions");
 
   const record = (call: TargetCall, startTime: Date, start: number, status: number, error: string | undefined, async: boolean) => {
     const r: TargetCallRecord = {
@@ -209,7 +223,39 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
     }
   };
 
-  const send = async (call: TargetCall, async: boolean): Promise<TargetResponse> => {
+  const send = (call: TargetCall, async: boolean): Promise<TargetResponse> =>
+    tracer.startActiveSpan(
+      `target ${call.target.name}`,
+      {
+        kind: SpanKind.CLIENT,
+        attributes: {
+          "actions.target.id": call.target.id,
+          "actions.target.name": call.target.name,
+          "actions.execution.id": call.executionId,
+          "actions.trigger": call.trigger ?? "",
+          "actions.attempt": call.attempt ?? 1,
+          "actions.async": async,
+          "http.request.method": "POST",
+          "url.full": call.target.endpoint,
+        },
+      },
+      async (span) => {
+        try {
+          const response = await sendTraced(call, async);
+          span.setAttribute("http.response.status_code", response.status);
+          return response;
+        } catch (e) {
+          const status = targetStatusOf(e);
+          if (status !== 0) span.setAttribute("http.response.status_code", status);
+          span.setStatus({ code: SpanStatusCode.ERROR, message: errorDetail(e) });
+          throw e;
+        } finally {
+          span.end();
+        }
+      },
+    );
+
+  const sendTraced = async (call: TargetCall, async: boolean): Promise<TargetResponse> => {
     const { target } = call;
     const startTime = new Date();
     const start = performance.now();
@@ -231,19 +277,24 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
       let where = origins.get(target.endpoint);
       if (where === undefined) {
         const url = new URL(target.endpoint);
-        where = { origin: url.origin, path: url.pathname + url.search };
+        where = { origin: url.origin, path: url.pathname + url.search, denied: guard.denied(url.hostname) };
         if (origins.size > 10_000) origins.clear();
         origins.set(target.endpoint, where);
       }
+      if (where.denied !== undefined) {
+        throw executionFailed(`target "${target.name}" is not allowed: ${where.denied}`, 0, true);
+      }
+      const headers: Record<string, string> = {
+        "content-type": "application/json",
+        "user-agent": userAgent,
+        [signatureHeader]: signPayload(call.body, target.signingKey),
+      };
+      propagation.inject(context.active(), headers);
       const res = await agent.request({
         origin: where.origin,
         path: where.path,
         method: "POST",
-        headers: {
-          "content-type": "application/json",
-          "user-agent": userAgent,
-          [signatureHeader]: signPayload(call.body, target.signingKey),
-        },
+        headers,
         body: call.body,
         signal: controller.signal,
         headersTimeout: timeoutMs,
@@ -285,7 +336,9 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
       return { status, json };
     } catch (e) {
       let error = e;
-      if (!(e instanceof ConnectError)) {
+      if (!(e instanceof ConnectError) && (e as { code?: unknown }).code === "EDENIEDADDRESS") {
+        error = executionFailed(`target "${target.name}" is not allowed: ${(e as Error).message}`, 0, true);
+      } else if (!(e instanceof ConnectError)) {
         const reason = timedOut
           ? `timed out after ${timeoutMs} ms`
           : call.signal?.aborted
