@@ -5,13 +5,16 @@ import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@conn
 import { type Details, DetailsSchema, ListDetailsSchema } from "../../gen/zitadel/object/v2/object_pb.js";
 import {
   AddHumanUserResponseSchema,
+  CreateUserResponseSchema,
   DeleteUserResponseSchema,
   GetUserByIDResponseSchema,
   HumanEmailSchema,
   HumanUserSchema,
   ListUsersResponseSchema,
   type SetHumanEmail,
+  type SetHumanProfile,
   SetHumanProfileSchema,
+  type SetMetadataEntry,
   UpdateHumanUserResponseSchema,
   type User,
   UserSchema,
@@ -56,9 +59,23 @@ export interface UserServiceOptions {
   readonly defaultOrgId?: string;
 }
 
+/** NewHuman is what AddHumanUser and CreateUser have in common. */
+interface NewHuman {
+  readonly userId: string | undefined;
+  readonly username: string | undefined;
+  /** The resource owner. */
+  readonly org: string;
+  readonly profile: SetHumanProfile | undefined;
+  readonly email: SetHumanEmail | undefined;
+  readonly metadata: readonly SetMetadataEntry[];
+}
+
 /**
  * createUserService returns an in-memory implementation of the sample
- * zitadel.user.v2.UserService.
+ * zitadel.user.v2.UserService. AddHumanUser and CreateUser create human users
+ * the same way and emit the same "user.human.added" event; CreateUser answers
+ * machine users (service accounts) with Code.Unimplemented, and requires
+ * `organization_id` (the resource owner of the new user), as ZITADEL does.
  */
 export function createUserService(options: UserServiceOptions = {}): ServiceImpl<typeof UserService> {
   const users = new Map<string, User>();
@@ -103,39 +120,68 @@ export function createUserService(options: UserServiceOptions = {}): ServiceImpl
   const emailCode = (email: SetHumanEmail | undefined) =>
     email?.verification.case === "returnCode" ? String(randomInt(1_000_000)).padStart(6, "0") : undefined;
 
+  /** addHuman validates and stores a new human user, emits "user.human.added" and returns it with its email code. */
+  const addHuman = async (req: NewHuman, ctx: HandlerContext): Promise<{ user: User; emailCode: string | undefined }> => {
+    const profile = req.profile;
+    if (profile === undefined || profile.givenName.trim() === "" || profile.familyName.trim() === "") {
+      throw new ConnectError("profile.given_name and profile.family_name must not be empty", Code.InvalidArgument);
+    }
+    const email = checkEmail(req.email, true)!;
+    const userId = req.userId ?? newId();
+    if (userId === "" || userId.length > 200) throw new ConnectError("user_id must have 1 to 200 characters", Code.InvalidArgument);
+    if (users.has(userId)) throw new ConnectError(`user "${userId}" already exists`, Code.AlreadyExists);
+    const username = req.username ?? email;
+    if (usernames.has(username)) throw new ConnectError(`username "${username}" is taken`, Code.AlreadyExists);
+    const now = new Date();
+    const user = create(UserSchema, {
+      userId,
+      username,
+      details: details(1n, req.org, now, now),
+      human: create(HumanUserSchema, {
+        profile: create(SetHumanProfileSchema, profile),
+        email: create(HumanEmailSchema, { email, isVerified: req.email?.verification.case === "isVerified" && req.email.verification.value }),
+        metadata: [...req.metadata],
+      }),
+    });
+    users.set(userId, user);
+    usernames.set(username, userId);
+    await emit(user, "user.human.added", ctx, {
+      userName: username,
+      firstName: profile.givenName,
+      lastName: profile.familyName,
+      email,
+    });
+    return { user, emailCode: emailCode(req.email) };
+  };
+
   return {
     async addHumanUser(req, ctx) {
-      const profile = req.profile;
-      if (profile === undefined || profile.givenName.trim() === "" || profile.familyName.trim() === "") {
-        throw new ConnectError("profile.given_name and profile.family_name must not be empty", Code.InvalidArgument);
-      }
-      const email = checkEmail(req.email, true)!;
-      const userId = req.userId ?? newId();
-      if (userId === "" || userId.length > 200) throw new ConnectError("user_id must have 1 to 200 characters", Code.InvalidArgument);
-      if (users.has(userId)) throw new ConnectError(`user "${userId}" already exists`, Code.AlreadyExists);
-      const username = req.username ?? email;
-      if (usernames.has(username)) throw new ConnectError(`username "${username}" is taken`, Code.AlreadyExists);
       const org = req.organization?.org.case === "orgId" ? req.organization.org.value : ctx.values.get(callerContextKey).orgID || defaultOrg;
-      const now = new Date();
-      const user = create(UserSchema, {
-        userId,
-        username,
-        details: details(1n, org, now, now),
-        human: create(HumanUserSchema, {
-          profile: create(SetHumanProfileSchema, profile),
-          email: create(HumanEmailSchema, { email, isVerified: req.email?.verification.case === "isVerified" && req.email.verification.value }),
-          metadata: req.metadata,
-        }),
-      });
-      users.set(userId, user);
-      usernames.set(username, userId);
-      await emit(user, "user.human.added", ctx, {
-        userName: username,
-        firstName: profile.givenName,
-        lastName: profile.familyName,
-        email,
-      });
-      return create(AddHumanUserResponseSchema, { userId, details: user.details, emailCode: emailCode(req.email) });
+      const { user, emailCode } = await addHuman(
+        { userId: req.userId, username: req.username, org, profile: req.profile, email: req.email, metadata: req.metadata },
+        ctx,
+      );
+      return create(AddHumanUserResponseSchema, { userId: user.userId, details: user.details, emailCode });
+    },
+
+    async createUser(req, ctx) {
+      if (req.organizationId === "" || req.organizationId.length > 200) {
+        throw new ConnectError("organization_id must have 1 to 200 characters", Code.InvalidArgument);
+      }
+      switch (req.userType.case) {
+        case "human": {
+          const { profile, email } = req.userType.value;
+          const { user, emailCode } = await addHuman(
+            { userId: req.userId, username: req.username, org: req.organizationId, profile, email, metadata: [] },
+            ctx,
+          );
+          return create(CreateUserResponseSchema, { id: user.userId, creationDate: user.details?.creationDate, emailCode });
+        }
+        case "machine":
+          throw new ConnectError("the sample creates human users only, machine users are not implemented", Code.Unimplemented);
+        default:
+          throw new ConnectError("one of human or machine must be set", Code.InvalidArgument);
+      }
     },
 
     async getUserByID(req) {

@@ -8,6 +8,8 @@
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_google_api_annotations } from "../../../google/api/annotations_pb.js";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Details, ListDetails, ListQuery, Organization } from "../../object/v2/object_pb.js";
 import { file_zitadel_object_v2_object } from "../../object/v2/object_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -16,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file zitadel/user/v2/user_service.proto.
  */
 export const file_zitadel_user_v2_user_service: GenFile = /*@__PURE__*/
-  fileDesc("CiJ6aXRhZGVsL3VzZXIvdjIvdXNlcl9zZXJ2aWNlLnByb3RvEg96aXRhZGVsLnVzZXIudjIi/QEKD1NldEh1bWFuUHJvZmlsZRISCgpnaXZlbl9uYW1lGAEgASgJEhMKC2ZhbWlseV9uYW1lGAIgASgJEhYKCW5pY2tfbmFtZRgDIAEoCUgAiAEBEhkKDGRpc3BsYXlfbmFtZRgEIAEoCUgBiAEBEh8KEnByZWZlcnJlZF9sYW5ndWFnZRgFIAEoCUgCiAEBEiwKBmdlbmRlchgGIAEoDjIXLnppdGFkZWwudXNlci52Mi5HZW5kZXJIA4gBAUIMCgpfbmlja19uYW1lQg8KDV9kaXNwbGF5X25hbWVCFQoTX3ByZWZlcnJlZF9sYW5ndWFnZUIJCgdfZ2VuZGVyIooBCg1TZXRIdW1hbkVtYWlsEg0KBWVtYWlsGAEgASgJEhUKC2lzX3ZlcmlmaWVkGAQgASgISAASQwoLcmV0dXJuX2NvZGUYAyABKAsyLC56aXRhZGVsLnVzZXIudjIuUmV0dXJuRW1haWxWZXJpZmljYXRpb25Db2RlSABCDgoMdmVyaWZpY2F0aW9uIh0KG1JldHVybkVtYWlsVmVyaWZpY2F0aW9uQ29kZSIuChBTZXRNZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoDCKpAgoTQWRkSHVtYW5Vc2VyUmVxdWVzdBIUCgd1c2VyX2lkGAEgASgJSACIAQESFQoIdXNlcm5hbWUYAiABKAlIAYgBARI1Cgxvcmdhbml6YXRpb24YAyABKAsyHy56aXRhZGVsLm9iamVjdC52Mi5Pcmdhbml6YXRpb24SMQoHcHJvZmlsZRgEIAEoCzIgLnppdGFkZWwudXNlci52Mi5TZXRIdW1hblByb2ZpbGUSLQoFZW1haWwYBSABKAsyHi56aXRhZGVsLnVzZXIudjIuU2V0SHVtYW5FbWFpbBIzCghtZXRhZGF0YRgGIAMoCzIhLnppdGFkZWwudXNlci52Mi5TZXRNZXRhZGF0YUVudHJ5QgoKCF91c2VyX2lkQgsKCV91c2VybmFtZSJ8ChRBZGRIdW1hblVzZXJSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEisKB2RldGFpbHMYAiABKAsyGi56aXRhZGVsLm9iamVjdC52Mi5EZXRhaWxzEhcKCmVtYWlsX2NvZGUYAyABKAlIAIgBAUINCgtfZW1haWxfY29kZSKBAQoEVXNlchIPCgd1c2VyX2lkGAEgASgJEisKB2RldGFpbHMYAiABKAsyGi56aXRhZGVsLm9iamVjdC52Mi5EZXRhaWxzEhAKCHVzZXJuYW1lGAMgASgJEikKBWh1bWFuGAQgASgLMhoueml0YWRlbC51c2VyLnYyLkh1bWFuVXNlciKfAQoJSHVtYW5Vc2VyEjEKB3Byb2ZpbGUYASABKAsyIC56aXRhZGVsLnVzZXIudjIuU2V0SHVtYW5Qcm9maWxlEioKBWVtYWlsGAIgASgLMhsueml0YWRlbC51c2VyLnYyLkh1bWFuRW1haWwSMwoIbWV0YWRhdGEYAyADKAsyIS56aXRhZGVsLnVzZXIudjIuU2V0TWV0YWRhdGFFbnRyeSIwCgpIdW1hbkVtYWlsEg0KBWVtYWlsGAEgASgJEhMKC2lzX3ZlcmlmaWVkGAIgASgIIiUKEkdldFVzZXJCeUlEUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJImcKE0dldFVzZXJCeUlEUmVzcG9uc2USKwoHZGV0YWlscxgBIAEoCzIaLnppdGFkZWwub2JqZWN0LnYyLkRldGFpbHMSIwoEdXNlchgCIAEoCzIVLnppdGFkZWwudXNlci52Mi5Vc2VyIq8BChZVcGRhdGVIdW1hblVzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSFQoIdXNlcm5hbWUYAiABKAlIAIgBARIxCgdwcm9maWxlGAMgASgLMiAueml0YWRlbC51c2VyLnYyLlNldEh1bWFuUHJvZmlsZRItCgVlbWFpbBgEIAEoCzIeLnppdGFkZWwudXNlci52Mi5TZXRIdW1hbkVtYWlsQgsKCV91c2VybmFtZSJuChdVcGRhdGVIdW1hblVzZXJSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscxIXCgplbWFpbF9jb2RlGAIgASgJSACIAQFCDQoLX2VtYWlsX2NvZGUiJAoRRGVsZXRlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJBChJEZWxldGVVc2VyUmVzcG9uc2USKwoHZGV0YWlscxgBIAEoCzIaLnppdGFkZWwub2JqZWN0LnYyLkRldGFpbHMiVwoQTGlzdFVzZXJzUmVxdWVzdBIrCgVxdWVyeRgBIAEoCzIcLnppdGFkZWwub2JqZWN0LnYyLkxpc3RRdWVyeRIWCg5lbWFpbF9jb250YWlucxgCIAEoCSJrChFMaXN0VXNlcnNSZXNwb25zZRIvCgdkZXRhaWxzGAEgASgLMh4ueml0YWRlbC5vYmplY3QudjIuTGlzdERldGFpbHMSJQoGcmVzdWx0GAIgAygLMhUueml0YWRlbC51c2VyLnYyLlVzZXIiEwoRV2F0Y2hVc2Vyc1JlcXVlc3QiOQoSV2F0Y2hVc2Vyc1Jlc3BvbnNlEiMKBHVzZXIYASABKAsyFS56aXRhZGVsLnVzZXIudjIuVXNlcipYCgZHZW5kZXISFgoSR0VOREVSX1VOU1BFQ0lGSUVEEAASEQoNR0VOREVSX0ZFTUFMRRABEg8KC0dFTkRFUl9NQUxFEAISEgoOR0VOREVSX0RJVkVSU0UQAzLYBQoLVXNlclNlcnZpY2USjQEKDEFkZEh1bWFuVXNlchIkLnppdGFkZWwudXNlci52Mi5BZGRIdW1hblVzZXJSZXF1ZXN0GiUueml0YWRlbC51c2VyLnYyLkFkZEh1bWFuVXNlclJlc3BvbnNlIjCC0+STAio6ASpaFDoBKhoPL3YyL3VzZXJzL2h1bWFuIg8vdjIvdXNlcnMvaHVtYW4SdQoLR2V0VXNlckJ5SUQSIy56aXRhZGVsLnVzZXIudjIuR2V0VXNlckJ5SURSZXF1ZXN0GiQueml0YWRlbC51c2VyLnYyLkdldFVzZXJCeUlEUmVzcG9uc2UiG4LT5JMCFRITL3YyL3VzZXJzL3t1c2VyX2lkfRKKAQoPVXBkYXRlSHVtYW5Vc2VyEicueml0YWRlbC51c2VyLnYyLlVwZGF0ZUh1bWFuVXNlclJlcXVlc3QaKC56aXRhZGVsLnVzZXIudjIuVXBkYXRlSHVtYW5Vc2VyUmVzcG9uc2UiJILT5JMCHjoBKhoZL3YyL3VzZXJzL2h1bWFuL3t1c2VyX2lkfRJyCgpEZWxldGVVc2VyEiIueml0YWRlbC51c2VyLnYyLkRlbGV0ZVVzZXJSZXF1ZXN0GiMueml0YWRlbC51c2VyLnYyLkRlbGV0ZVVzZXJSZXNwb25zZSIbgtPkkwIVKhMvdjIvdXNlcnMve3VzZXJfaWR9EmgKCUxpc3RVc2VycxIhLnppdGFkZWwudXNlci52Mi5MaXN0VXNlcnNSZXF1ZXN0GiIueml0YWRlbC51c2VyLnYyLkxpc3RVc2Vyc1Jlc3BvbnNlIhSC0+STAg46ASoiCS92Mi91c2VycxJXCgpXYXRjaFVzZXJzEiIueml0YWRlbC51c2VyLnYyLldhdGNoVXNlcnNSZXF1ZXN0GiMueml0YWRlbC51c2VyLnYyLldhdGNoVXNlcnNSZXNwb25zZTABQjJaMGdpdGh1Yi5jb20veml0YWRlbC96aXRhZGVsL3BrZy9ncnBjL3VzZXIvdjI7dXNlcmIGcHJvdG8z", [file_google_api_annotations, file_zitadel_object_v2_object]);
+  fileDesc("CiJ6aXRhZGVsL3VzZXIvdjIvdXNlcl9zZXJ2aWNlLnByb3RvEg96aXRhZGVsLnVzZXIudjIi/QEKD1NldEh1bWFuUHJvZmlsZRISCgpnaXZlbl9uYW1lGAEgASgJEhMKC2ZhbWlseV9uYW1lGAIgASgJEhYKCW5pY2tfbmFtZRgDIAEoCUgAiAEBEhkKDGRpc3BsYXlfbmFtZRgEIAEoCUgBiAEBEh8KEnByZWZlcnJlZF9sYW5ndWFnZRgFIAEoCUgCiAEBEiwKBmdlbmRlchgGIAEoDjIXLnppdGFkZWwudXNlci52Mi5HZW5kZXJIA4gBAUIMCgpfbmlja19uYW1lQg8KDV9kaXNwbGF5X25hbWVCFQoTX3ByZWZlcnJlZF9sYW5ndWFnZUIJCgdfZ2VuZGVyIooBCg1TZXRIdW1hbkVtYWlsEg0KBWVtYWlsGAEgASgJEhUKC2lzX3ZlcmlmaWVkGAQgASgISAASQwoLcmV0dXJuX2NvZGUYAyABKAsyLC56aXRhZGVsLnVzZXIudjIuUmV0dXJuRW1haWxWZXJpZmljYXRpb25Db2RlSABCDgoMdmVyaWZpY2F0aW9uIh0KG1JldHVybkVtYWlsVmVyaWZpY2F0aW9uQ29kZSIuChBTZXRNZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoDCKpAgoTQWRkSHVtYW5Vc2VyUmVxdWVzdBIUCgd1c2VyX2lkGAEgASgJSACIAQESFQoIdXNlcm5hbWUYAiABKAlIAYgBARI1Cgxvcmdhbml6YXRpb24YAyABKAsyHy56aXRhZGVsLm9iamVjdC52Mi5Pcmdhbml6YXRpb24SMQoHcHJvZmlsZRgEIAEoCzIgLnppdGFkZWwudXNlci52Mi5TZXRIdW1hblByb2ZpbGUSLQoFZW1haWwYBSABKAsyHi56aXRhZGVsLnVzZXIudjIuU2V0SHVtYW5FbWFpbBIzCghtZXRhZGF0YRgGIAMoCzIhLnppdGFkZWwudXNlci52Mi5TZXRNZXRhZGF0YUVudHJ5QgoKCF91c2VyX2lkQgsKCV91c2VybmFtZSJ8ChRBZGRIdW1hblVzZXJSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEisKB2RldGFpbHMYAiABKAsyGi56aXRhZGVsLm9iamVjdC52Mi5EZXRhaWxzEhcKCmVtYWlsX2NvZGUYAyABKAlIAIgBAUINCgtfZW1haWxfY29kZSKnAwoRQ3JlYXRlVXNlclJlcXVlc3QSFwoPb3JnYW5pemF0aW9uX2lkGAEgASgJEhQKB3VzZXJfaWQYAiABKAlIAYgBARIVCgh1c2VybmFtZRgDIAEoCUgCiAEBEjkKBWh1bWFuGAQgASgLMigueml0YWRlbC51c2VyLnYyLkNyZWF0ZVVzZXJSZXF1ZXN0Lkh1bWFuSAASPQoHbWFjaGluZRgFIAEoCzIqLnppdGFkZWwudXNlci52Mi5DcmVhdGVVc2VyUmVxdWVzdC5NYWNoaW5lSAAaaQoFSHVtYW4SMQoHcHJvZmlsZRgBIAEoCzIgLnppdGFkZWwudXNlci52Mi5TZXRIdW1hblByb2ZpbGUSLQoFZW1haWwYAiABKAsyHi56aXRhZGVsLnVzZXIudjIuU2V0SHVtYW5FbWFpbBpBCgdNYWNoaW5lEgwKBG5hbWUYASABKAkSGAoLZGVzY3JpcHRpb24YAiABKAlIAIgBAUIOCgxfZGVzY3JpcHRpb25CCwoJdXNlcl90eXBlQgoKCF91c2VyX2lkQgsKCV91c2VybmFtZSJ7ChJDcmVhdGVVc2VyUmVzcG9uc2USCgoCaWQYASABKAkSMQoNY3JlYXRpb25fZGF0ZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoKZW1haWxfY29kZRgDIAEoCUgAiAEBQg0KC19lbWFpbF9jb2RlIoEBCgRVc2VyEg8KB3VzZXJfaWQYASABKAkSKwoHZGV0YWlscxgCIAEoCzIaLnppdGFkZWwub2JqZWN0LnYyLkRldGFpbHMSEAoIdXNlcm5hbWUYAyABKAkSKQoFaHVtYW4YBCABKAsyGi56aXRhZGVsLnVzZXIudjIuSHVtYW5Vc2VyIp8BCglIdW1hblVzZXISMQoHcHJvZmlsZRgBIAEoCzIgLnppdGFkZWwudXNlci52Mi5TZXRIdW1hblByb2ZpbGUSKgoFZW1haWwYAiABKAsyGy56aXRhZGVsLnVzZXIudjIuSHVtYW5FbWFpbBIzCghtZXRhZGF0YRgDIAMoCzIhLnppdGFkZWwudXNlci52Mi5TZXRNZXRhZGF0YUVudHJ5IjAKCkh1bWFuRW1haWwSDQoFZW1haWwYASABKAkSEwoLaXNfdmVyaWZpZWQYAiABKAgiJQoSR2V0VXNlckJ5SURSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiZwoTR2V0VXNlckJ5SURSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscxIjCgR1c2VyGAIgASgLMhUueml0YWRlbC51c2VyLnYyLlVzZXIirwEKFlVwZGF0ZUh1bWFuVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIVCgh1c2VybmFtZRgCIAEoCUgAiAEBEjEKB3Byb2ZpbGUYAyABKAsyIC56aXRhZGVsLnVzZXIudjIuU2V0SHVtYW5Qcm9maWxlEi0KBWVtYWlsGAQgASgLMh4ueml0YWRlbC51c2VyLnYyLlNldEh1bWFuRW1haWxCCwoJX3VzZXJuYW1lIm4KF1VwZGF0ZUh1bWFuVXNlclJlc3BvbnNlEisKB2RldGFpbHMYASABKAsyGi56aXRhZGVsLm9iamVjdC52Mi5EZXRhaWxzEhcKCmVtYWlsX2NvZGUYAiABKAlIAIgBAUINCgtfZW1haWxfY29kZSIkChFEZWxldGVVc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIkEKEkRlbGV0ZVVzZXJSZXNwb25zZRIrCgdkZXRhaWxzGAEgASgLMhoueml0YWRlbC5vYmplY3QudjIuRGV0YWlscyJXChBMaXN0VXNlcnNSZXF1ZXN0EisKBXF1ZXJ5GAEgASgLMhwueml0YWRlbC5vYmplY3QudjIuTGlzdFF1ZXJ5EhYKDmVtYWlsX2NvbnRhaW5zGAIgASgJImsKEUxpc3RVc2Vyc1Jlc3BvbnNlEi8KB2RldGFpbHMYASABKAsyHi56aXRhZGVsLm9iamVjdC52Mi5MaXN0RGV0YWlscxIlCgZyZXN1bHQYAiADKAsyFS56aXRhZGVsLnVzZXIudjIuVXNlciITChFXYXRjaFVzZXJzUmVxdWVzdCI5ChJXYXRjaFVzZXJzUmVzcG9uc2USIwoEdXNlchgBIAEoCzIVLnppdGFkZWwudXNlci52Mi5Vc2VyKlgKBkdlbmRlchIWChJHRU5ERVJfVU5TUEVDSUZJRUQQABIRCg1HRU5ERVJfRkVNQUxFEAESDwoLR0VOREVSX01BTEUQAhISCg5HRU5ERVJfRElWRVJTRRADMskGCgtVc2VyU2VydmljZRKNAQoMQWRkSHVtYW5Vc2VyEiQueml0YWRlbC51c2VyLnYyLkFkZEh1bWFuVXNlclJlcXVlc3QaJS56aXRhZGVsLnVzZXIudjIuQWRkSHVtYW5Vc2VyUmVzcG9uc2UiMILT5JMCKjoBKloUOgEqGg8vdjIvdXNlcnMvaHVtYW4iDy92Mi91c2Vycy9odW1hbhJ1CgtHZXRVc2VyQnlJRBIjLnppdGFkZWwudXNlci52Mi5HZXRVc2VyQnlJRFJlcXVlc3QaJC56aXRhZGVsLnVzZXIudjIuR2V0VXNlckJ5SURSZXNwb25zZSIbgtPkkwIVEhMvdjIvdXNlcnMve3VzZXJfaWR9EooBCg9VcGRhdGVIdW1hblVzZXISJy56aXRhZGVsLnVzZXIudjIuVXBkYXRlSHVtYW5Vc2VyUmVxdWVzdBooLnppdGFkZWwudXNlci52Mi5VcGRhdGVIdW1hblVzZXJSZXNwb25zZSIkgtPkkwIeOgEqGhkvdjIvdXNlcnMvaHVtYW4ve3VzZXJfaWR9EnIKCkRlbGV0ZVVzZXISIi56aXRhZGVsLnVzZXIudjIuRGVsZXRlVXNlclJlcXVlc3QaIy56aXRhZGVsLnVzZXIudjIuRGVsZXRlVXNlclJlc3BvbnNlIhuC0+STAhUqEy92Mi91c2Vycy97dXNlcl9pZH0SaAoJTGlzdFVzZXJzEiEueml0YWRlbC51c2VyLnYyLkxpc3RVc2Vyc1JlcXVlc3QaIi56aXRhZGVsLnVzZXIudjIuTGlzdFVzZXJzUmVzcG9uc2UiFILT5JMCDjoBKiIJL3YyL3VzZXJzEm8KCkNyZWF0ZVVzZXISIi56aXRhZGVsLnVzZXIudjIuQ3JlYXRlVXNlclJlcXVlc3QaIy56aXRhZGVsLnVzZXIudjIuQ3JlYXRlVXNlclJlc3BvbnNlIhiC0+STAhI6ASoiDS92Mi91c2Vycy9uZXcSVwoKV2F0Y2hVc2VycxIiLnppdGFkZWwudXNlci52Mi5XYXRjaFVzZXJzUmVxdWVzdBojLnppdGFkZWwudXNlci52Mi5XYXRjaFVzZXJzUmVzcG9uc2UwAUIyWjBnaXRodWIuY29tL3ppdGFkZWwveml0YWRlbC9wa2cvZ3JwYy91c2VyL3YyO3VzZXJiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp, file_zitadel_object_v2_object]);
 
 /**
  * SetHumanProfile is the profile of a new human user.
@@ -211,6 +213,138 @@ export const AddHumanUserResponseSchema: GenMessage<AddHumanUserResponse> = /*@_
   messageDesc(file_zitadel_user_v2_user_service, 5);
 
 /**
+ * CreateUserRequest creates a user. Field names and numbers follow ZITADEL's
+ * zitadel.user.v2.CreateUserRequest; the sample keeps the fields it implements.
+ *
+ * @generated from message zitadel.user.v2.CreateUserRequest
+ */
+export type CreateUserRequest = Message<"zitadel.user.v2.CreateUserRequest"> & {
+  /**
+   * The organization the user belongs to (the resource owner); required.
+   *
+   * @generated from field: string organization_id = 1;
+   */
+  organizationId: string;
+
+  /**
+   * Default a generated ID.
+   *
+   * @generated from field: optional string user_id = 2;
+   */
+  userId?: string | undefined;
+
+  /**
+   * Default the email of a human user.
+   *
+   * @generated from field: optional string username = 3;
+   */
+  username?: string | undefined;
+
+  /**
+   * @generated from oneof zitadel.user.v2.CreateUserRequest.user_type
+   */
+  userType: {
+    /**
+     * @generated from field: zitadel.user.v2.CreateUserRequest.Human human = 4;
+     */
+    value: CreateUserRequest_Human;
+    case: "human";
+  } | {
+    /**
+     * @generated from field: zitadel.user.v2.CreateUserRequest.Machine machine = 5;
+     */
+    value: CreateUserRequest_Machine;
+    case: "machine";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message zitadel.user.v2.CreateUserRequest.
+ * Use `create(CreateUserRequestSchema)` to create a new message.
+ */
+export const CreateUserRequestSchema: GenMessage<CreateUserRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_user_service, 6);
+
+/**
+ * Human is a user that is a person.
+ *
+ * @generated from message zitadel.user.v2.CreateUserRequest.Human
+ */
+export type CreateUserRequest_Human = Message<"zitadel.user.v2.CreateUserRequest.Human"> & {
+  /**
+   * @generated from field: zitadel.user.v2.SetHumanProfile profile = 1;
+   */
+  profile?: SetHumanProfile | undefined;
+
+  /**
+   * @generated from field: zitadel.user.v2.SetHumanEmail email = 2;
+   */
+  email?: SetHumanEmail | undefined;
+};
+
+/**
+ * Describes the message zitadel.user.v2.CreateUserRequest.Human.
+ * Use `create(CreateUserRequest_HumanSchema)` to create a new message.
+ */
+export const CreateUserRequest_HumanSchema: GenMessage<CreateUserRequest_Human> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_user_service, 6, 0);
+
+/**
+ * Machine is a service account.
+ *
+ * @generated from message zitadel.user.v2.CreateUserRequest.Machine
+ */
+export type CreateUserRequest_Machine = Message<"zitadel.user.v2.CreateUserRequest.Machine"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: optional string description = 2;
+   */
+  description?: string | undefined;
+};
+
+/**
+ * Describes the message zitadel.user.v2.CreateUserRequest.Machine.
+ * Use `create(CreateUserRequest_MachineSchema)` to create a new message.
+ */
+export const CreateUserRequest_MachineSchema: GenMessage<CreateUserRequest_Machine> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_user_service, 6, 1);
+
+/**
+ * CreateUserResponse is the created user.
+ *
+ * @generated from message zitadel.user.v2.CreateUserResponse
+ */
+export type CreateUserResponse = Message<"zitadel.user.v2.CreateUserResponse"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp creation_date = 2;
+   */
+  creationDate?: Timestamp | undefined;
+
+  /**
+   * The email verification code, when the email's verification was return_code.
+   *
+   * @generated from field: optional string email_code = 3;
+   */
+  emailCode?: string | undefined;
+};
+
+/**
+ * Describes the message zitadel.user.v2.CreateUserResponse.
+ * Use `create(CreateUserResponseSchema)` to create a new message.
+ */
+export const CreateUserResponseSchema: GenMessage<CreateUserResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_user_v2_user_service, 7);
+
+/**
  * User is a stored user.
  *
  * @generated from message zitadel.user.v2.User
@@ -242,7 +376,7 @@ export type User = Message<"zitadel.user.v2.User"> & {
  * Use `create(UserSchema)` to create a new message.
  */
 export const UserSchema: GenMessage<User> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 6);
+  messageDesc(file_zitadel_user_v2_user_service, 8);
 
 /**
  * HumanUser is the human part of a user.
@@ -271,7 +405,7 @@ export type HumanUser = Message<"zitadel.user.v2.HumanUser"> & {
  * Use `create(HumanUserSchema)` to create a new message.
  */
 export const HumanUserSchema: GenMessage<HumanUser> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 7);
+  messageDesc(file_zitadel_user_v2_user_service, 9);
 
 /**
  * HumanEmail is the stored email of a human user.
@@ -295,7 +429,7 @@ export type HumanEmail = Message<"zitadel.user.v2.HumanEmail"> & {
  * Use `create(HumanEmailSchema)` to create a new message.
  */
 export const HumanEmailSchema: GenMessage<HumanEmail> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 8);
+  messageDesc(file_zitadel_user_v2_user_service, 10);
 
 /**
  * GetUserByIDRequest selects a user.
@@ -314,7 +448,7 @@ export type GetUserByIDRequest = Message<"zitadel.user.v2.GetUserByIDRequest"> &
  * Use `create(GetUserByIDRequestSchema)` to create a new message.
  */
 export const GetUserByIDRequestSchema: GenMessage<GetUserByIDRequest> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 9);
+  messageDesc(file_zitadel_user_v2_user_service, 11);
 
 /**
  * GetUserByIDResponse is the user.
@@ -338,7 +472,7 @@ export type GetUserByIDResponse = Message<"zitadel.user.v2.GetUserByIDResponse">
  * Use `create(GetUserByIDResponseSchema)` to create a new message.
  */
 export const GetUserByIDResponseSchema: GenMessage<GetUserByIDResponse> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 10);
+  messageDesc(file_zitadel_user_v2_user_service, 12);
 
 /**
  * UpdateHumanUserRequest changes a human user; unset fields stay as they are.
@@ -372,7 +506,7 @@ export type UpdateHumanUserRequest = Message<"zitadel.user.v2.UpdateHumanUserReq
  * Use `create(UpdateHumanUserRequestSchema)` to create a new message.
  */
 export const UpdateHumanUserRequestSchema: GenMessage<UpdateHumanUserRequest> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 11);
+  messageDesc(file_zitadel_user_v2_user_service, 13);
 
 /**
  * UpdateHumanUserResponse is the state after the change.
@@ -396,7 +530,7 @@ export type UpdateHumanUserResponse = Message<"zitadel.user.v2.UpdateHumanUserRe
  * Use `create(UpdateHumanUserResponseSchema)` to create a new message.
  */
 export const UpdateHumanUserResponseSchema: GenMessage<UpdateHumanUserResponse> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 12);
+  messageDesc(file_zitadel_user_v2_user_service, 14);
 
 /**
  * DeleteUserRequest removes a user.
@@ -415,7 +549,7 @@ export type DeleteUserRequest = Message<"zitadel.user.v2.DeleteUserRequest"> & {
  * Use `create(DeleteUserRequestSchema)` to create a new message.
  */
 export const DeleteUserRequestSchema: GenMessage<DeleteUserRequest> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 13);
+  messageDesc(file_zitadel_user_v2_user_service, 15);
 
 /**
  * DeleteUserResponse is the state after the removal.
@@ -434,7 +568,7 @@ export type DeleteUserResponse = Message<"zitadel.user.v2.DeleteUserResponse"> &
  * Use `create(DeleteUserResponseSchema)` to create a new message.
  */
 export const DeleteUserResponseSchema: GenMessage<DeleteUserResponse> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 14);
+  messageDesc(file_zitadel_user_v2_user_service, 16);
 
 /**
  * ListUsersRequest lists users.
@@ -460,7 +594,7 @@ export type ListUsersRequest = Message<"zitadel.user.v2.ListUsersRequest"> & {
  * Use `create(ListUsersRequestSchema)` to create a new message.
  */
 export const ListUsersRequestSchema: GenMessage<ListUsersRequest> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 15);
+  messageDesc(file_zitadel_user_v2_user_service, 17);
 
 /**
  * ListUsersResponse is a page of users.
@@ -484,7 +618,7 @@ export type ListUsersResponse = Message<"zitadel.user.v2.ListUsersResponse"> & {
  * Use `create(ListUsersResponseSchema)` to create a new message.
  */
 export const ListUsersResponseSchema: GenMessage<ListUsersResponse> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 16);
+  messageDesc(file_zitadel_user_v2_user_service, 18);
 
 /**
  * WatchUsersRequest starts a stream of the current users.
@@ -499,7 +633,7 @@ export type WatchUsersRequest = Message<"zitadel.user.v2.WatchUsersRequest"> & {
  * Use `create(WatchUsersRequestSchema)` to create a new message.
  */
 export const WatchUsersRequestSchema: GenMessage<WatchUsersRequest> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 17);
+  messageDesc(file_zitadel_user_v2_user_service, 19);
 
 /**
  * WatchUsersResponse is one user of the stream.
@@ -518,7 +652,7 @@ export type WatchUsersResponse = Message<"zitadel.user.v2.WatchUsersResponse"> &
  * Use `create(WatchUsersResponseSchema)` to create a new message.
  */
 export const WatchUsersResponseSchema: GenMessage<WatchUsersResponse> = /*@__PURE__*/
-  messageDesc(file_zitadel_user_v2_user_service, 18);
+  messageDesc(file_zitadel_user_v2_user_service, 20);
 
 /**
  * Gender of a human user.
@@ -608,6 +742,17 @@ export const UserService: GenService<{
     methodKind: "unary";
     input: typeof ListUsersRequestSchema;
     output: typeof ListUsersResponseSchema;
+  },
+  /**
+   * CreateUser creates a user in an organization, ZITADEL's successor of AddHumanUser.
+   * The sample creates human users only; machine users are answered with UNIMPLEMENTED.
+   *
+   * @generated from rpc zitadel.user.v2.UserService.CreateUser
+   */
+  createUser: {
+    methodKind: "unary";
+    input: typeof CreateUserRequestSchema;
+    output: typeof CreateUserResponseSchema;
   },
   /**
    * WatchUsers streams the users that exist now. Streaming RPCs are not intercepted by actions.
