@@ -2,7 +2,7 @@ import { Code, ConnectError, type ConnectRouter, type ContextValues } from "@con
 import type { UniversalHandler, UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { type Logger, createJsonLogger } from "./logger.js";
-import { createRestGateway, type RestGateway } from "./rest-gateway.js";
+import { createRestGateway, type RestGateway, type RestRequestAdapter } from "./rest-gateway.js";
 
 /** NodeServerRequest is a request of Node's http, https or http2 server. */
 export type NodeServerRequest = Parameters<typeof universalRequestFromNodeRequest>[0];
@@ -30,6 +30,12 @@ export interface NodeRouterHandlerOptions {
    * every path that is not an RPC path.
    */
   readonly rest?: boolean;
+  /**
+   * Adapters of the JSON of REST requests, passed to the RestGateway as its
+   * `adaptRequest` option (see RestRequestAdapter). Default none; ignored
+   * when `rest` is false.
+   */
+  readonly adaptRequest?: RestRequestAdapter | readonly RestRequestAdapter[];
   /** Context values of each request, default new ones. */
   readonly contextValues?: (request: NodeServerRequest) => ContextValues;
   /** Logger for handlers that fail unexpectedly, default JSON lines on stderr. */
@@ -58,7 +64,7 @@ export function createNodeRouterHandler(options: NodeRouterHandlerOptions): Node
   for (const handler of options.router.handlers) {
     paths.set(handler.requestPath, handler);
   }
-  const restGateway = options.rest === false ? undefined : createRestGateway({ handlers: options.router.handlers });
+  const restGateway = options.rest === false ? undefined : createRestGateway({ handlers: options.router.handlers, adaptRequest: options.adaptRequest });
   const notFound = async (): Promise<UniversalServerResponse> => ({ status: 404 });
 
   const handler: NodeHandlerFn = (req, res) => {

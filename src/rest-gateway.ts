@@ -25,7 +25,29 @@ export interface RestGatewayOptions {
   readonly handlers: readonly UniversalHandler[];
   /** Largest request body read, in bytes, default 4 MiB; a larger one is answered 413. */
   readonly readMaxBytes?: number;
+  /**
+   * Adapters of the request JSON of REST calls, applied in order after the
+   * body, path variables and query parameters are merged and before the JSON
+   * is decoded into the request message. Default none. See RestRequestAdapter.
+   */
+  readonly adaptRequest?: RestRequestAdapter | readonly RestRequestAdapter[];
 }
+
+/**
+ * RestRequestAdapter rewrites the JSON of a REST request before it is decoded,
+ * for example to accept an older shape of a request that clients still send.
+ * It receives the method called and the request as JSON (lowerCamelCase or
+ * proto field names, exactly as merged from body, path and query) and returns
+ * the JSON to decode: the same object, a changed one or a new one. Return the
+ * JSON unchanged for requests the adapter does not know, so that malformed
+ * requests are still rejected by the decoder.
+ *
+ * Adapters only see REST calls: Connect, gRPC and gRPC-web requests reach the
+ * handlers as they were sent. An adapter that throws fails the call with
+ * Code.InvalidArgument (HTTP 400) and the thrown message; one that returns
+ * something other than a JSON object fails it with Code.Internal (HTTP 500).
+ */
+export type RestRequestAdapter = (method: DescMethod, json: JsonObject) => JsonObject;
 
 /**
  * RestRoute is one REST binding of a method: an HTTP method and a path
@@ -121,12 +143,15 @@ const segmentRank = { literal: 0, one: 1, rest: 2 } as const;
  * field), path variables (percent-decoded, they win over the body), and, unless
  * the body is `*`, query parameters (`?a.b=1&list=x&list=y`, by proto or JSON
  * name; unknown ones are ignored). When several templates match a path, the
- * one with a literal at the first differing segment wins.
+ * one with a literal at the first differing segment wins. The adapters of
+ * `adaptRequest` then rewrite the request JSON before it is decoded.
  *
  * Throws a ConnectError with Code.InvalidArgument for a malformed template.
  */
 export function createRestGateway(options: RestGatewayOptions): RestGateway {
   const readMaxBytes = options.readMaxBytes ?? 4 * 1024 * 1024;
+  const adapters: readonly RestRequestAdapter[] =
+    options.adaptRequest === undefined ? [] : typeof options.adaptRequest === "function" ? [options.adaptRequest] : options.adaptRequest;
   const routes: CompiledRoute[] = [];
   for (const handler of options.handlers) {
     const method = handler.method;
@@ -170,6 +195,11 @@ export function createRestGateway(options: RestGatewayOptions): RestGateway {
       }
       return errorResponse(ConnectError.from(e));
     }
+    try {
+      message = adaptRequest(adapters, route.method, message);
+    } catch (e) {
+      return errorResponse(ConnectError.from(e));
+    }
     return dispatch(route, message, request);
   };
 
@@ -180,6 +210,29 @@ export function createRestGateway(options: RestGatewayOptions): RestGateway {
 }
 
 class TooLarge extends Error {}
+
+/**
+ * adaptRequest runs the adapters over a request's JSON. Throws a ConnectError:
+ * Code.InvalidArgument when an adapter throws, Code.Internal when one returns
+ * something other than a JSON object.
+ */
+function adaptRequest(adapters: readonly RestRequestAdapter[], method: DescMethod, json: JsonObject): JsonObject {
+  let current = json;
+  for (const adapter of adapters) {
+    let next: unknown;
+    try {
+      next = adapter(method, current);
+    } catch (e) {
+      const reason = e instanceof ConnectError ? e.rawMessage : e instanceof Error ? e.message : String(e);
+      throw invalid(`request of ${method.parent.typeName}/${method.name} is not acceptable: ${reason}`);
+    }
+    if (typeof next !== "object" || next === null || Array.isArray(next)) {
+      throw new ConnectError(`a REST request adapter returned no JSON object for ${method.parent.typeName}/${method.name}`, Code.Internal);
+    }
+    current = next as JsonObject;
+  }
+  return current;
+}
 
 function compileRoute(rule: HttpRule, method: DescMethod, handler: UniversalHandler): CompiledRoute | undefined {
   let httpMethod: string;

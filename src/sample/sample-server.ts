@@ -20,6 +20,7 @@ import { createMemoryStore } from "../memory-store.js";
 import { createNodeRouterHandler } from "../node-router-handler.js";
 import { createTargetDispatcher, type TargetDispatcher } from "../target-dispatcher.js";
 import { listenCleartext } from "./cleartext-server.js";
+import { createGuideCompatAdapters } from "./guide-compat.js";
 import { createUserService, type UserEvent, userEventTypes } from "./user-service.js";
 
 /**
@@ -157,7 +158,7 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
   router.service(UserService, createUserService({ onEvent }));
   router.service(ActionServiceV2beta, actions);
   router.service(ActionServiceV2, actions);
-  const handler = createNodeRouterHandler({ router, logger });
+  const handler = createNodeRouterHandler({ router, logger, adaptRequest: createGuideCompatAdapters(logger) });
   const listener = await listenCleartext(handler, { port: options.port, host: options.host });
   worker?.start();
   const host = options.host ?? "127.0.0.1";
