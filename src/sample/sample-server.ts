@@ -3,7 +3,7 @@ import { createConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { ActionService as ActionServiceV2 } from "../../gen/zitadel/action/v2/action_service_pb.js";
 import { ActionService as ActionServiceV2beta } from "../../gen/zitadel/action/v2beta/action_service_pb.js";
-import { UserService } from "../../gen/zitadel/user/v2/user_service_pb.js";
+import { type User, UserService } from "../../gen/zitadel/user/v2/user_service_pb.js";
 import { createActionService } from "../action-service.js";
 import type { ActionStore } from "../action-store.js";
 import { createActionsInterceptor } from "../actions-interceptor.js";
@@ -17,11 +17,15 @@ import type { EventQueue } from "../event-queue.js";
 import { createEventWorker, type EventWorkerOptions } from "../event-worker.js";
 import { createMemoryEventQueue } from "../memory-event-queue.js";
 import { createMemoryStore } from "../memory-store.js";
+import { createEndpointGuard, type EndpointGuard } from "../endpoint-guard.js";
+import { createFunctionRunner } from "../function-runner.js";
 import { createNodeRouterHandler } from "../node-router-handler.js";
 import { createTargetDispatcher, type TargetDispatcher } from "../target-dispatcher.js";
 import { listenCleartext } from "./cleartext-server.js";
 import { createGuideCompatAdapters } from "./guide-compat.js";
+import { createSampleMetrics, metricsPath } from "./metrics.js";
 import { createUserService, type UserEvent, userEventTypes } from "./user-service.js";
+import { createUserinfoHandler, userinfoPath } from "./userinfo.js";
 
 /**
  * SampleServerOptions configures startSampleServer.
@@ -53,6 +57,10 @@ export interface SampleServerOptions {
   readonly deliveryLog?: DeliveryLog;
   /** Where event deliveries wait, default a new memory event queue. */
   readonly eventQueue?: EventQueue;
+  /** Keeps target calls away from denied addresses, default createEndpointGuard() (strict when NODE_ENV is "production"). */
+  readonly endpointGuard?: EndpointGuard;
+  /** Report Node.js process metrics on /metrics, default true. */
+  readonly processMetrics?: boolean;
   /** Options of the event worker (concurrency, retry policy, max age, ...), default its defaults. */
   readonly eventWorker?: Partial<Omit<EventWorkerOptions, "queue" | "planner" | "dispatcher">>;
 }
@@ -114,7 +122,18 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
   const store = options.store ?? createMemoryStore();
   const deliveryLog = options.deliveryLog ?? createMemoryDeliveryLog();
   const eventQueue = options.eventQueue ?? createMemoryEventQueue();
-  const dispatcher = options.dispatcher ?? createTargetDispatcher({ logger, onCall: (record) => deliveryLog.record(record) });
+  const metrics = createSampleMetrics({ eventQueue, processMetrics: options.processMetrics });
+  const endpointGuard = options.endpointGuard ?? createEndpointGuard();
+  const dispatcher =
+    options.dispatcher ??
+    createTargetDispatcher({
+      logger,
+      endpointGuard,
+      onCall: (record) => {
+        deliveryLog.record(record);
+        metrics.record(record);
+      },
+    });
   const instanceID = options.instanceID ?? "sample-instance";
   const planner =
     options.actions === false
@@ -123,6 +142,7 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
           onStaleError: (error) => logger.error("store unreadable, using the previous execution plan", { error }),
         });
   const publisher = planner === undefined ? undefined : createEventPublisher({ planner, queue: eventQueue });
+  const runner = planner === undefined ? undefined : createFunctionRunner({ planner, dispatcher, logger });
   const worker =
     planner === undefined ? undefined : createEventWorker({ queue: eventQueue, planner, dispatcher, logger, ...options.eventWorker });
   const onEvent = async (event: UserEvent) => {
@@ -154,11 +174,23 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
     eventTypes: userEventTypes,
     deliveryLog,
     eventQueue,
+    endpointGuard,
   });
-  router.service(UserService, createUserService({ onEvent }));
+  const users = new Map<string, User>();
+  router.service(UserService, createUserService({ onEvent, users }));
   router.service(ActionServiceV2beta, actions);
   router.service(ActionServiceV2, actions);
-  const handler = createNodeRouterHandler({ router, logger, adaptRequest: createGuideCompatAdapters(logger) });
+  const rpcAndRest = createNodeRouterHandler({ router, logger, adaptRequest: createGuideCompatAdapters(logger) });
+  const userinfo = runner === undefined ? undefined : createUserinfoHandler({ users, runner, logger });
+  const handler: typeof rpcAndRest = Object.assign(
+    (req: Parameters<typeof rpcAndRest>[0], res: Parameters<typeof rpcAndRest>[1]) => {
+      const path = req.url?.split("?", 1)[0];
+      if (path === metricsPath) metrics.handler(req, res);
+      else if (path === userinfoPath && userinfo !== undefined) userinfo(req, res);
+      else rpcAndRest(req, res);
+    },
+    { restGateway: rpcAndRest.restGateway },
+  );
   const listener = await listenCleartext(handler, { port: options.port, host: options.host });
   worker?.start();
   const host = options.host ?? "127.0.0.1";

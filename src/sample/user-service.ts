@@ -57,6 +57,11 @@ export interface UserServiceOptions {
   readonly onEvent?: (event: UserEvent) => void | Promise<void>;
   /** Organization of users added without one, default "sample-org". */
   readonly defaultOrgId?: string;
+  /**
+   * The users by ID, default a new map. Share it to read users elsewhere, as
+   * the sample's userinfo endpoint does.
+   */
+  readonly users?: Map<string, User>;
 }
 
 /** NewHuman is what AddHumanUser and CreateUser have in common. */
@@ -78,8 +83,8 @@ interface NewHuman {
  * `organization_id` (the resource owner of the new user), as ZITADEL does.
  */
 export function createUserService(options: UserServiceOptions = {}): ServiceImpl<typeof UserService> {
-  const users = new Map<string, User>();
-  const usernames = new Map<string, string>();
+  const users = options.users ?? new Map<string, User>();
+  const usernames = new Map<string, string>([...users.values()].map((u) => [u.username, u.userId]));
   const defaultOrg = options.defaultOrgId ?? "sample-org";
 
   const details = (sequence: bigint, owner: string, created: Date, changed: Date): Details =>

@@ -1,0 +1,81 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { type SampleHarness, startSampleHarness } from "./helpers/sample-harness.js";
+
+let h: SampleHarness;
+beforeEach(async () => {
+  h = await startSampleHarness({ dispatcher: undefined });
+});
+afterEach(async () => {
+  await h.close();
+});
+
+async function callTarget(name: string, path: string, interruptOnError = false): Promise<string> {
+  const { id } = await h.actions().createTarget({
+    name,
+    targetType: { case: "restCall", value: { interruptOnError } },
+    endpoint: h.targets.endpoint(path),
+    timeout: { seconds: 5n },
+  });
+  return id;
+}
+
+describe("sample userinfo with the preuserinfo function", () => {
+  it("returns the user's claims, plus what the function's targets append, and stores the metadata they set", async () => {
+    h.targets.route("/claims", (call) => ({
+      body: {
+        append_claims: [
+          { key: "department", value: `dept-of-${call.json.user.id}` },
+          { key: "email", value: "forged@example.com" },
+        ],
+        append_log_claims: ["enriched"],
+        set_user_metadata: [{ key: "last_userinfo", value: Buffer.from("yes").toString("base64") }],
+      },
+    }));
+    const t = await callTarget("claims", "/claims");
+    await h.actions().setExecution({ condition: { conditionType: { case: "function", value: { name: "preuserinfo" } } }, targets: [t] });
+    const { userId } = await h.users().addHumanUser({ profile: { givenName: "Ada", familyName: "L" }, email: { email: "ada@example.com" } });
+    const res = await h.rest("GET", "/oidc/v1/userinfo", undefined, { authorization: `Bearer ${userId}` });
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({
+      sub: userId,
+      given_name: "Ada",
+      email: "ada@example.com",
+      department: `dept-of-${userId}`,
+      "urn:zitadel:iam:action:function/preuserinfo:log": ['key "email" already exists', "enriched"],
+    });
+    const [call] = h.targets.callsTo("/claims");
+    expect(call!.json).toMatchObject({ function: "function/preuserinfo", userinfo: { sub: userId }, application: { client_id: "sample-client" } });
+    const user = await h.users().getUserByID({ userId });
+    expect(user.user?.human?.metadata.map((m) => [m.key, Buffer.from(m.value).toString()])).toEqual([["last_userinfo", "yes"]]);
+  });
+
+  it("answers 401 without a known user and 400 when an interrupting target fails", async () => {
+    expect((await h.rest("GET", "/oidc/v1/userinfo")).status).toBe(401);
+    expect((await h.rest("GET", "/oidc/v1/userinfo", undefined, { authorization: "Bearer nobody" })).status).toBe(401);
+    h.targets.route("/down", { status: 503 });
+    const t = await callTarget("down", "/down", true);
+    await h.actions().setExecution({ condition: { conditionType: { case: "function", value: { name: "preuserinfo" } } }, targets: [t] });
+    const { userId } = await h.users().addHumanUser({ profile: { givenName: "B", familyName: "C" }, email: { email: "b@example.com" } });
+    const res = await h.rest("GET", "/oidc/v1/userinfo", undefined, { authorization: `Bearer ${userId}` });
+    expect(res.status).toBe(400);
+    expect(res.json).toEqual({ error: "server_error", error_description: "Execution failed" });
+  });
+});
+
+describe("sample metrics", () => {
+  it("serves Prometheus metrics of target calls and pending event deliveries", async () => {
+    const t = await callTarget("counted", "/counted");
+    await h.actions().setExecution({
+      condition: { conditionType: { case: "request", value: { condition: { case: "service", value: "zitadel.user.v2.UserService" } } } },
+      targets: [t],
+    });
+    await h.users().listUsers({});
+    const res = await fetch(`${h.server.url}/metrics`);
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(text).toContain('connect_actions_target_calls_total{target="counted",execution="request/zitadel.user.v2.UserService",outcome="ok",async="false"} 1');
+    expect(text).toMatch(/connect_actions_target_call_duration_seconds_count\{target="counted",outcome="ok"\} 1/);
+    expect(text).toContain("connect_actions_event_deliveries_pending 0");
+    expect(text).toContain("process_cpu_user_seconds_total");
+  });
+});
