@@ -22,10 +22,16 @@ export interface PostgresMigration {
 
 /**
  * postgresMigrations is the ordered, append-only list of migrations of the
- * schema used by createPostgresStore. Never change or remove an entry that
+ * schema used by createPostgresStore, createPostgresEventQueue and
+ * createPostgresDeliveryLog. Never change or remove an entry that
  * has been released: append a new one with the next version instead.
  *
  * 1. `targets` and `executions`.
+ * 2. The event queue (createPostgresEventQueue): `event_jobs`, one row per
+ *    unsettled delivery; `event_lanes`, one row per (target, ordering key)
+ *    with unsettled jobs, pointing at the lane's head job and saying when it
+ *    may be claimed; `event_dead_jobs`, the given-up jobs.
+ * 3. The delivery log (createPostgresDeliveryLog): `delivery_log`.
  */
 export const postgresMigrations: readonly PostgresMigration[] = Object.freeze([
   {
@@ -52,6 +58,79 @@ export const postgresMigrations: readonly PostgresMigration[] = Object.freeze([
         change_date timestamptz NOT NULL
       );
       CREATE INDEX executions_targets_idx ON ${schema}.executions USING gin (targets jsonb_path_ops);
+    `,
+  },
+  {
+    version: 2,
+    name: "event-queue",
+    sql: (schema: string) => `
+      CREATE TABLE ${schema}.event_jobs (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        target_id text COLLATE "C" NOT NULL,
+        ordering_key text COLLATE "C" NOT NULL,
+        execution_id text NOT NULL,
+        event_type text NOT NULL,
+        body text NOT NULL,
+        created_at timestamptz NOT NULL,
+        timeout_ms integer NOT NULL CHECK (timeout_ms > 0),
+        enqueued_at timestamptz NOT NULL DEFAULT now(),
+        attempts integer NOT NULL DEFAULT 0,
+        lease text,
+        lease_until timestamptz,
+        last_error text NOT NULL DEFAULT ''
+      ) WITH (fillfactor = 90);
+      -- The successor of a settled head: the lane's next job.
+      CREATE INDEX event_jobs_lane_idx ON ${schema}.event_jobs (target_id, ordering_key, id);
+      CREATE TABLE ${schema}.event_lanes (
+        target_id text COLLATE "C" NOT NULL,
+        ordering_key text COLLATE "C" NOT NULL,
+        head_id bigint NOT NULL,
+        -- NULL: the head is due now; else it is leased or waits for a retry until then.
+        available_at timestamptz,
+        PRIMARY KEY (target_id, ordering_key)
+      );
+      CREATE INDEX event_lanes_ready_idx ON ${schema}.event_lanes (head_id) WHERE available_at IS NULL;
+      CREATE INDEX event_lanes_waiting_idx ON ${schema}.event_lanes (available_at, head_id) WHERE available_at IS NOT NULL;
+      CREATE TABLE ${schema}.event_dead_jobs (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id bigint NOT NULL,
+        target_id text NOT NULL,
+        ordering_key text NOT NULL,
+        execution_id text NOT NULL,
+        event_type text NOT NULL,
+        body text NOT NULL,
+        created_at timestamptz NOT NULL,
+        timeout_ms integer NOT NULL,
+        enqueued_at timestamptz NOT NULL,
+        attempts integer NOT NULL,
+        error text NOT NULL,
+        died_at timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
+  {
+    version: 3,
+    name: "delivery-log",
+    sql: (schema: string) => `
+      CREATE TABLE ${schema}.delivery_log (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        target_id text NOT NULL,
+        target_name text NOT NULL,
+        execution_id text NOT NULL,
+        trigger text NOT NULL,
+        endpoint text NOT NULL,
+        status integer NOT NULL,
+        duration_ms double precision NOT NULL,
+        error text,
+        attempt integer NOT NULL,
+        async boolean NOT NULL,
+        start_time timestamptz NOT NULL,
+        recorded_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX delivery_log_target_idx ON ${schema}.delivery_log (target_id, id);
+      CREATE INDEX delivery_log_execution_idx ON ${schema}.delivery_log (execution_id, id);
+      CREATE INDEX delivery_log_start_time_idx ON ${schema}.delivery_log (start_time);
+      CREATE INDEX delivery_log_failed_idx ON ${schema}.delivery_log (id) WHERE error IS NOT NULL;
     `,
   },
 ]);

@@ -1,0 +1,340 @@
+import { randomBytes } from "node:crypto";
+import { Code, ConnectError } from "@connectrpc/connect";
+import pg from "pg";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { ActionEvent } from "../src/action-event.js";
+import { createEventPublisher } from "../src/event-publisher.js";
+import type { EventJob, QueuedJob } from "../src/event-queue.js";
+import { createEventWorker, type EventWorker } from "../src/event-worker.js";
+import { createExecutionPlanner } from "../src/execution-planner.js";
+import { silentLogger } from "../src/logger.js";
+import { createMemoryStore } from "../src/memory-store.js";
+import { createPostgresEventQueue, type PostgresEventQueue, type PostgresEventQueueOptions } from "../src/postgres-event-queue.js";
+import { createTargetDispatcher } from "../src/target-dispatcher.js";
+import { describeEventQueueContract } from "./event-queue-contract.js";
+import { createTestDatabase, type TestDatabase } from "./helpers/postgres.js";
+import { startTargetServer } from "./helpers/target-server.js";
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+const newSchema = () => `q_${randomBytes(5).toString("hex")}`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+let n = 0;
+const job = (targetId: string, orderingKey: string, extra: Partial<EventJob> = {}): EventJob => ({
+  targetId,
+  executionId: "event/user.human.*",
+  eventType: "user.human.added",
+  orderingKey,
+  body: JSON.stringify({ n: ++n }),
+  createdAt: new Date(),
+  timeoutMs: 60_000,
+  ...extra,
+});
+
+async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<number> {
+  const start = Date.now();
+  for (;;) {
+    if (await condition()) return Date.now() - start;
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+async function codeOf(p: Promise<unknown>): Promise<Code | "resolved"> {
+  try {
+    await p;
+    return "resolved";
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConnectError);
+    return (e as ConnectError).code;
+  }
+}
+
+describeEventQueueContract("postgres", async () => {
+  const schema = newSchema();
+  const queue = await createPostgresEventQueue({ connectionString: db.url, schema, logger: silentLogger });
+  return {
+    queue,
+    async cleanup() {
+      await queue.close();
+      await db.query(`DROP SCHEMA ${pg.escapeIdentifier(schema)} CASCADE`);
+    },
+  };
+});
+
+describe("postgres event queue", () => {
+  const opened: PostgresEventQueue[] = [];
+  const open = async (options: PostgresEventQueueOptions = {}) => {
+    const queue = await createPostgresEventQueue({ connectionString: db.url, logger: silentLogger, ...options });
+    opened.push(queue);
+    return queue;
+  };
+  afterEach(async () => {
+    await Promise.all(opened.splice(0).map((q) => q.close()));
+  });
+
+  it("never hands out a lane twice at once across two instances, and settles each lane in order", async () => {
+    const schema = newSchema();
+    const [a, b] = [await open({ schema }), await open({ schema })];
+    const lanes = 40;
+    const perLane = 25;
+    const laneOf = (j: { targetId: string; orderingKey: string }) => `${j.targetId}|${j.orderingKey}`;
+    // Per lane: bodies in enqueue order, how many were completed, the job held now.
+    const expected = new Map<string, string[]>();
+    const completed = new Map<string, number>();
+    const held = new Map<string, string>();
+    const claimsOf = new Map<string, number>();
+    const violations: string[] = [];
+    let done = 0;
+    let retries = 0;
+
+    // Each lane is fed by one instance, a few jobs per enqueue, while the
+    // claimers of both instances drain the lanes: lanes keep being emptied
+    // (deleted) and refilled (created) under the claimers' feet.
+    const feed = async (lane: number) => {
+      const queue = lane % 2 === 0 ? a : b;
+      const [target, key] = [`t${lane % 3}`, `agg-${lane}`];
+      const bodies: string[] = [];
+      expected.set(`${target}|${key}`, bodies);
+      for (let sent = 0; sent < perLane; ) {
+        const batch = Array.from({ length: Math.min(perLane - sent, 1 + Math.floor(Math.random() * 3)) }, () => job(target, key));
+        bodies.push(...batch.map((j) => j.body));
+        await queue.enqueue(batch);
+        sent += batch.length;
+        await sleep(Math.random() * 20);
+      }
+    };
+    const deadline = Date.now() + 40_000;
+    const claimer = async (queue: PostgresEventQueue) => {
+      while (done < lanes * perLane && Date.now() < deadline) {
+        const jobs = await queue.claim(1 + Math.floor(Math.random() * 5), 60_000);
+        if (jobs.length === 0) {
+          await sleep(2);
+          continue;
+        }
+        await Promise.all(
+          jobs.map(async (j: QueuedJob) => {
+            const lane = laneOf(j);
+            if (held.has(lane)) violations.push(`lane ${lane} claimed (${j.id}) while ${held.get(lane)} was held`);
+            held.set(lane, j.id);
+            const claims = (claimsOf.get(j.id) ?? 0) + 1;
+            claimsOf.set(j.id, claims);
+            if (j.attempt !== claims) violations.push(`job ${j.id}: attempt ${j.attempt}, claim ${claims}`);
+            const position = completed.get(lane) ?? 0;
+            if (expected.get(lane)?.[position] !== j.body) violations.push(`lane ${lane}: got ${j.body} at position ${position}`);
+            await sleep(Math.random() * 3);
+            // Released before settling: the settle's commit is what lets
+            // another claim take the lane, so this never reports falsely.
+            held.delete(lane);
+            if (Math.random() < 0.1) {
+              retries++;
+              if (!(await queue.retry(j, new Date(Date.now() - 1000), "status 503"))) violations.push(`retry of ${j.id} refused`);
+            } else {
+              completed.set(lane, position + 1);
+              done++;
+              if (!(await queue.complete(j))) violations.push(`complete of ${j.id} refused`);
+            }
+          }),
+        );
+      }
+    };
+    await Promise.all([
+      ...Array.from({ length: lanes }, (_, i) => feed(i)),
+      ...Array.from({ length: 4 }, () => claimer(a)),
+      ...Array.from({ length: 4 }, () => claimer(b)),
+    ]);
+    expect(violations).toEqual([]);
+    expect(done).toBe(lanes * perLane);
+    for (const [lane, bodies] of expected) expect(completed.get(lane), lane).toBe(bodies.length);
+    expect([...claimsOf.values()].reduce((x, y) => x + y, 0)).toBe(lanes * perLane + retries);
+    expect(await a.pending()).toBe(0);
+    const [left] = await db.query<{ lanes: number }>(`SELECT count(*)::int AS lanes FROM ${pg.escapeIdentifier(schema)}.event_lanes`);
+    expect(left!.lanes).toBe(0);
+  }, 60_000);
+
+  it("lets another instance take over a job whose lease ran out; the first claim can no longer settle it", async () => {
+    const schema = newSchema();
+    const [a, b] = [await open({ schema }), await open({ schema })];
+    await a.enqueue([job("t", "k", { timeoutMs: 100 }), job("t", "k")]);
+    const [first] = await a.claim(10, 100);
+    expect(await b.claim(10, 100)).toEqual([]);
+    await sleep(350);
+    const [second] = await b.claim(10, 100);
+    expect(second).toMatchObject({ id: first!.id, attempt: 2 });
+    expect(await a.complete(first!)).toBe(false);
+    expect(await a.giveUp(first!, "late")).toBe(false);
+    expect(await b.complete(second!)).toBe(true);
+    expect((await a.claim(10, 100)).map((j) => j.attempt)).toEqual([1]);
+    expect(await b.listDead()).toEqual([]);
+  });
+
+  it("enqueues with the caller's transaction: nothing on rollback, everything (and a wake-up) on commit", async () => {
+    const schema = newSchema();
+    const [a, b] = [await open({ schema }), await open({ schema })];
+    let woken = 0;
+    b.watch(() => woken++);
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      await client.query("BEGIN");
+      await a.enqueueWith(client, [job("t", "k"), job("t", "k2")]);
+      expect(await a.pending()).toBe(0); // not visible before commit
+      await client.query("ROLLBACK");
+      expect(await a.pending()).toBe(0);
+      await sleep(200);
+      expect(woken).toBe(0);
+
+      const kept = [job("t", "k"), job("t", "k")];
+      await client.query("BEGIN");
+      await client.query("CREATE TEMP TABLE app_state (v int)");
+      await a.enqueueWith(client, kept);
+      await client.query("COMMIT");
+      await waitFor(() => woken > 0, 2000, "the NOTIFY of the commit");
+      expect((await b.claim(10, 1000)).map((j) => j.body)).toEqual([kept[0]!.body]);
+
+      // Outside a transaction the statement commits on its own.
+      await a.enqueueWith(client, [job("t", "solo")]);
+      expect(await b.pending()).toBe(3);
+
+      // A job PostgreSQL cannot store is refused before anything is sent.
+      await client.query("BEGIN");
+      expect(await codeOf(a.enqueueWith(client, [job("t", "k", { body: "a\0b" })]))).toBe(Code.InvalidArgument);
+      await client.query("ROLLBACK");
+    } finally {
+      await client.end();
+    }
+  });
+
+  it("wakes an idle worker on another instance through NOTIFY, without waiting for its poll", async () => {
+    const schema = newSchema();
+    const [a, b] = [await open({ schema }), await open({ schema })];
+    const targets = await startTargetServer();
+    const store = createMemoryStore();
+    const planner = createExecutionPlanner(store);
+    const dispatcher = createTargetDispatcher({ logger: silentLogger });
+    let worker: EventWorker | undefined;
+    try {
+      const t = await store.createTarget({ name: "wake", type: "webhook", endpoint: targets.endpoint("/wake"), timeoutMs: 2000 });
+      await store.setExecution({ type: "event", all: true }, [{ target: t.id }]);
+      worker = createEventWorker({ queue: b, planner, dispatcher, logger: silentLogger, pollIntervalMs: 600_000 });
+      worker.start();
+      await sleep(300); // the worker has looked at the empty queue and sleeps
+      for (let i = 1; i <= 3; i++) {
+        const started = Date.now();
+        const event: ActionEvent = {
+          aggregateID: "u1", aggregateType: "user", resourceOwner: "o", instanceID: "i", version: "v2", sequence: i,
+          eventType: "user.human.added", createdAt: new Date(), userID: "", payload: {},
+        };
+        expect(await createEventPublisher({ planner, queue: a }).publish(event)).toBe(1);
+        await targets.waitFor("/wake", i, 5000);
+        expect(Date.now() - started).toBeLessThan(1500);
+        await waitFor(async () => (await a.pending()) === 0, 2000, "the delivery to be completed");
+        await sleep(100);
+      }
+    } finally {
+      await worker?.stop();
+      await dispatcher.close();
+      await targets.close();
+      planner.close();
+    }
+  });
+
+  it("keeps jobs, leases, attempts and dead jobs across closing and reopening", async () => {
+    const schema = newSchema();
+    const first = await open({ schema });
+    const jobs = [job("t", "k", { timeoutMs: 200 }), job("t", "k"), job("t", "other")];
+    await first.enqueue(jobs);
+    const claimed = await first.claim(10, 0);
+    expect(claimed.map((j) => j.body)).toEqual([jobs[0]!.body, jobs[2]!.body]);
+    expect(await first.giveUp(claimed[1]!, "status 410")).toBe(true);
+    await first.close();
+    await expect(first.pending()).rejects.toMatchObject({ code: Code.Unavailable });
+
+    const again = await open({ schema });
+    expect(await again.pending()).toBe(2);
+    expect(await again.claim(10, 0)).toEqual([]); // the lease of jobs[0] still holds
+    await sleep(300);
+    const [retaken] = await again.claim(10, 0);
+    expect(retaken).toMatchObject({ body: jobs[0]!.body, attempt: 2, createdAt: jobs[0]!.createdAt });
+    expect(await again.complete(retaken!)).toBe(true);
+    expect((await again.claim(10, 0)).map((j) => j.body)).toEqual([jobs[1]!.body]);
+    expect((await again.listDead()).map((d) => [d.body, d.error])).toEqual([[jobs[2]!.body, "status 410"]]);
+  });
+
+  it("keeps at most maxDead dead jobs, the latest", async () => {
+    const schema = newSchema();
+    const queue = await open({ schema, maxDead: 3 });
+    await queue.enqueue(Array.from({ length: 7 }, (_, i) => job("t", `k${i}`)));
+    for (const j of await queue.claim(10, 1000)) expect(await queue.giveUp(j, `e${j.orderingKey}`)).toBe(true);
+    expect((await queue.listDead()).map((d) => d.error)).toEqual(["ek6", "ek5", "ek4"]);
+    const none = await open({ schema, maxDead: 0 });
+    await none.enqueue([job("t", "x")]);
+    const [x] = await none.claim(1, 1000);
+    expect(await none.giveUp(x!, "gone")).toBe(true);
+    expect(await none.pending()).toBe(0);
+    expect((await none.listDead()).map((d) => d.error)).toEqual(["ek6", "ek5", "ek4"]);
+  });
+
+  it("restores its LISTEN connection after the backend is killed, tells the watchers, and hears later enqueues", async () => {
+    const schema = newSchema();
+    const [a, b] = [await open({ schema }), await open({ schema })];
+    let woken = 0;
+    a.watch(() => woken++);
+    const pid = a.listenerPid()!;
+    expect(pid).toBeTypeOf("number");
+    await db.query("SELECT pg_terminate_backend($1)", [pid]);
+    await waitFor(() => a.listenerPid() !== undefined && a.listenerPid() !== pid, 5000, "the LISTEN connection to come back");
+    await waitFor(() => woken === 1, 1000, "the watchers to be told once");
+    await b.enqueue([job("t", "k")]);
+    await waitFor(() => woken === 2, 2000, "the NOTIFY of B's enqueue");
+  });
+
+  it("rejects bad jobs and arguments with InvalidArgument, and everything after close with Unavailable", async () => {
+    const queue = await open({ schema: newSchema() });
+    expect(await codeOf(queue.enqueue([job("t", "k", { timeoutMs: 0 })]))).toBe(Code.InvalidArgument);
+    expect(await codeOf(queue.enqueue([job("t", "k", { createdAt: new Date(Number.NaN) })]))).toBe(Code.InvalidArgument);
+    expect(await codeOf(queue.enqueue([job("t", "k\0")]))).toBe(Code.InvalidArgument);
+    expect(await codeOf(queue.claim(1, -1))).toBe(Code.InvalidArgument);
+    expect(await queue.pending()).toBe(0);
+    await queue.enqueue([job("t", "k")]);
+    const [j] = await queue.claim(1, 1000);
+    expect(await codeOf(queue.retry(j!, new Date(Number.NaN), "x"))).toBe(Code.InvalidArgument);
+    // A forged claim settles nothing.
+    expect(await queue.complete({ ...j!, lease: "forged" })).toBe(false);
+    expect(await queue.complete({ ...j!, id: "not a number" })).toBe(false);
+    expect(await queue.retry(j!, new Date(), "nul \0 in error")).toBe(true);
+    const [again] = await queue.claim(1, 1000);
+    expect(again!.lastError).toBe("nul \uFFFD in error");
+    await queue.close();
+    expect(await codeOf(queue.enqueue([job("t", "k")]))).toBe(Code.Unavailable);
+    expect(await codeOf(queue.claim(1, 1000))).toBe(Code.Unavailable);
+    expect(await codeOf(queue.complete(again!))).toBe(Code.Unavailable);
+  });
+
+  it("rejects bad options with InvalidArgument and an unreachable database with Unavailable", async () => {
+    expect(await codeOf(createPostgresEventQueue({ schema: "" }))).toBe(Code.InvalidArgument);
+    expect(await codeOf(createPostgresEventQueue({ connectionString: db.url, schema: "x".repeat(60), logger: silentLogger }))).toBe(
+      Code.InvalidArgument,
+    );
+    expect(await codeOf(createPostgresEventQueue({ connectionString: db.url, maxDead: -1 }))).toBe(Code.InvalidArgument);
+    const started = Date.now();
+    expect(
+      await codeOf(createPostgresEventQueue({ connectionString: "postgres://postgres@127.0.0.1:1/postgres", logger: silentLogger })),
+    ).toBe(Code.Unavailable);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it("shares the store's schema: the queue's tables are migrations of the same list", async () => {
+    const schema = newSchema();
+    await open({ schema });
+    const rows = await db.query<{ version: number }>(`SELECT version FROM ${pg.escapeIdentifier(schema)}.migrations ORDER BY version`);
+    expect(rows.map((r) => r.version)).toEqual([1, 2, 3]);
+  });
+});
