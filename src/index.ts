@@ -1,12 +1,24 @@
 // connect-actions: ZITADEL-style Actions V2 for Connect-ES services.
 
 export { type ActionEvent, encodeEventPayload, rfc3339Nano } from "./action-event.js";
+export {
+  type ActionServiceImpl,
+  type ActionServiceOptions,
+  createActionService,
+} from "./action-service.js";
+export {
+  convertLegacyExecutionTargets,
+  createSetExecutionCompatAdapter,
+  type LegacyExecutionTargetsConversion,
+  type SetExecutionCompatOptions,
+} from "./action-service-compat.js";
 export type { ActionSnapshot, ActionStore } from "./action-store.js";
 export {
   type ActionsInterceptorOptions,
   createActionsInterceptor,
   defaultProtectedServices,
 } from "./actions-interceptor.js";
+export { type BearerAuthOptions, createBearerAuthInterceptor } from "./bearer-auth.js";
 export {
   type CallerContext,
   callerContextKey,
@@ -30,6 +42,7 @@ export {
   type DeliveryRecord,
   type MemoryDeliveryLogOptions,
 } from "./delivery-log.js";
+export { createEndpointGuard, type EndpointGuard, type EndpointGuardOptions } from "./endpoint-guard.js";
 export { createEventPublisher, type EventPublisher, type EventPublisherOptions } from "./event-publisher.js";
 export type { DeadJob, EventJob, EventQueue, QueuedJob } from "./event-queue.js";
 export {
@@ -80,6 +93,14 @@ export {
 export { createMemoryEventQueue, type MemoryEventQueueOptions } from "./memory-event-queue.js";
 export { createMemoryStore, type MemoryStoreOptions } from "./memory-store.js";
 export {
+  createNodeRouterHandler,
+  type NodeHandlerFn,
+  type NodeRouterHandler,
+  type NodeRouterHandlerOptions,
+  type NodeServerRequest,
+  type NodeServerResponse,
+} from "./node-router-handler.js";
+export {
   canonicalHeaderName,
   defaultPayloadHeaders,
   encodeRequestPayload,
@@ -87,6 +108,26 @@ export {
   pickPayloadHeaders,
   type RequestPayload,
 } from "./payload.js";
+export {
+  createPostgresDeliveryLog,
+  type PostgresDeliveryLog,
+  type PostgresDeliveryLogOptions,
+} from "./postgres-delivery-log.js";
+export {
+  createPostgresEventQueue,
+  type PostgresEventQueue,
+  type PostgresEventQueueOptions,
+} from "./postgres-event-queue.js";
+export { type MigrationTarget, migrate, type PostgresMigration, postgresMigrations } from "./postgres-migrations.js";
+export { createPostgresStore, type PostgresStore, type PostgresStoreOptions } from "./postgres-store.js";
+export {
+  createRestGateway,
+  type RestGateway,
+  type RestGatewayOptions,
+  type RestRequestAdapter,
+  type RestRoute,
+  restStatusFromCode,
+} from "./rest-gateway.js";
 export {
   signatureHeader,
   signPayload,

@@ -129,7 +129,7 @@ export function createMemoryEventQueue(options: MemoryEventQueueOptions = {}): E
 
     async listDead(limit = 100) {
       open();
-      return dead.slice(-limit).reverse();
+      return limit <= 0 ? [] : dead.slice(-limit).reverse();
     },
 
     async pending() {

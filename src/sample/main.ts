@@ -1,4 +1,6 @@
-// `npm start`: the sample server on PORT (default 8080) and HOST (default 127.0.0.1).
+// `npm start`: the sample server on PORT (default 8080) and HOST (default 127.0.0.1), keeping
+// targets, executions, queued events and the delivery log in memory, or in PostgreSQL when
+// DATABASE_URL is set (several servers may share it).
 // The management API (ActionService) needs "Authorization: Bearer <token>": the token is
 // ACTIONS_ADMIN_TOKEN, or a random one generated and printed at start.
 import { createJsonLogger } from "../logger.js";
@@ -16,7 +18,9 @@ if (fromEnv !== undefined && fromEnv.trim() === "") {
   process.exit(2);
 }
 const adminToken = fromEnv?.trim() ?? generateAdminToken();
-const server = await startSampleServer({ port, host: process.env.HOST ?? "127.0.0.1", logger, adminToken });
+const databaseUrl = process.env.DATABASE_URL || undefined;
+const server = await startSampleServer({ port, host: process.env.HOST ?? "127.0.0.1", logger, adminToken, databaseUrl });
+logger.info("storage", { backend: databaseUrl === undefined ? "memory" : "postgres" });
 if (fromEnv === undefined) {
   // A generated token is useless unless the operator learns it; one from the environment is not echoed.
   logger.info("sample server listening", { url: server.url, adminToken, adminTokenSource: "generated" });
@@ -26,7 +30,7 @@ if (fromEnv === undefined) {
 const shownToken = fromEnv === undefined ? adminToken : "$ACTIONS_ADMIN_TOKEN";
 process.stderr.write(
   `\nManagement API (ActionService v2beta and v2) at ${server.url}, for example:\n` +
-    `  curl -H 'Authorization: Bearer ${shownToken}' ${server.url}/v2beta/actions/executions/methods\n` +
+    `  curl -H "Authorization: Bearer ${shownToken}" ${server.url}/v2beta/actions/executions/methods\n` +
     (fromEnv === undefined ? "Set ACTIONS_ADMIN_TOKEN to choose the token yourself.\n\n" : "\n"),
 );
 const stop = async (signal: string) => {

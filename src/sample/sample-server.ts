@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import pg from "pg";
 import { createConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { ActionService as ActionServiceV2 } from "../../gen/zitadel/action/v2/action_service_pb.js";
@@ -17,6 +18,9 @@ import type { EventQueue } from "../event-queue.js";
 import { createEventWorker, type EventWorkerOptions } from "../event-worker.js";
 import { createMemoryEventQueue } from "../memory-event-queue.js";
 import { createMemoryStore } from "../memory-store.js";
+import { createPostgresDeliveryLog } from "../postgres-delivery-log.js";
+import { createPostgresEventQueue } from "../postgres-event-queue.js";
+import { createPostgresStore } from "../postgres-store.js";
 import { createEndpointGuard, type EndpointGuard } from "../endpoint-guard.js";
 import { createFunctionRunner } from "../function-runner.js";
 import { createNodeRouterHandler } from "../node-router-handler.js";
@@ -53,6 +57,12 @@ export interface SampleServerOptions {
    * actions interceptor, events and functions (for example as a benchmark baseline).
    */
   readonly actions?: boolean;
+  /**
+   * PostgreSQL connection string. When set, the store, the event queue and the
+   * delivery log that are not given are PostgreSQL ones sharing one pool, so
+   * several sample servers can share the database. Default: all in memory.
+   */
+  readonly databaseUrl?: string;
   /** Where target calls are recorded, default a new memory delivery log. Not used with a given dispatcher. */
   readonly deliveryLog?: DeliveryLog;
   /** Where event deliveries wait, default a new memory event queue. */
@@ -106,6 +116,33 @@ export function sampleContext(instanceID: string): Interceptor {
 }
 
 /**
+ * connectPostgres opens one pool and the PostgreSQL store, event queue and
+ * delivery log on it (migrating the schema once).
+ */
+async function connectPostgres(connectionString: string, logger: Logger) {
+  const pool = new pg.Pool({ connectionString, connectionTimeoutMillis: 10_000, max: 20 });
+  pool.on("error", (error) => logger.warn("postgres: idle connection failed", { error }));
+  try {
+    const store = await createPostgresStore({ pool, logger });
+    const eventQueue = await createPostgresEventQueue({ pool, logger });
+    const deliveryLog = await createPostgresDeliveryLog({ pool, logger });
+    return {
+      store,
+      eventQueue,
+      deliveryLog,
+      async close() {
+        await eventQueue.close();
+        await store.close();
+        await pool.end();
+      },
+    };
+  } catch (error) {
+    await pool.end();
+    throw error;
+  }
+}
+
+/**
  * generateAdminToken returns a new random admin token: 32 random bytes, base64url.
  */
 export function generateAdminToken(): string {
@@ -119,9 +156,10 @@ export function generateAdminToken(): string {
  */
 export async function startSampleServer(options: SampleServerOptions = {}): Promise<SampleServer> {
   const logger = options.logger ?? createJsonLogger();
-  const store = options.store ?? createMemoryStore();
-  const deliveryLog = options.deliveryLog ?? createMemoryDeliveryLog();
-  const eventQueue = options.eventQueue ?? createMemoryEventQueue();
+  const postgres = options.databaseUrl === undefined ? undefined : await connectPostgres(options.databaseUrl, logger);
+  const store = options.store ?? postgres?.store ?? createMemoryStore();
+  const deliveryLog = options.deliveryLog ?? postgres?.deliveryLog ?? createMemoryDeliveryLog();
+  const eventQueue = options.eventQueue ?? postgres?.eventQueue ?? createMemoryEventQueue();
   const metrics = createSampleMetrics({ eventQueue, processMetrics: options.processMetrics });
   const endpointGuard = options.endpointGuard ?? createEndpointGuard();
   const dispatcher =
@@ -208,6 +246,7 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
       planner?.close();
       await dispatcher.close();
       await deliveryLog.close();
+      await postgres?.close();
     },
   };
 }
