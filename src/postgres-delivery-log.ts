@@ -2,7 +2,9 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import pg from "pg";
 import { checkDeliveryQuery, type DeliveryLog, type DeliveryPage, type DeliveryQuery, type DeliveryRecord } from "./delivery-log.js";
 import { createJsonLogger, type Logger } from "./logger.js";
-import { migrate, validateSchemaName } from "./postgres-migrations.js";
+import { connectionSchema, openPool } from "./postgres-connection.js";
+import { postgresErrorMapper } from "./postgres-errors.js";
+import { isStorableText, storableText, toDate, unnestColumns } from "./postgres-values.js";
 import type { TargetCallRecord } from "./target-dispatcher.js";
 
 /**
@@ -63,14 +65,19 @@ export interface PostgresDeliveryLog extends DeliveryLog {
   prune(): Promise<number>;
 }
 
-/** Connection timeout of the pool the log creates. */
-const connectTimeoutMs = 10_000;
 /** Longest wait between insert attempts while the database fails. */
 const maxRetryDelayMs = 10_000;
 /** Rows deleted per statement when pruning, so that no statement runs long. */
 const pruneBatch = 10_000;
 /** Longest delay a Node.js timer takes. */
 const maxTimerMs = 2 ** 31 - 1;
+
+/**
+ * toConnectError turns an error of the driver into a ConnectError (see
+ * postgresErrorMapper); values PostgreSQL cannot take (SQLSTATE class 22,
+ * data exception) are Code.InvalidArgument.
+ */
+const toConnectError = postgresErrorMapper("postgres delivery log", (sqlState) => sqlState.startsWith("22"));
 
 interface Row {
   readonly targetId: string;
@@ -140,11 +147,7 @@ interface LogRow {
  * instances; its total is counted in the same snapshot as the page.
  */
 export async function createPostgresDeliveryLog(options: PostgresDeliveryLogOptions = {}): Promise<PostgresDeliveryLog> {
-  if (options.connectionString !== undefined && options.pool !== undefined) {
-    throw new ConnectError("set connectionString or pool, not both", Code.InvalidArgument);
-  }
-  const schema = options.schema ?? "connect_actions";
-  validateSchemaName(schema);
+  const schema = connectionSchema(options);
   const flushIntervalMs = positive("flushIntervalMs", options.flushIntervalMs ?? 200, false);
   const batchSize = positive("batchSize", options.batchSize ?? 500, true);
   const maxBuffered = positive("maxBuffered", options.maxBuffered ?? 10_000, true);
@@ -152,22 +155,9 @@ export async function createPostgresDeliveryLog(options: PostgresDeliveryLogOpti
   const maxRecords = positive("maxRecords", options.maxRecords ?? 1_000_000, true);
   const pruneIntervalMs = positive("pruneIntervalMs", options.pruneIntervalMs ?? 60_000, false);
   const logger = options.logger ?? createJsonLogger();
-  const ownsPool = options.pool === undefined;
-  const pool =
-    options.pool ??
-    new pg.Pool({
-      ...(options.connectionString !== undefined ? { connectionString: options.connectionString } : {}),
-      connectionTimeoutMillis: connectTimeoutMs,
-    });
-  if (ownsPool) {
-    pool.on("error", (error) => logger.warn("postgres delivery log: idle connection failed", { error, schema }));
-  }
-  try {
-    await migrate(pool, schema);
-  } catch (error) {
-    if (ownsPool) await pool.end().catch(() => {});
-    throw toConnectError(error);
-  }
+  const db = openPool(options, { component: "postgres delivery log", schema, logger, mapError: toConnectError });
+  const pool = db.pool;
+  await db.prepare();
 
   const q = pg.escapeIdentifier(schema);
   let buffer: Buffered[] = [];
@@ -199,20 +189,10 @@ export async function createPostgresDeliveryLog(options: PostgresDeliveryLogOpti
   const firstPending = () => (inFlight[0] ?? buffer[0])?.seq ?? nextSeq;
 
   const insert = async (batch: readonly Buffered[]) => {
-    const columns: unknown[][] = [[], [], [], [], [], [], [], [], [], [], []];
-    for (const { row } of batch) {
-      columns[0]!.push(row.targetId);
-      columns[1]!.push(row.targetName);
-      columns[2]!.push(row.executionId);
-      columns[3]!.push(row.trigger);
-      columns[4]!.push(row.endpoint);
-      columns[5]!.push(row.status);
-      columns[6]!.push(row.durationMs);
-      columns[7]!.push(row.error);
-      columns[8]!.push(row.attempt);
-      columns[9]!.push(row.async);
-      columns[10]!.push(row.startTime);
-    }
+    const columns = unnestColumns(
+      batch.map((b) => b.row),
+      ["targetId", "targetName", "executionId", "trigger", "endpoint", "status", "durationMs", "error", "attempt", "async", "startTime"],
+    );
     await pool.query(
       `INSERT INTO ${q}.delivery_log
          (target_id, target_name, execution_id, trigger, endpoint, status, duration_ms, error, attempt, async, start_time)
@@ -429,7 +409,7 @@ export async function createPostgresDeliveryLog(options: PostgresDeliveryLogOpti
         const value = query[key];
         if (value === undefined) continue;
         // Text PostgreSQL cannot store is in no record.
-        if (typeof value !== "string" || value.includes("\0")) return { total: 0, records: [] };
+        if (!isStorableText(value)) return { total: 0, records: [] };
         where((p) => `${column} = ${p}`, value);
       }
       if (query.failedOnly === true) conditions.push("error IS NOT NULL");
@@ -442,21 +422,16 @@ export async function createPostgresDeliveryLog(options: PostgresDeliveryLogOpti
       const filter = conditions.length === 0 ? "" : `WHERE ${conditions.join(" AND ")}`;
       values.push(offset, limit);
       const [o, l] = [`$${values.length - 1}`, `$${values.length}`];
-      let rows: (LogRow & { total: string })[];
-      try {
-        ({ rows } = await pool.query<LogRow & { total: string }>(
-          `SELECT c.total, r.* FROM (SELECT count(*) AS total FROM ${q}.delivery_log ${filter}) c
-           LEFT JOIN LATERAL (
-             SELECT id, target_id, target_name, execution_id, trigger, endpoint, status, duration_ms, error, attempt, async,
-               start_time
-             FROM ${q}.delivery_log ${filter}
-             ORDER BY id DESC OFFSET ${o} LIMIT ${l}
-           ) r ON true`,
-          values,
-        ));
-      } catch (error) {
-        throw toConnectError(error);
-      }
+      const { rows } = await db.query<LogRow & { total: string }>(
+        `SELECT c.total, r.* FROM (SELECT count(*) AS total FROM ${q}.delivery_log ${filter}) c
+         LEFT JOIN LATERAL (
+           SELECT id, target_id, target_name, execution_id, trigger, endpoint, status, duration_ms, error, attempt, async,
+             start_time
+           FROM ${q}.delivery_log ${filter}
+           ORDER BY id DESC OFFSET ${o} LIMIT ${l}
+         ) r ON true`,
+        values,
+      );
       return {
         total: Number(rows[0]?.total ?? 0),
         records: rows.filter((r) => r.id !== null).map(recordFromRow),
@@ -485,7 +460,7 @@ export async function createPostgresDeliveryLog(options: PostgresDeliveryLogOpti
         await cycle?.catch(() => {});
         buffer = [];
         await pruning?.catch(() => {});
-        if (ownsPool) await pool.end();
+        await db.end();
       })();
       return closing;
     },
@@ -502,9 +477,9 @@ function positive(name: string, value: number, integer: boolean): number {
   return value;
 }
 
-/** text returns a string PostgreSQL can store: NUL characters are replaced. */
+/** text returns a string PostgreSQL can store (see storableText); null and undefined become "". */
 function text(value: unknown): string {
-  return String(value ?? "").replaceAll("\0", "\uFFFD");
+  return storableText(value ?? "");
 }
 
 /** int32 returns an integer that fits PostgreSQL's integer, 0 for anything else. */
@@ -544,7 +519,7 @@ function recordFromRow(row: LogRow): DeliveryRecord {
     error: row.error ?? undefined,
     attempt: Number(row.attempt),
     async: row.async,
-    startTime: row.start_time instanceof Date ? row.start_time : new Date(row.start_time),
+    startTime: toDate(row.start_time),
     id: String(row.id),
   });
 }
@@ -560,39 +535,4 @@ function retryable(error: unknown): boolean {
     return !sqlState.startsWith("22") && !sqlState.startsWith("23");
   }
   return true;
-}
-
-/**
- * toConnectError turns an error of the driver into a ConnectError:
- * Code.Unavailable when the database cannot be reached or is shutting down,
- * Code.DeadlineExceeded for a statement timeout, Code.InvalidArgument for
- * values PostgreSQL cannot take, Code.Internal for anything else.
- */
-function toConnectError(error: unknown): ConnectError {
-  if (error instanceof ConnectError) return error;
-  const message = error instanceof Error ? error.message : String(error);
-  if (error instanceof pg.DatabaseError) {
-    const sqlState = error.code ?? "";
-    let code = Code.Internal;
-    if (sqlState.startsWith("08") || sqlState.startsWith("53") || sqlState.startsWith("57P")) {
-      code = Code.Unavailable;
-    } else if (sqlState === "40001" || sqlState === "40P01") {
-      code = Code.Aborted;
-    } else if (sqlState === "57014") {
-      code = Code.DeadlineExceeded;
-    } else if (sqlState.startsWith("22")) {
-      code = Code.InvalidArgument;
-    }
-    return new ConnectError(`postgres delivery log: ${message} (SQLSTATE ${sqlState})`, code, undefined, undefined, error);
-  }
-  const systemCode = (error as { code?: unknown } | null)?.code;
-  const unreachable =
-    (typeof systemCode === "string" && systemCode.startsWith("E")) || /connect|terminated|timeout|pool/i.test(message);
-  return new ConnectError(
-    `postgres delivery log: ${message}`,
-    unreachable ? Code.Unavailable : Code.Internal,
-    undefined,
-    undefined,
-    error,
-  );
 }

@@ -3,7 +3,11 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import pg from "pg";
 import type { DeadJob, EventJob, EventQueue, QueuedJob } from "./event-queue.js";
 import { createJsonLogger, type Logger } from "./logger.js";
-import { migrate, validateSchemaName } from "./postgres-migrations.js";
+import { channelName, connectionSchema, openPool } from "./postgres-connection.js";
+import { postgresErrorMapper } from "./postgres-errors.js";
+import { createPostgresListener } from "./postgres-listener.js";
+import { isStorableText, storableText, toDate, unnestColumns } from "./postgres-values.js";
+import { createWatchers } from "./postgres-watchers.js";
 
 /**
  * PostgresEventQueueOptions configures createPostgresEventQueue. Set at most
@@ -81,20 +85,20 @@ export interface PostgresEventQueue extends EventQueue {
   listenerPid(): number | undefined;
 }
 
-/** Backoff of LISTEN reconnects: first delay, doubling up to the max, with jitter. */
-const reconnectMinMs = 100;
-const reconnectMaxMs = 5_000;
-/** A LISTEN connection that lasted this long resets the backoff. */
-const stableAfterMs = 30_000;
-/** How often the LISTEN connection is checked with a query, and how long the check may take. */
-const heartbeatIntervalMs = 10_000;
-const heartbeatTimeoutMs = 5_000;
-/** Connection timeout of the pool the queue creates and of the LISTEN connection. */
-const connectTimeoutMs = 10_000;
 /** Largest timeoutMs of a job: an integer column. */
 const maxTimeoutMs = 2 ** 31 - 1;
 
-interface JobRow {
+/**
+ * toConnectError turns an error of the driver into a ConnectError (see
+ * postgresErrorMapper); values PostgreSQL cannot store (NUL characters,
+ * out-of-range dates, a failed check) are Code.InvalidArgument.
+ */
+const toConnectError = postgresErrorMapper("postgres event queue", (sqlState) =>
+  ["22021", "22P05", "22008", "22007", "23514"].includes(sqlState),
+);
+
+/** The columns event_jobs and event_dead_jobs share. */
+interface JobColumns {
   id: string;
   target_id: string;
   ordering_key: string;
@@ -105,32 +109,16 @@ interface JobRow {
   timeout_ms: number;
   enqueued_at: Date | string;
   attempts: number;
+}
+
+interface JobRow extends JobColumns {
   lease: string;
   last_error: string;
 }
 
-interface DeadRow {
-  id: string;
-  target_id: string;
-  ordering_key: string;
-  execution_id: string;
-  event_type: string;
-  body: string;
-  created_at: Date | string;
-  timeout_ms: number;
-  enqueued_at: Date | string;
-  attempts: number;
+interface DeadRow extends JobColumns {
   error: string;
   died_at: Date | string;
-}
-
-interface Listening {
-  readonly pid: number;
-  readonly heartbeat: NodeJS.Timeout;
-  /** When the connection was set up, in epoch milliseconds. */
-  readonly since: number;
-  /** end closes the connection without reconnecting. */
-  end(): Promise<void>;
 }
 
 /**
@@ -167,61 +155,30 @@ interface Listening {
  * Code.Aborted for a deadlock, Code.Internal otherwise.
  */
 export async function createPostgresEventQueue(options: PostgresEventQueueOptions = {}): Promise<PostgresEventQueue> {
-  if (options.connectionString !== undefined && options.pool !== undefined) {
-    throw new ConnectError("set connectionString or pool, not both", Code.InvalidArgument);
-  }
-  const schema = options.schema ?? "connect_actions";
-  validateSchemaName(schema);
-  const channel = options.channel ?? `${schema}_jobs`;
-  if (channel === "" || Buffer.byteLength(channel) > 63 || channel.includes("\0")) {
-    throw new ConnectError(
-      `invalid channel "${channel}": must be 1 to 63 bytes${options.channel === undefined ? ", set the channel option" : ""}`,
-      Code.InvalidArgument,
-    );
-  }
+  const schema = connectionSchema(options);
+  const channel = channelName(options.channel, `${schema}_jobs`);
   const maxDead = options.maxDead ?? 10_000;
   if (!Number.isSafeInteger(maxDead) || maxDead < 0) {
     throw new ConnectError(`maxDead must be a non-negative integer, got ${String(maxDead)}`, Code.InvalidArgument);
   }
   const logger = options.logger ?? createJsonLogger();
-  const ownsPool = options.pool === undefined;
-  const pool =
-    options.pool ??
-    new pg.Pool({
-      ...(options.connectionString !== undefined ? { connectionString: options.connectionString } : {}),
-      connectionTimeoutMillis: connectTimeoutMs,
-    });
-  if (ownsPool) {
-    // An idle client losing its connection must not crash the process.
-    pool.on("error", (error) => logger.warn("postgres event queue: idle connection failed", { error, schema }));
-  }
+  const db = openPool(options, { component: "postgres event queue", schema, logger, mapError: toConnectError });
+  const pool = db.pool;
 
   const q = pg.escapeIdentifier(schema);
   const instanceId = randomUUID();
   const ownPayload = JSON.stringify({ source: instanceId });
-  const listeners = new Set<() => void>();
+  const watchers = createWatchers();
+  const wakeWatchers = watchers.notify;
   let closed = false;
   let closing: Promise<void> | undefined;
 
-  const wakeWatchers = () => {
-    for (const listener of [...listeners]) {
-      try {
-        listener();
-      } catch {
-        // A watcher's failure is its own.
-      }
-    }
-  };
   const open = () => {
     if (closed) throw new ConnectError("event queue is closed", Code.Unavailable);
   };
   const run = async <R extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<pg.QueryResult<R>> => {
     open();
-    try {
-      return await pool.query<R>(text, values);
-    } catch (error) {
-      throw toConnectError(error);
-    }
+    return db.query<R>(text, values);
   };
 
   /**
@@ -236,35 +193,18 @@ export async function createPostgresEventQueue(options: PostgresEventQueueOption
   const settle = async (job: QueuedJob, statement: string, values: unknown[]): Promise<boolean> => {
     open();
     if (!isLeaseOf(job)) return false;
-    let client: pg.PoolClient;
-    try {
-      client = await pool.connect();
-    } catch (error) {
-      throw toConnectError(error);
-    }
-    let broken = false;
-    try {
-      await client.query("BEGIN");
-      const lane = await client.query(
-        `SELECT head_id FROM ${q}.event_lanes WHERE target_id = $1 AND ordering_key = $2 FOR UPDATE`,
-        [job.targetId, job.orderingKey],
-      );
-      let changed = false;
-      if (lane.rows[0]?.head_id === job.id) {
-        changed = ((await client.query(statement, values)).rowCount ?? 0) > 0;
-      }
-      await client.query(changed ? "COMMIT" : "ROLLBACK");
-      return changed;
-    } catch (error) {
-      try {
-        await client.query("ROLLBACK");
-      } catch {
-        broken = true; // the connection is unusable: let the pool drop it
-      }
-      throw toConnectError(error);
-    } finally {
-      client.release(broken);
-    }
+    return db.transaction(
+      async (client) => {
+        const lane = await client.query(
+          `SELECT head_id FROM ${q}.event_lanes WHERE target_id = $1 AND ordering_key = $2 FOR UPDATE`,
+          [job.targetId, job.orderingKey],
+        );
+        if (lane.rows[0]?.head_id !== job.id) return false;
+        return ((await client.query(statement, values)).rowCount ?? 0) > 0;
+      },
+      "BEGIN",
+      (changed) => (changed ? "COMMIT" : "ROLLBACK"),
+    );
   };
 
   // The statement that makes the head's successor the lane's head, or
@@ -317,134 +257,26 @@ export async function createPostgresEventQueue(options: PostgresEventQueueOption
     );
   };
 
-  // --- LISTEN connection -----------------------------------------------------
-
-  const listenConfig: pg.ClientConfig = {
-    ...pool.options,
-    keepAlive: true,
-    connectionTimeoutMillis: pool.options.connectionTimeoutMillis || connectTimeoutMs,
-    application_name: `${pool.options.application_name ?? "connect-actions"} event queue listener`,
-  };
-  let listening: Listening | undefined;
-  let attempt: Promise<void> | undefined; // a reconnection attempt in flight, never rejects
-  let retryTimer: NodeJS.Timeout | undefined;
-  let failures = 0;
-
-  const onNotification = (message: pg.Notification) => {
-    if (message.channel !== channel) return;
-    // This instance's enqueue() told its watchers already; enqueueWith()
-    // and other instances send other payloads.
-    if (message.payload === ownPayload) return;
-    wakeWatchers();
-  };
-
-  /**
-   * listen opens a LISTEN connection. It resolves once notifications flow,
-   * and rejects when the connection could not be set up.
-   */
-  const listen = async (reconnecting: boolean): Promise<void> => {
-    const client = new pg.Client(listenConfig);
-    let up: Listening | undefined;
-    let gone = false;
-    let ending: Promise<void> | undefined;
-    const end = () => (ending ??= client.end().catch(() => {}));
-    const lost = (error?: unknown) => {
-      if (gone) return;
-      gone = true;
-      if (up !== undefined) clearInterval(up.heartbeat);
-      if (listening !== undefined && listening === up) listening = undefined;
-      void end();
-      if (up !== undefined && !closed) {
-        // A connection that dies right after every reconnect must not be
-        // reopened in a tight loop: keep backing off unless it lasted.
-        if (Date.now() - up.since >= stableAfterMs) failures = 0;
-        logger.warn("postgres event queue: lost the LISTEN connection, reconnecting", { error, schema, channel });
-        scheduleReconnect();
-      }
-    };
-    client.on("error", lost);
-    client.on("end", () => lost(new Error("connection ended")));
-    client.on("notification", onNotification);
-    let pid: number;
-    try {
-      await client.connect();
-      await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
-      const { rows } = await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
-      pid = Number(rows[0]?.pid);
-      if (gone) throw new Error("connection ended");
-    } catch (error) {
-      lost(error);
-      throw error;
-    }
-    if (closed) {
-      lost();
-      await end();
-      return;
-    }
-    const heartbeat = setInterval(() => {
-      // A connection that silently went away is noticed here; ending it
-      // while the query is pending destroys the socket.
-      const timer = setTimeout(() => lost(new Error(`heartbeat got no answer within ${heartbeatTimeoutMs} ms`)), heartbeatTimeoutMs);
-      timer.unref();
-      client.query("SELECT 1").then(
-        () => clearTimeout(timer),
-        (error: unknown) => {
-          clearTimeout(timer);
-          lost(error);
-        },
-      );
-    }, heartbeatIntervalMs);
-    heartbeat.unref();
-    up = {
-      pid,
-      heartbeat,
-      since: Date.now(),
-      end: () => {
-        gone = true;
-        clearInterval(heartbeat);
-        return end();
-      },
-    };
-    listening = up;
-    if (reconnecting) {
-      logger.info("postgres event queue: LISTEN connection restored", { schema, channel });
-      // Jobs enqueued while the connection was down were not announced.
-      wakeWatchers();
-    }
-  };
-
-  const scheduleReconnect = () => {
-    if (closed || retryTimer !== undefined) return;
-    const ceiling = Math.min(reconnectMaxMs, reconnectMinMs * 2 ** failures);
-    const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
-    failures++;
-    retryTimer = setTimeout(() => {
-      retryTimer = undefined;
-      if (closed) return;
-      attempt = listen(true).then(
-        () => {
-          attempt = undefined;
-        },
-        (error: unknown) => {
-          attempt = undefined;
-          if (closed) return;
-          logger.warn("postgres event queue: could not restore the LISTEN connection", { error, schema, channel });
-          scheduleReconnect();
-        },
-      );
-    }, delay);
-  };
-
   // --- start -----------------------------------------------------------------
 
-  try {
-    await migrate(pool, schema);
-    await listen(false);
-  } catch (error) {
-    closed = true;
-    if (ownsPool) await pool.end().catch(() => {});
-    throw toConnectError(error);
-  }
+  // This instance's enqueue() told its watchers already; enqueueWith() and
+  // other instances send other payloads.
+  const onNotify = (payload: string | undefined) => {
+    if (payload !== ownPayload) wakeWatchers();
+  };
+  const channelListener = await db.prepare(() =>
+    createPostgresListener({
+      pool,
+      channel,
+      logger,
+      component: "postgres event queue",
+      role: "event queue listener",
+      logAttributes: { schema, channel },
+      onNotify,
+      // Jobs enqueued while the connection was down were not announced.
+      onReconnect: wakeWatchers,
+    }),
+  );
 
   // --- the queue -------------------------------------------------------------
 
@@ -454,7 +286,7 @@ export async function createPostgresEventQueue(options: PostgresEventQueueOption
     channel,
 
     listenerPid() {
-      return listening?.pid;
+      return channelListener.pid();
     },
 
     async enqueue(jobs) {
@@ -612,25 +444,15 @@ export async function createPostgresEventQueue(options: PostgresEventQueueOption
     },
 
     watch(listener) {
-      listeners.add(listener);
-      return () => {
-        listeners.delete(listener);
-      };
+      return watchers.add(listener);
     },
 
     close() {
       closing ??= (async () => {
         closed = true;
-        listeners.clear();
-        if (retryTimer !== undefined) {
-          clearTimeout(retryTimer);
-          retryTimer = undefined;
-        }
-        await attempt;
-        const current = listening;
-        listening = undefined;
-        if (current !== undefined) await current.end();
-        if (ownsPool) await pool.end();
+        watchers.clear();
+        await channelListener.close();
+        await db.end();
       })();
       return closing;
     },
@@ -645,13 +467,10 @@ function isLeaseOf(job: QueuedJob): boolean {
   return (
     typeof job.id === "string" &&
     /^[1-9][0-9]{0,18}$/.test(job.id) &&
-    typeof job.lease === "string" &&
+    isStorableText(job.lease) &&
     job.lease !== "" &&
-    !job.lease.includes("\0") &&
-    typeof job.targetId === "string" &&
-    !job.targetId.includes("\0") &&
-    typeof job.orderingKey === "string" &&
-    !job.orderingKey.includes("\0")
+    isStorableText(job.targetId) &&
+    isStorableText(job.orderingKey)
   );
 }
 
@@ -660,7 +479,6 @@ function isLeaseOf(job: QueuedJob): boolean {
  * Code.InvalidArgument for a job that cannot be stored.
  */
 function jobColumnsOf(jobs: readonly EventJob[]): unknown[][] {
-  const columns: unknown[][] = [[], [], [], [], [], [], []];
   jobs.forEach((job, i) => {
     const bad = (what: string) => new ConnectError(`job ${i}: ${what}`, Code.InvalidArgument);
     for (const key of ["targetId", "orderingKey", "executionId", "eventType", "body"] as const) {
@@ -671,27 +489,12 @@ function jobColumnsOf(jobs: readonly EventJob[]): unknown[][] {
     if (!Number.isInteger(job.timeoutMs) || job.timeoutMs <= 0 || job.timeoutMs > maxTimeoutMs) {
       throw bad(`timeoutMs must be a positive integer up to ${maxTimeoutMs}`);
     }
-    columns[0]!.push(job.targetId);
-    columns[1]!.push(job.orderingKey);
-    columns[2]!.push(job.executionId);
-    columns[3]!.push(job.eventType);
-    columns[4]!.push(job.body);
-    columns[5]!.push(job.createdAt);
-    columns[6]!.push(job.timeoutMs);
   });
-  return columns;
+  return unnestColumns(jobs, ["targetId", "orderingKey", "executionId", "eventType", "body", "createdAt", "timeoutMs"]);
 }
 
-/** storableText replaces the NUL characters PostgreSQL text cannot hold. */
-function storableText(text: string): string {
-  return String(text).replaceAll("\0", "\uFFFD");
-}
-
-function toDate(value: Date | string): Date {
-  return value instanceof Date ? value : new Date(value);
-}
-
-function queuedJobFromRow(row: JobRow): QueuedJob {
+/** jobFromRow returns the fields of a queued or dead job that both tables hold alike. */
+function jobFromRow(row: JobColumns): EventJob & { id: string } {
   return {
     targetId: row.target_id,
     executionId: row.execution_id,
@@ -701,6 +504,12 @@ function queuedJobFromRow(row: JobRow): QueuedJob {
     createdAt: toDate(row.created_at),
     timeoutMs: Number(row.timeout_ms),
     id: String(row.id),
+  };
+}
+
+function queuedJobFromRow(row: JobRow): QueuedJob {
+  return {
+    ...jobFromRow(row),
     attempt: Number(row.attempts),
     lease: row.lease,
     enqueuedAt: toDate(row.enqueued_at),
@@ -710,53 +519,10 @@ function queuedJobFromRow(row: JobRow): QueuedJob {
 
 function deadJobFromRow(row: DeadRow): DeadJob {
   return Object.freeze({
-    targetId: row.target_id,
-    executionId: row.execution_id,
-    eventType: row.event_type,
-    orderingKey: row.ordering_key,
-    body: row.body,
-    createdAt: toDate(row.created_at),
-    timeoutMs: Number(row.timeout_ms),
-    id: String(row.id),
+    ...jobFromRow(row),
     attempts: Number(row.attempts),
     error: row.error,
     enqueuedAt: toDate(row.enqueued_at),
     diedAt: toDate(row.died_at),
   });
-}
-
-/**
- * toConnectError turns an error of the driver into a ConnectError:
- * Code.Unavailable when the database cannot be reached or is shutting down,
- * Code.Aborted for a serialization failure or deadlock, Code.DeadlineExceeded
- * for a statement timeout, Code.InvalidArgument for values PostgreSQL cannot
- * store (NUL characters, out-of-range dates) and Code.Internal for anything else.
- */
-function toConnectError(error: unknown): ConnectError {
-  if (error instanceof ConnectError) return error;
-  const message = error instanceof Error ? error.message : String(error);
-  if (error instanceof pg.DatabaseError) {
-    const sqlState = error.code ?? "";
-    let code = Code.Internal;
-    if (sqlState.startsWith("08") || sqlState.startsWith("53") || sqlState.startsWith("57P")) {
-      code = Code.Unavailable;
-    } else if (sqlState === "40001" || sqlState === "40P01") {
-      code = Code.Aborted;
-    } else if (sqlState === "57014") {
-      code = Code.DeadlineExceeded;
-    } else if (["22021", "22P05", "22008", "22007", "23514"].includes(sqlState)) {
-      code = Code.InvalidArgument;
-    }
-    return new ConnectError(`postgres event queue: ${message} (SQLSTATE ${sqlState})`, code, undefined, undefined, error);
-  }
-  const systemCode = (error as { code?: unknown } | null)?.code;
-  const unreachable =
-    (typeof systemCode === "string" && systemCode.startsWith("E")) || /connect|terminated|timeout|pool/i.test(message);
-  return new ConnectError(
-    `postgres event queue: ${message}`,
-    unreachable ? Code.Unavailable : Code.Internal,
-    undefined,
-    undefined,
-    error,
-  );
 }

@@ -1,5 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import pg from "pg";
+import { inTransaction } from "./postgres-transaction.js";
 
 /**
  * PostgresMigration is one step of the PostgreSQL schema of connect-actions.
@@ -165,54 +166,38 @@ export async function migrate(
   validateSchemaName(schema);
   validateMigrations(migrations);
   const quoted = pg.escapeIdentifier(schema);
-  const pooled = target instanceof pg.Pool;
-  const client: pg.ClientBase = pooled ? await target.connect() : target;
-  let broken = false;
-  try {
-    await client.query("BEGIN");
-    try {
-      await client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [migrationLockClass, schema]);
-      await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoted}`);
-      await client.query(
-        `CREATE TABLE IF NOT EXISTS ${quoted}.migrations (
-          version integer PRIMARY KEY,
-          name text NOT NULL,
-          applied_at timestamptz NOT NULL DEFAULT now()
-        )`,
-      );
-      const { rows } = await client.query<{ version: number }>(`SELECT version FROM ${quoted}.migrations`);
-      const applied = new Set(rows.map((r) => Number(r.version)));
-      const done: number[] = [];
-      for (const m of migrations) {
-        if (applied.has(m.version)) continue;
-        await client.query(`SET LOCAL search_path TO ${quoted}`);
-        try {
-          await client.query(m.sql(quoted));
-        } catch (error) {
-          throw new ConnectError(
-            `migration ${m.version} (${m.name}) of schema "${schema}" failed: ${error instanceof Error ? error.message : String(error)}`,
-            Code.Internal,
-            undefined,
-            undefined,
-            error,
-          );
-        }
-        await client.query(`INSERT INTO ${quoted}.migrations (version, name) VALUES ($1, $2)`, [m.version, m.name]);
-        done.push(m.version);
-      }
-      await client.query("COMMIT");
-      return done;
-    } catch (error) {
+  return inTransaction(target, async (client) => {
+    await client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [migrationLockClass, schema]);
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoted}`);
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS ${quoted}.migrations (
+        version integer PRIMARY KEY,
+        name text NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now()
+      )`,
+    );
+    const { rows } = await client.query<{ version: number }>(`SELECT version FROM ${quoted}.migrations`);
+    const applied = new Set(rows.map((r) => Number(r.version)));
+    const done: number[] = [];
+    for (const m of migrations) {
+      if (applied.has(m.version)) continue;
+      await client.query(`SET LOCAL search_path TO ${quoted}`);
       try {
-        await client.query("ROLLBACK");
-      } catch {
-        broken = true;
+        await client.query(m.sql(quoted));
+      } catch (error) {
+        throw new ConnectError(
+          `migration ${m.version} (${m.name}) of schema "${schema}" failed: ${error instanceof Error ? error.message : String(error)}`,
+          Code.Internal,
+          undefined,
+          undefined,
+          error,
+        );
       }
-      throw error;
+      await client.query(`INSERT INTO ${quoted}.migrations (version, name) VALUES ($1, $2)`, [m.version, m.name]);
+      done.push(m.version);
     }
-  } finally {
-    if (pooled) (client as pg.PoolClient).release(broken);
-  }
+    return done;
+  });
 }
 
 /**

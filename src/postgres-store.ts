@@ -6,7 +6,11 @@ import { type Condition, executionId, executionTypeOf, validateCondition } from 
 import { checkIncludeGraph, type Execution, type ExecutionTarget, validateExecutionTargets } from "./execution.js";
 import { newId } from "./id.js";
 import { createJsonLogger, type Logger } from "./logger.js";
-import { migrate, validateSchemaName } from "./postgres-migrations.js";
+import { channelName, connectionSchema, openPool } from "./postgres-connection.js";
+import { postgresErrorMapper } from "./postgres-errors.js";
+import { createPostgresListener } from "./postgres-listener.js";
+import { isStorableText, toDate } from "./postgres-values.js";
+import { createWatchers } from "./postgres-watchers.js";
 import {
   applyTargetPatch,
   generateSigningKey,
@@ -69,16 +73,13 @@ export interface PostgresStore extends ActionStore {
 
 /** First key of the advisory lock that serializes changes to executions. */
 const graphLockClass = 0x0ca_0002;
-/** Backoff of LISTEN reconnects: first delay, doubling up to the max, with jitter. */
-const reconnectMinMs = 100;
-const reconnectMaxMs = 5_000;
-/** A LISTEN connection that lasted this long resets the backoff. */
-const stableAfterMs = 30_000;
-/** How often the LISTEN connection is checked with a query, and how long the check may take. */
-const heartbeatIntervalMs = 10_000;
-const heartbeatTimeoutMs = 5_000;
-/** Connection timeout of the pool the store creates and of the LISTEN connection. */
-const connectTimeoutMs = 10_000;
+
+/**
+ * toConnectError turns an error of the driver into a ConnectError (see
+ * postgresErrorMapper); text PostgreSQL cannot store (NUL characters) is
+ * Code.InvalidArgument.
+ */
+const toConnectError = postgresErrorMapper("postgres store", (sqlState) => sqlState === "22021" || sqlState === "22P05");
 
 interface TargetRow {
   id: string;
@@ -100,15 +101,6 @@ interface ExecutionRow {
   change_date: Date | string;
 }
 
-interface Listening {
-  readonly pid: number;
-  readonly heartbeat: NodeJS.Timeout;
-  /** When the connection was set up, in epoch milliseconds. */
-  readonly since: number;
-  /** end closes the connection without reconnecting. */
-  end(): Promise<void>;
-}
-
 /**
  * createPostgresStore connects to PostgreSQL, brings the schema up to date
  * (see migrate) and starts listening for changes made by other store
@@ -125,48 +117,21 @@ interface Listening {
  * changes may have been missed meanwhile.
  */
 export async function createPostgresStore(options: PostgresStoreOptions = {}): Promise<PostgresStore> {
-  if (options.connectionString !== undefined && options.pool !== undefined) {
-    throw new ConnectError("set connectionString or pool, not both", Code.InvalidArgument);
-  }
-  const schema = options.schema ?? "connect_actions";
-  validateSchemaName(schema);
-  const channel = options.channel ?? `${schema}_changes`;
-  if (channel === "" || Buffer.byteLength(channel) > 63 || channel.includes("\0")) {
-    throw new ConnectError(
-      `invalid channel "${channel}": must be 1 to 63 bytes${options.channel === undefined ? ", set the channel option" : ""}`,
-      Code.InvalidArgument,
-    );
-  }
+  const schema = connectionSchema(options);
+  const channel = channelName(options.channel, `${schema}_changes`);
   const logger = options.logger ?? createJsonLogger();
   const clock = options.now ?? (() => new Date());
-  const ownsPool = options.pool === undefined;
-  const pool =
-    options.pool ??
-    new pg.Pool({
-      ...(options.connectionString !== undefined ? { connectionString: options.connectionString } : {}),
-      connectionTimeoutMillis: connectTimeoutMs,
-    });
-  if (ownsPool) {
-    // An idle client losing its connection must not crash the process.
-    pool.on("error", (error) => logger.warn("postgres store: idle connection failed", { error, schema }));
-  }
+  const db = openPool(options, { component: "postgres store", schema, logger, mapError: toConnectError });
+  const pool = db.pool;
 
   const q = pg.escapeIdentifier(schema);
   const instanceId = randomUUID();
   const payload = JSON.stringify({ source: instanceId });
-  const listeners = new Set<() => void>();
+  const watchers = createWatchers();
+  const changed = watchers.notify;
   let closed = false;
   let closing: Promise<void> | undefined;
 
-  const changed = () => {
-    for (const listener of [...listeners]) {
-      try {
-        listener();
-      } catch {
-        // A watcher's failure is its own; the write has happened.
-      }
-    }
-  };
   const open = () => {
     if (closed) throw new ConnectError("store is closed", Code.Unavailable);
   };
@@ -177,15 +142,11 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
   };
 
   /**
-   * transaction runs `fn` in a transaction on a client of the pool: COMMIT
-   * when it resolves, ROLLBACK when it throws. Errors become ConnectErrors.
-   */
-  /**
    * dropExecution deletes an execution and removes the includes of it from
    * other executions; one left with no entries is dropped the same way. Runs
    * inside the caller's transaction, under the graph lock.
    */
-  const dropExecution = async (client: pg.PoolClient, id: string, date: Date): Promise<void> => {
+  const dropExecution = async (client: pg.ClientBase, id: string, date: Date): Promise<void> => {
     const pending = [id];
     for (let next = pending.shift(); next !== undefined; next = pending.shift()) {
       await client.query(`DELETE FROM ${q}.executions WHERE id = $1`, [next]);
@@ -209,179 +170,49 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
     }
   };
 
-  const transaction = async <T>(fn: (client: pg.PoolClient) => Promise<T>, begin = "BEGIN"): Promise<T> => {
+  /**
+   * transaction runs `fn` in a transaction on a client of the pool: COMMIT
+   * when it resolves, ROLLBACK when it throws. Errors become ConnectErrors.
+   */
+  const transaction = async <T>(fn: (client: pg.ClientBase) => Promise<T>, begin?: string): Promise<T> => {
     open();
-    let client: pg.PoolClient;
-    try {
-      client = await pool.connect();
-    } catch (error) {
-      throw toConnectError(error);
-    }
-    let broken = false;
-    try {
-      await client.query(begin);
-      const value = await fn(client);
-      await client.query("COMMIT");
-      return value;
-    } catch (error) {
-      try {
-        await client.query("ROLLBACK");
-      } catch {
-        broken = true; // the connection is unusable: let the pool drop it
-      }
-      throw toConnectError(error);
-    } finally {
-      client.release(broken);
-    }
+    return db.transaction(fn, begin);
   };
-  const notify = (client: pg.PoolClient) => client.query("SELECT pg_notify($1, $2)", [channel, payload]);
-  const lockGraph = (client: pg.PoolClient) =>
+  const notify = (client: pg.ClientBase) => client.query("SELECT pg_notify($1, $2)", [channel, payload]);
+  const lockGraph = (client: pg.ClientBase) =>
     client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [graphLockClass, schema]);
   const read = async <R extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<R[]> => {
     open();
-    try {
-      return (await pool.query<R>(text, values)).rows;
-    } catch (error) {
-      throw toConnectError(error);
-    }
+    return (await db.query<R>(text, values)).rows;
   };
 
   const targetColumns = "id, name, type, interrupt_on_error, endpoint, timeout_ms, signing_key, creation_date, change_date";
   const executionColumns = "id, condition, targets, creation_date, change_date";
 
-  // --- LISTEN connection -----------------------------------------------------
+  // --- start -----------------------------------------------------------------
 
-  const listenConfig: pg.ClientConfig = {
-    ...pool.options,
-    keepAlive: true,
-    connectionTimeoutMillis: pool.options.connectionTimeoutMillis || connectTimeoutMs,
-    application_name: `${pool.options.application_name ?? "connect-actions"} listener`,
-  };
-  let listening: Listening | undefined;
-  let attempt: Promise<void> | undefined; // a reconnection attempt in flight, never rejects
-  let retryTimer: NodeJS.Timeout | undefined;
-  let failures = 0;
-
-  const onNotification = (message: pg.Notification) => {
-    if (message.channel !== channel) return;
+  const onNotify = (message: string | undefined) => {
     let source: unknown;
     try {
-      source = (JSON.parse(message.payload ?? "") as { source?: unknown }).source;
+      source = (JSON.parse(message ?? "") as { source?: unknown }).source;
     } catch {
       // Not ours to parse: treat it as a change made elsewhere.
     }
     if (source === instanceId) return; // our watchers heard of it already
     changed();
   };
-
-  /**
-   * listen opens a LISTEN connection. It resolves once notifications flow,
-   * and rejects when the connection could not be set up.
-   */
-  const listen = async (reconnecting: boolean): Promise<void> => {
-    const client = new pg.Client(listenConfig);
-    let up: Listening | undefined;
-    let gone = false;
-    let ending: Promise<void> | undefined;
-    const end = () => (ending ??= client.end().catch(() => {}));
-    const lost = (error?: unknown) => {
-      if (gone) return;
-      gone = true;
-      if (up !== undefined) clearInterval(up.heartbeat);
-      if (listening !== undefined && listening === up) listening = undefined;
-      void end();
-      if (up !== undefined && !closed) {
-        // Back off from where the last attempts left off, unless the
-        // connection had been fine for a while: one that dies right after
-        // every reconnect must not be reopened in a tight loop.
-        if (Date.now() - up.since >= stableAfterMs) failures = 0;
-        logger.warn("postgres store: lost the LISTEN connection, reconnecting", { error, schema, channel });
-        scheduleReconnect();
-      }
-    };
-    client.on("error", lost);
-    client.on("end", () => lost(new Error("connection ended")));
-    client.on("notification", onNotification);
-    let pid: number;
-    try {
-      await client.connect();
-      await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
-      const { rows } = await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
-      pid = Number(rows[0]?.pid);
-      if (gone) throw new Error("connection ended");
-    } catch (error) {
-      lost(error);
-      throw error;
-    }
-    if (closed) {
-      lost();
-      await end();
-      return;
-    }
-    const heartbeat = setInterval(() => {
-      // A connection that silently went away is noticed here; ending it
-      // while the query is pending destroys the socket.
-      const timer = setTimeout(() => lost(new Error(`heartbeat got no answer within ${heartbeatTimeoutMs} ms`)), heartbeatTimeoutMs);
-      timer.unref();
-      client.query("SELECT 1").then(
-        () => clearTimeout(timer),
-        (error: unknown) => {
-          clearTimeout(timer);
-          lost(error);
-        },
-      );
-    }, heartbeatIntervalMs);
-    heartbeat.unref();
-    up = {
-      pid,
-      heartbeat,
-      since: Date.now(),
-      end: () => {
-        gone = true;
-        clearInterval(heartbeat);
-        return end();
-      },
-    };
-    listening = up;
-    if (reconnecting) {
-      logger.info("postgres store: LISTEN connection restored", { schema, channel });
+  const channelListener = await db.prepare(() =>
+    createPostgresListener({
+      pool,
+      channel,
+      logger,
+      component: "postgres store",
+      logAttributes: { schema, channel },
+      onNotify,
       // Changes made while the connection was down were not announced.
-      changed();
-    }
-  };
-
-  const scheduleReconnect = () => {
-    if (closed || retryTimer !== undefined) return;
-    const ceiling = Math.min(reconnectMaxMs, reconnectMinMs * 2 ** failures);
-    const delay = Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
-    failures++;
-    retryTimer = setTimeout(() => {
-      retryTimer = undefined;
-      if (closed) return;
-      attempt = listen(true).then(
-        () => {
-          attempt = undefined;
-        },
-        (error: unknown) => {
-          attempt = undefined;
-          if (closed) return;
-          logger.warn("postgres store: could not restore the LISTEN connection", { error, schema, channel });
-          scheduleReconnect();
-        },
-      );
-    }, delay);
-  };
-
-  // --- start -----------------------------------------------------------------
-
-  try {
-    await migrate(pool, schema);
-    await listen(false);
-  } catch (error) {
-    closed = true;
-    if (ownsPool) await pool.end().catch(() => {});
-    throw toConnectError(error);
-  }
+      onReconnect: changed,
+    }),
+  );
 
   // --- the store -------------------------------------------------------------
 
@@ -391,7 +222,7 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
     channel,
 
     listenerPid() {
-      return listening?.pid;
+      return channelListener.pid();
     },
 
     async createTarget(input: TargetInput) {
@@ -613,25 +444,15 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
     },
 
     watch(listener: () => void) {
-      listeners.add(listener);
-      return () => {
-        listeners.delete(listener);
-      };
+      return watchers.add(listener);
     },
 
     close() {
       closing ??= (async () => {
         closed = true;
-        listeners.clear();
-        if (retryTimer !== undefined) {
-          clearTimeout(retryTimer);
-          retryTimer = undefined;
-        }
-        await attempt;
-        const current = listening;
-        listening = undefined;
-        if (current !== undefined) await current.end();
-        if (ownsPool) await pool.end();
+        watchers.clear();
+        await channelListener.close();
+        await db.end();
       })();
       return closing;
     },
@@ -639,13 +460,10 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
 }
 
 /**
- * storableId tells whether `id` can be the ID of a stored row: PostgreSQL
- * text cannot hold NUL, and a non-string is no ID (as in the memory store,
- * looking such IDs up finds nothing).
+ * storableId tells whether `id` can be the ID of a stored row (see
+ * isStorableText): as in the memory store, looking other IDs up finds nothing.
  */
-function storableId(id: unknown): id is string {
-  return typeof id === "string" && !id.includes("\0");
-}
+const storableId = isStorableText;
 
 /**
  * nameTaken turns a unique violation of the target name into
@@ -656,42 +474,6 @@ function nameTaken(error: unknown, name: string): unknown {
     return new ConnectError(`a target named "${name}" already exists`, Code.AlreadyExists, undefined, undefined, error);
   }
   return error;
-}
-
-/**
- * toConnectError turns an error of the driver into a ConnectError:
- * Code.Unavailable when the database cannot be reached or is shutting down,
- * Code.Aborted for a serialization failure or deadlock, Code.DeadlineExceeded
- * for a statement timeout, Code.InvalidArgument for text PostgreSQL cannot
- * store (NUL characters) and Code.Internal for anything else.
- */
-function toConnectError(error: unknown): ConnectError {
-  if (error instanceof ConnectError) return error;
-  const message = error instanceof Error ? error.message : String(error);
-  if (error instanceof pg.DatabaseError) {
-    const sqlState = error.code ?? "";
-    let code = Code.Internal;
-    if (sqlState.startsWith("08") || sqlState.startsWith("53") || sqlState.startsWith("57P")) {
-      code = Code.Unavailable;
-    } else if (sqlState === "40001" || sqlState === "40P01") {
-      code = Code.Aborted;
-    } else if (sqlState === "57014") {
-      code = Code.DeadlineExceeded;
-    } else if (sqlState === "22021" || sqlState === "22P05") {
-      // A string PostgreSQL cannot store, such as one holding NUL.
-      code = Code.InvalidArgument;
-    }
-    return new ConnectError(`postgres store: ${message} (SQLSTATE ${sqlState})`, code, undefined, undefined, error);
-  }
-  const systemCode = (error as { code?: unknown } | null)?.code;
-  const unreachable =
-    (typeof systemCode === "string" && systemCode.startsWith("E")) ||
-    /connect|terminated|timeout|pool/i.test(message);
-  return new ConnectError(`postgres store: ${message}`, unreachable ? Code.Unavailable : Code.Internal, undefined, undefined, error);
-}
-
-function toDate(value: Date | string): Date {
-  return value instanceof Date ? value : new Date(value);
 }
 
 function parseJson(value: unknown): unknown {

@@ -1,26 +1,14 @@
 // The contract every EventQueue implementation passes. A queue's test file calls
 // describeEventQueueContract with a factory that returns a fresh, empty queue.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { EventJob, EventQueue } from "../src/event-queue.js";
+import type { EventQueue } from "../src/event-queue.js";
+import { job } from "./helpers/event-jobs.js";
+import { sleep } from "./helpers/wait.js";
 
 export interface EventQueueFixture {
   readonly queue: EventQueue;
   cleanup(): Promise<void>;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-let n = 0;
-const job = (targetId: string, orderingKey: string, extra: Partial<EventJob> = {}): EventJob => ({
-  targetId,
-  executionId: "event/user.human.*",
-  eventType: "user.human.added",
-  orderingKey,
-  body: JSON.stringify({ n: ++n }),
-  createdAt: new Date(),
-  timeoutMs: 60_000,
-  ...extra,
-});
 
 export function describeEventQueueContract(name: string, factory: () => Promise<EventQueueFixture>): void {
   describe(`EventQueue contract: ${name}`, () => {

@@ -1,84 +1,29 @@
-import { randomBytes } from "node:crypto";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import pg from "pg";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { Logger } from "../src/logger.js";
+import { describe, expect, it } from "vitest";
 import { silentLogger } from "../src/logger.js";
-import {
-  createPostgresDeliveryLog,
-  type PostgresDeliveryLog,
-  type PostgresDeliveryLogOptions,
-} from "../src/postgres-delivery-log.js";
+import { createPostgresDeliveryLog, type PostgresDeliveryLogOptions } from "../src/postgres-delivery-log.js";
 import { deliveryRecord as record, describeDeliveryLogContract } from "./delivery-log-contract.js";
 import { startTcpProxy } from "./fixtures/tcp-proxy.js";
-import { createTestDatabase, type TestDatabase } from "./helpers/postgres.js";
+import { closedAfterEach, newSchemaName, openInFreshSchema, useTestDatabase } from "./helpers/postgres.js";
+import { recordingLogger } from "./helpers/recording-logger.js";
+import { codeOf, sleep, waitFor as poll } from "./helpers/wait.js";
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createTestDatabase();
-});
-afterAll(async () => {
-  await db?.drop();
-});
+const db = useTestDatabase();
+const newSchema = () => newSchemaName("l");
+// The log's waits poll every 10 ms (each poll lists the records).
+const waitFor = (condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string) => poll(condition, timeoutMs, what, 10);
 
-const newSchema = () => `l_${randomBytes(5).toString("hex")}`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-interface LogEntry {
-  readonly level: string;
-  readonly message: string;
-  readonly attributes: Record<string, unknown> | undefined;
-}
-
-function recordingLogger(): Logger & { readonly entries: LogEntry[] } {
-  const entries: LogEntry[] = [];
-  const log = (level: string) => (message: string, attributes?: Record<string, unknown>) => {
-    entries.push({ level, message, attributes });
-  };
-  return { entries, debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") };
-}
-
-async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<number> {
-  const start = Date.now();
-  for (;;) {
-    if (await condition()) return Date.now() - start;
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
-
-async function codeOf(p: Promise<unknown>): Promise<Code | "resolved"> {
-  try {
-    await p;
-    return "resolved";
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConnectError);
-    return (e as ConnectError).code;
-  }
-}
+const create = (options: PostgresDeliveryLogOptions = {}) =>
+  createPostgresDeliveryLog({ connectionString: db.url, logger: silentLogger, ...options });
 
 describeDeliveryLogContract("postgres", async () => {
-  const schema = newSchema();
-  const log = await createPostgresDeliveryLog({ connectionString: db.url, schema, logger: silentLogger });
-  return {
-    log,
-    async cleanup() {
-      await log.close();
-      await db.query(`DROP SCHEMA ${pg.escapeIdentifier(schema)} CASCADE`);
-    },
-  };
+  const { opened: log, cleanup } = await openInFreshSchema(db, "l", (schema) => create({ schema }));
+  return { log, cleanup };
 });
 
 describe("postgres delivery log", () => {
-  const opened: PostgresDeliveryLog[] = [];
-  const open = async (options: PostgresDeliveryLogOptions = {}) => {
-    const log = await createPostgresDeliveryLog({ connectionString: db.url, logger: silentLogger, ...options });
-    opened.push(log);
-    return log;
-  };
-  afterEach(async () => {
-    await Promise.all(opened.splice(0).map((l) => l.close()));
-  });
+  const open = closedAfterEach(create);
 
   it("lists the records of every instance together, newest first", async () => {
     const schema = newSchema();

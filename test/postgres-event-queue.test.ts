@@ -1,10 +1,9 @@
-import { randomBytes } from "node:crypto";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import pg from "pg";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { ActionEvent } from "../src/action-event.js";
 import { createEventPublisher } from "../src/event-publisher.js";
-import type { EventJob, QueuedJob } from "../src/event-queue.js";
+import type { QueuedJob } from "../src/event-queue.js";
 import { createEventWorker, type EventWorker } from "../src/event-worker.js";
 import { createExecutionPlanner } from "../src/execution-planner.js";
 import { silentLogger } from "../src/logger.js";
@@ -12,73 +11,24 @@ import { createMemoryStore } from "../src/memory-store.js";
 import { createPostgresEventQueue, type PostgresEventQueue, type PostgresEventQueueOptions } from "../src/postgres-event-queue.js";
 import { createTargetDispatcher } from "../src/target-dispatcher.js";
 import { describeEventQueueContract } from "./event-queue-contract.js";
-import { createTestDatabase, type TestDatabase } from "./helpers/postgres.js";
+import { job } from "./helpers/event-jobs.js";
+import { closedAfterEach, newSchemaName, openInFreshSchema, useTestDatabase } from "./helpers/postgres.js";
 import { startTargetServer } from "./helpers/target-server.js";
+import { codeOf, sleep, waitFor } from "./helpers/wait.js";
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createTestDatabase();
-});
-afterAll(async () => {
-  await db?.drop();
-});
+const db = useTestDatabase();
+const newSchema = () => newSchemaName("q");
 
-const newSchema = () => `q_${randomBytes(5).toString("hex")}`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-let n = 0;
-const job = (targetId: string, orderingKey: string, extra: Partial<EventJob> = {}): EventJob => ({
-  targetId,
-  executionId: "event/user.human.*",
-  eventType: "user.human.added",
-  orderingKey,
-  body: JSON.stringify({ n: ++n }),
-  createdAt: new Date(),
-  timeoutMs: 60_000,
-  ...extra,
-});
-
-async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<number> {
-  const start = Date.now();
-  for (;;) {
-    if (await condition()) return Date.now() - start;
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(5);
-  }
-}
-
-async function codeOf(p: Promise<unknown>): Promise<Code | "resolved"> {
-  try {
-    await p;
-    return "resolved";
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConnectError);
-    return (e as ConnectError).code;
-  }
-}
+const create = (options: PostgresEventQueueOptions = {}) =>
+  createPostgresEventQueue({ connectionString: db.url, logger: silentLogger, ...options });
 
 describeEventQueueContract("postgres", async () => {
-  const schema = newSchema();
-  const queue = await createPostgresEventQueue({ connectionString: db.url, schema, logger: silentLogger });
-  return {
-    queue,
-    async cleanup() {
-      await queue.close();
-      await db.query(`DROP SCHEMA ${pg.escapeIdentifier(schema)} CASCADE`);
-    },
-  };
+  const { opened: queue, cleanup } = await openInFreshSchema(db, "q", (schema) => create({ schema }));
+  return { queue, cleanup };
 });
 
 describe("postgres event queue", () => {
-  const opened: PostgresEventQueue[] = [];
-  const open = async (options: PostgresEventQueueOptions = {}) => {
-    const queue = await createPostgresEventQueue({ connectionString: db.url, logger: silentLogger, ...options });
-    opened.push(queue);
-    return queue;
-  };
-  afterEach(async () => {
-    await Promise.all(opened.splice(0).map((q) => q.close()));
-  });
+  const open = closedAfterEach(create);
 
   it("never hands out a lane twice at once across two instances, and settles each lane in order", async () => {
     const schema = newSchema();

@@ -1,87 +1,35 @@
 import { execFile } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Code, ConnectError } from "@connectrpc/connect";
 import pg from "pg";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createExecutionPlanner } from "../src/execution-planner.js";
-import type { Logger } from "../src/logger.js";
 import { migrate, postgresMigrations } from "../src/postgres-migrations.js";
-import { createPostgresStore, type PostgresStore, type PostgresStoreOptions } from "../src/postgres-store.js";
+import { createPostgresStore, type PostgresStoreOptions } from "../src/postgres-store.js";
 import type { TargetInput } from "../src/target.js";
-import { createTestDatabase, type TestDatabase } from "./helpers/postgres.js";
+import { closedAfterEach, newSchemaName, openInFreshSchema, useTestDatabase } from "./helpers/postgres.js";
+import { recordingLogger } from "./helpers/recording-logger.js";
+import { codeOf, waitFor } from "./helpers/wait.js";
 import { describeStoreContract } from "./store-contract.js";
 
-let db: TestDatabase;
-beforeAll(async () => {
-  db = await createTestDatabase();
-});
-afterAll(async () => {
-  await db?.drop();
-});
-
-const newSchema = () => `s_${randomBytes(5).toString("hex")}`;
-
-interface LogEntry {
-  readonly level: string;
-  readonly message: string;
-  readonly attributes: Record<string, unknown> | undefined;
-}
-
-function recordingLogger(): Logger & { readonly entries: LogEntry[] } {
-  const entries: LogEntry[] = [];
-  const log = (level: string) => (message: string, attributes?: Record<string, unknown>) => {
-    entries.push({ level, message, attributes });
-  };
-  return { entries, debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") };
-}
+const db = useTestDatabase();
+const newSchema = () => newSchemaName("s");
 
 const hook = (name: string): TargetInput => ({ name, type: "webhook", endpoint: `http://127.0.0.1:9/${name}`, timeoutMs: 1000 });
 
-async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<number> {
-  const start = Date.now();
-  for (;;) {
-    if (await condition()) return Date.now() - start;
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-async function codeOf(p: Promise<unknown>): Promise<Code | "resolved"> {
-  try {
-    await p;
-    return "resolved";
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConnectError);
-    return (e as ConnectError).code;
-  }
-}
+const create = (options: PostgresStoreOptions = {}) =>
+  createPostgresStore({ connectionString: db.url, logger: recordingLogger(), ...options });
 
 describeStoreContract("postgres", async () => {
-  const schema = newSchema();
-  const store = await createPostgresStore({ connectionString: db.url, schema, logger: recordingLogger() });
-  return {
-    store,
-    async cleanup() {
-      await store.close();
-      await db.query(`DROP SCHEMA ${pg.escapeIdentifier(schema)} CASCADE`);
-    },
-  };
+  const { opened: store, cleanup } = await openInFreshSchema(db, "s", (schema) => create({ schema }));
+  return { store, cleanup };
 });
 
 describe("postgres store", () => {
-  const opened: PostgresStore[] = [];
-  const open = async (options: PostgresStoreOptions = {}) => {
-    const store = await createPostgresStore({ connectionString: db.url, logger: recordingLogger(), ...options });
-    opened.push(store);
-    return store;
-  };
-  afterEach(async () => {
-    await Promise.all(opened.splice(0).map((s) => s.close()));
-  });
+  const open = closedAfterEach(create);
 
   describe("two instances on one database", () => {
     it("tell each other's watchers and snapshots of every kind of change within 1 s", async () => {
@@ -349,12 +297,17 @@ describe("postgres store", () => {
       const a = await open({ schema });
       const b = await open({ schema });
       const s = pg.escapeIdentifier(schema);
+      // B hears each of the 4 setup writes; wait for all of them before counting.
+      let heard = 0;
+      const stopHearing = b.watch(() => heard++);
       const t1 = await a.createTarget(hook("one"));
       const t2 = await a.createTarget(hook("two"));
       const method = { type: "request" as const, method: "/a.B/C" };
       const service = { type: "request" as const, service: "a.B" };
       const e1 = await a.setExecution(method, [{ target: t1.id }, { target: t2.id }]);
       const e2 = await a.setExecution(service, [{ target: t1.id }]);
+      await waitFor(() => heard >= 4, 5000, "B to hear the setup writes");
+      stopHearing();
       const before = await a.snapshot();
       let calls = 0;
       a.watch(() => calls++);

@@ -4,14 +4,14 @@ import { type ChildProcess, spawn } from "node:child_process";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import type { ActionEvent } from "../src/action-event.js";
 import type { DeliveryPage } from "../src/delivery-log.js";
 import { silentLogger } from "../src/logger.js";
 import { createPostgresStore } from "../src/postgres-store.js";
-import { createTestDatabase, type TestDatabase } from "./helpers/postgres.js";
+import { useTestDatabase } from "./helpers/postgres.js";
+import { sleep } from "./helpers/wait.js";
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const fixture = fileURLToPath(new URL("./fixtures/replica.ts", import.meta.url));
 const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -114,15 +114,13 @@ async function startSlowTarget() {
 }
 
 describe("two replicas on one database", () => {
-  let db: TestDatabase;
+  // Registered first, so that its afterAll drops the database after the one
+  // below has stopped the replicas (after-hooks run in reverse order).
+  const db = useTestDatabase();
   const replicas: Replica[] = [];
-  beforeAll(async () => {
-    db = await createTestDatabase();
-  });
   afterAll(async () => {
     for (const r of replicas) if (r.process.exitCode === null && r.process.signalCode === null) r.process.kill("SIGKILL");
     await Promise.all(replicas.map((r) => r.exited));
-    await db?.drop();
   });
 
   it("lose no event when one is killed mid-stream: the survivor delivers everything, in order per aggregate", async () => {

@@ -5,21 +5,12 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { ActionStore } from "../src/action-store.js";
 import type { Condition } from "../src/condition.js";
 import type { TargetInput } from "../src/target.js";
+import { codeOf } from "./helpers/wait.js";
 
 export interface StoreFixture {
   readonly store: ActionStore;
   /** Called after each test. */
   cleanup(): Promise<void>;
-}
-
-async function codeOf(p: Promise<unknown>): Promise<Code | "resolved"> {
-  try {
-    await p;
-    return "resolved";
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConnectError);
-    return (e as ConnectError).code;
-  }
 }
 
 const hook = (name: string, extra: Partial<TargetInput> = {}): TargetInput => ({

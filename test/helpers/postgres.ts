@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
+import { afterAll, afterEach, beforeAll } from "vitest";
 
 /**
  * adminUrl is the connection string of a database the tests may create other
@@ -58,4 +59,93 @@ async function withAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
   } finally {
     await client.end();
   }
+}
+
+/**
+ * useTestDatabase registers hooks that create a throwaway database (see
+ * createTestDatabase) before the tests of the enclosing file or describe
+ * block, and drop it after them; it returns the database, usable from the
+ * first test on (or from a later beforeAll). Call it before registering
+ * afterAll hooks that still need the database: after-hooks run in reverse
+ * order.
+ */
+export function useTestDatabase(): TestDatabase {
+  let db: TestDatabase | undefined;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await db?.drop();
+  });
+  const current = (): TestDatabase => {
+    if (db === undefined) throw new Error("the test database is created in beforeAll: use it from a test or hook");
+    return db;
+  };
+  return {
+    get name() {
+      return current().name;
+    },
+    get url() {
+      return current().url;
+    },
+    query: (text, values) => current().query(text, values),
+    drop: () => current().drop(),
+  };
+}
+
+/**
+ * newSchemaName returns a schema name not used before: `prefix`, "_" and ten
+ * random hex digits, for example "s_0a1b2c3d4e".
+ */
+export function newSchemaName(prefix: string): string {
+  return `${prefix}_${randomBytes(5).toString("hex")}`;
+}
+
+/**
+ * SchemaFixture is something opened on a fresh schema, and the cleanup that
+ * closes it and drops the schema.
+ */
+export interface SchemaFixture<T> {
+  readonly opened: T;
+  cleanup(): Promise<void>;
+}
+
+/**
+ * openInFreshSchema opens `open(schema)` on a new schema named after
+ * `prefix` (see newSchemaName); the cleanup closes it and then drops the
+ * schema with everything in it. For the factories of the contract suites.
+ */
+export async function openInFreshSchema<T extends { close(): Promise<void> }>(
+  db: TestDatabase,
+  prefix: string,
+  open: (schema: string) => Promise<T>,
+): Promise<SchemaFixture<T>> {
+  const schema = newSchemaName(prefix);
+  const opened = await open(schema);
+  return {
+    opened,
+    async cleanup() {
+      await opened.close();
+      await db.query(`DROP SCHEMA ${pg.escapeIdentifier(schema)} CASCADE`);
+    },
+  };
+}
+
+/**
+ * closedAfterEach wraps `open` so that everything it opens in a test is
+ * closed after that test (by an afterEach hook it registers in the enclosing
+ * describe block), all at once.
+ */
+export function closedAfterEach<A extends unknown[], T extends { close(): Promise<void> }>(
+  open: (...args: A) => Promise<T>,
+): (...args: A) => Promise<T> {
+  const opened: T[] = [];
+  afterEach(async () => {
+    await Promise.all(opened.splice(0).map((o) => o.close()));
+  });
+  return async (...args) => {
+    const o = await open(...args);
+    opened.push(o);
+    return o;
+  };
 }
