@@ -450,10 +450,44 @@ async function readJsonBody(request: UniversalServerRequest, readMaxBytes: numbe
   }
   const text = new TextDecoder().decode(bytes);
   if (text.trim() === "") return undefined;
+  let json: JsonValue;
   try {
-    return JSON.parse(text) as JsonValue;
+    json = JSON.parse(text) as JsonValue;
   } catch (e) {
     throw invalid(`request body is not valid JSON: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  checkJsonBody(json);
+  return json;
+}
+
+/**
+ * maxJsonDepth is how deeply arrays and objects may nest in a REST request
+ * body: 100 levels, as protobuf parsers allow for messages.
+ */
+const maxJsonDepth = 100;
+
+/**
+ * checkJsonBody throws a ConnectError with Code.InvalidArgument for a parsed
+ * body that cannot be passed on as JSON: nested deeper than maxJsonDepth
+ * (re-encoding it would overflow the stack) or holding a number that JSON.parse
+ * turned into an infinity (1e400), which re-encodes as null. It walks the
+ * value without recursion, so any depth JSON.parse accepts is safe.
+ */
+function checkJsonBody(body: JsonValue): void {
+  const pending: { value: JsonValue; depth: number }[] = [{ value: body, depth: 1 }];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const { value, depth } = next;
+    if (typeof value === "number") {
+      if (!Number.isFinite(value)) throw invalid("request body holds a number out of range");
+      continue;
+    }
+    if (typeof value !== "object" || value === null) continue;
+    if (depth > maxJsonDepth) {
+      throw invalid(`request body is nested more than ${maxJsonDepth} levels deep`);
+    }
+    for (const child of Array.isArray(value) ? value : Object.values(value)) {
+      pending.push({ value: child, depth: depth + 1 });
+    }
   }
 }
 
