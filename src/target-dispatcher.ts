@@ -1,5 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { context, propagation, type Span, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { Agent, type Dispatcher } from "undici";
 import { createEndpointGuard, type EndpointGuard } from "./endpoint-guard.js";
 import { type Logger, createJsonLogger } from "./logger.js";
@@ -148,11 +148,12 @@ export function targetStatusOf(error: unknown): number {
 
 /**
  * errorDetail returns the most precise description of a target call error:
- * the cause of an "Execution failed" error, else the error's message.
+ * the cause of an "Execution failed" error, else the error's message (for a
+ * ConnectError without the "[code] " prefix, so that records read alike).
  */
 export function errorDetail(error: unknown): string {
-  if (error instanceof ConnectError && error.cause instanceof Error) {
-    return error.cause.message;
+  if (error instanceof ConnectError) {
+    return error.cause instanceof Error ? error.cause.message : error.rawMessage;
   }
   return error instanceof Error ? error.message : String(error);
 }
@@ -241,7 +242,7 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
       },
       async (span) => {
         try {
-          const response = await sendTraced(call, async);
+          const response = await sendTraced(call, async, span);
           span.setAttribute("http.response.status_code", response.status);
           return response;
         } catch (e) {
@@ -255,7 +256,7 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
       },
     );
 
-  const sendTraced = async (call: TargetCall, async: boolean): Promise<TargetResponse> => {
+  const sendTraced = async (call: TargetCall, async: boolean, span: Span): Promise<TargetResponse> => {
     const { target } = call;
     const startTime = new Date();
     const start = performance.now();
@@ -289,7 +290,8 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
         "user-agent": userAgent,
         [signatureHeader]: signPayload(call.body, target.signingKey),
       };
-      propagation.inject(context.active(), headers);
+      // The span explicitly: without a context manager, the active context does not hold it.
+      propagation.inject(trace.setSpan(context.active(), span), headers);
       const res = await agent.request({
         origin: where.origin,
         path: where.path,
