@@ -70,7 +70,18 @@ export function createNodeRouterHandler(options: NodeRouterHandlerOptions): Node
   const handler: NodeHandlerFn = (req, res) => {
     const path = req.url?.split("?", 2)[0] ?? "";
     const rpc = paths.get(path);
-    const uReq = universalRequestFromNodeRequest(req, res, undefined, options.contextValues?.(req));
+    let uReq: ReturnType<typeof universalRequestFromNodeRequest>;
+    try {
+      uReq = universalRequestFromNodeRequest(req, res, undefined, options.contextValues?.(req));
+    } catch (reason) {
+      // No usable authority (an HTTP/1.0 request without Host, a Host that is not one):
+      // a bad request, never an exception that escapes the listener.
+      if (!res.headersSent) {
+        res.writeHead(400, { "content-type": "application/json" });
+      }
+      res.end(JSON.stringify({ code: Code.InvalidArgument, message: `bad request: ${ConnectError.from(reason).rawMessage}`, details: [] }));
+      return;
+    }
     const run = rpc ?? (restGateway === undefined ? notFound : restGateway.handle);
     run(uReq)
       .then((uRes) => universalResponseToNodeResponse(uRes, res))

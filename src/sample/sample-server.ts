@@ -205,6 +205,8 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
       ...(planner === undefined ? [] : [createActionsInterceptor({ planner, dispatcher, logger })]),
     ],
     acceptCompression: [compressionGzip, compressionBrotli],
+    // As the REST gateway: no request message over 4 MiB, after decompression.
+    readMaxBytes: 4 * 1024 * 1024,
   });
   const actions = createActionService({
     store,
