@@ -2,6 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { context, propagation, type Span, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { Agent, type Dispatcher } from "undici";
 import { createEndpointGuard, type EndpointGuard } from "./endpoint-guard.js";
+import { ExchangeError, exchange } from "./http-exchange.js";
 import { type Logger, createJsonLogger } from "./logger.js";
 import { signatureHeader, signPayload } from "./signature.js";
 import type { Target } from "./target.js";
@@ -225,11 +226,11 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
   };
 
   const send = (call: TargetCall, async: boolean): Promise<TargetResponse> =>
-    tracer.startActiveSpan(
-      `target ${call.target.name}`,
-      {
-        kind: SpanKind.CLIENT,
-        attributes: {
+    tracer.startActiveSpan(`target ${call.target.name}`, { kind: SpanKind.CLIENT }, async (span) => {
+      // Attributes are built only for spans that are recorded (never without an SDK).
+      const recording = span.isRecording();
+      if (recording) {
+        span.setAttributes({
           "actions.target.id": call.target.id,
           "actions.target.name": call.target.name,
           "actions.execution.id": call.executionId,
@@ -238,39 +239,27 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
           "actions.async": async,
           "http.request.method": "POST",
           "url.full": call.target.endpoint,
-        },
-      },
-      async (span) => {
-        try {
-          const response = await sendTraced(call, async, span);
-          span.setAttribute("http.response.status_code", response.status);
-          return response;
-        } catch (e) {
-          const status = targetStatusOf(e);
-          if (status !== 0) span.setAttribute("http.response.status_code", status);
-          span.setStatus({ code: SpanStatusCode.ERROR, message: errorDetail(e) });
-          throw e;
-        } finally {
-          span.end();
-        }
-      },
-    );
+        });
+      }
+      try {
+        const response = await sendTraced(call, async, span);
+        if (recording) span.setAttribute("http.response.status_code", response.status);
+        return response;
+      } catch (e) {
+        const status = targetStatusOf(e);
+        if (recording && status !== 0) span.setAttribute("http.response.status_code", status);
+        span.setStatus({ code: SpanStatusCode.ERROR, message: errorDetail(e) });
+        throw e;
+      } finally {
+        span.end();
+      }
+    });
 
   const sendTraced = async (call: TargetCall, async: boolean, span: Span): Promise<TargetResponse> => {
     const { target } = call;
     const startTime = new Date();
     const start = performance.now();
     let status = 0;
-    // One controller for the deadline and the caller's signal; no listeners outlive the call.
-    const controller = new AbortController();
-    const timeoutMs = Math.min(target.timeoutMs, call.timeoutMs ?? Infinity);
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      controller.abort();
-    }, timeoutMs);
-    const onAbort = () => controller.abort();
-    call.signal?.addEventListener("abort", onAbort, { once: true });
     try {
       if (call.signal?.aborted) {
         throw new ConnectError("the RPC was cancelled before the target was called", Code.Canceled);
@@ -291,70 +280,44 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
         [signatureHeader]: signPayload(call.body, target.signingKey),
       };
       // The span explicitly: without a context manager, the active context does not hold it.
-      propagation.inject(trace.setSpan(context.active(), span), headers);
-      const res = await agent.request({
+      if (trace.isSpanContextValid(span.spanContext())) {
+        propagation.inject(trace.setSpan(context.active(), span), headers);
+      }
+      const answer = await exchange(agent, {
         origin: where.origin,
         path: where.path,
-        method: "POST",
         headers,
         body: call.body,
-        signal: controller.signal,
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
+        timeoutMs: Math.min(target.timeoutMs, call.timeoutMs ?? Infinity),
+        maxBytes,
+        signal: call.signal,
       });
-      status = res.statusCode;
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of res.body) {
-        size += (chunk as Buffer).length;
-        if (size > maxBytes) {
-          res.body.destroy();
-          throw executionFailed(`target "${target.name}" answered more than ${maxBytes} bytes`, status);
-        }
-        chunks.push(chunk as Buffer);
-      }
+      status = answer.status;
       if (status < 200 || status > 299) {
         throw executionFailed(`target "${target.name}" answered status ${status}`, status);
       }
-      if (call.ignoreBody === true) {
-        record(call, startTime, start, status, undefined, async);
-        return { status, json: undefined };
-      }
-      const text = Buffer.concat(chunks).toString("utf8");
       let json: unknown;
-      if (text.trim() !== "") {
-        try {
-          json = JSON.parse(text);
-        } catch {
-          if (target.type === "call") {
-            throw executionFailed(`target "${target.name}" answered a body that is not JSON`, status);
+      if (call.ignoreBody !== true && answer.body.length > 0) {
+        const text = answer.body.toString("utf8");
+        if (text.trim() !== "") {
+          try {
+            json = JSON.parse(text);
+          } catch {
+            if (target.type === "call") {
+              throw executionFailed(`target "${target.name}" answered a body that is not JSON`, status);
+            }
           }
         }
-      }
-      if (json !== null && typeof json === "object" && "forwardedStatusCode" in json) {
-        throw forwardedError(target, status, json as Record<string, unknown>);
+        if (json !== null && typeof json === "object" && "forwardedStatusCode" in json) {
+          throw forwardedError(target, status, json as Record<string, unknown>);
+        }
       }
       record(call, startTime, start, status, undefined, async);
       return { status, json };
     } catch (e) {
-      let error = e;
-      if (!(e instanceof ConnectError) && (e as { code?: unknown }).code === "EDENIEDADDRESS") {
-        error = executionFailed(`target "${target.name}" is not allowed: ${(e as Error).message}`, 0, true);
-      } else if (!(e instanceof ConnectError)) {
-        const reason = timedOut
-          ? `timed out after ${timeoutMs} ms`
-          : call.signal?.aborted
-            ? "was cancelled with the RPC"
-            : `could not be reached: ${describeNetworkError(e)}`;
-        error = call.signal?.aborted && !timedOut
-          ? new ConnectError(`target "${target.name}" ${reason}`, Code.Canceled)
-          : executionFailed(`target "${target.name}" ${reason}`);
-      }
-      record(call, startTime, start, status, errorDetail(error), async);
+      const error = e instanceof ExchangeError ? exchangeFailure(target, e) : e;
+      record(call, startTime, start, targetStatusOf(error) || status, errorDetail(error), async);
       throw error;
-    } finally {
-      clearTimeout(timer);
-      call.signal?.removeEventListener("abort", onAbort);
     }
   };
 
@@ -432,11 +395,22 @@ function forwardedError(target: Target, status: number, body: Record<string, unk
   return executionFailed(detail, status);
 }
 
-function describeNetworkError(e: unknown): string {
-  if (e instanceof Error) {
-    const code = (e as { code?: unknown }).code;
-    const cause = e.cause instanceof Error ? ` (${e.cause.message})` : "";
-    return typeof code === "string" ? `${code} ${e.message}${cause}` : e.message + cause;
+/**
+ * exchangeFailure turns a failed exchange into the error of the target call:
+ * Code.Canceled when the RPC was cancelled, a permanent "Execution failed"
+ * for a denied address, else "Execution failed" with what happened.
+ */
+function exchangeFailure(target: Target, e: ExchangeError): ConnectError {
+  switch (e.reason) {
+    case "canceled":
+      return new ConnectError(`target "${target.name}" was cancelled with the RPC`, Code.Canceled);
+    case "timeout":
+    case "too-large":
+      return executionFailed(`target "${target.name}" ${e.message}`, e.status);
+    case "network":
+      if ((e.cause as { code?: unknown } | undefined)?.code === "EDENIEDADDRESS") {
+        return executionFailed(`target "${target.name}" is not allowed: ${(e.cause as Error).message}`, 0, true);
+      }
+      return executionFailed(`target "${target.name}" could not be reached: ${e.message}`, e.status);
   }
-  return String(e);
 }
