@@ -1,8 +1,8 @@
 import { type DescMessage, type DescMethod, fromJson, type JsonValue, type Message, type Registry, toJson } from "@bufbuild/protobuf";
-import { Code, ConnectError, type Interceptor, type UnaryRequest } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor, type StreamResponse, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
 import type { ActionStore } from "./action-store.js";
 import { type CallerContext, contextFromValues, type ResolveContext } from "./caller-context.js";
-import type { ExecutionMatch } from "./execution-plan.js";
+import type { ExecutionMatch, ExecutionPlan } from "./execution-plan.js";
 import { createExecutionPlanner, type ExecutionPlanner } from "./execution-planner.js";
 import { type Logger, createJsonLogger } from "./logger.js";
 import { defaultPayloadHeaders, encodeRequestPayload, type PayloadHeaders, pickPayloadHeaders } from "./payload.js";
@@ -121,17 +121,22 @@ export function createActionsInterceptor(options: ActionsInterceptorOptions): In
     return { message, json };
   };
 
-  return (next) => async (req) => {
+  // The interceptor is not an async function: a request without a matching
+  // execution goes to `next` in the same tick, with no promise of its own.
+  return (next) => (req) => {
     if (req.stream) {
       return next(req);
     }
+    const current = planner.plan();
+    return current instanceof Promise ? current.then((plan) => intercept(plan, next, req)) : intercept(current, next, req);
+  };
+
+  function intercept(plan: ExecutionPlan, next: Parameters<Interceptor>[0], req: UnaryRequest): ReturnType<typeof next> {
     let fullMethod = fullMethods.get(req.method);
     if (fullMethod === undefined) {
       fullMethod = `/${req.service.typeName}/${req.method.name}`;
       fullMethods.set(req.method, fullMethod);
     }
-    const current = planner.plan();
-    const plan = current instanceof Promise ? await current : current;
     let { request, response } = plan.forMethod(fullMethod);
     if (protectedServices.has(req.service.typeName)) {
       if (request?.executionId === "request") request = undefined;
@@ -140,9 +145,20 @@ export function createActionsInterceptor(options: ActionsInterceptorOptions): In
     if (request === undefined && response === undefined) {
       return next(req);
     }
+    return runPhases(next, req, fullMethod, request, response);
+  }
+
+  async function runPhases(
+    next: Parameters<Interceptor>[0],
+    req: UnaryRequest,
+    fullMethod: string,
+    request: ExecutionMatch | undefined,
+    response: ExecutionMatch | undefined,
+  ): Promise<UnaryResponse | StreamResponse> {
+    const resolved = resolveContext(req);
     const rpc: Rpc = {
       fullMethod,
-      context: await resolveCaller(req),
+      context: withInstance(resolved instanceof Promise ? await resolved : resolved),
       headers: pickPayloadHeaders(req.header, req.url, payloadHeaders),
       signal: req.signal,
     };
@@ -166,10 +182,9 @@ export function createActionsInterceptor(options: ActionsInterceptorOptions): In
       encodeRequestPayload({ ...rpc, request: requestJson, response: json }),
     );
     return result.message === res.message ? res : { ...res, message: result.message };
-  };
+  }
 
-  async function resolveCaller(req: UnaryRequest): Promise<CallerContext> {
-    const context = await resolveContext(req);
+  function withInstance(context: CallerContext): CallerContext {
     if (options.instanceID !== undefined && (context.instanceID === undefined || context.instanceID === "")) {
       return { ...context, instanceID: options.instanceID };
     }

@@ -21,17 +21,23 @@ export function pickPayloadHeaders(header: Headers, url: string, allow: readonly
   for (const name of allow) {
     let value = header.get(name);
     if (value === null && name === "host") {
-      try {
-        value = new URL(url).host || null;
-      } catch {
-        value = null;
-      }
+      value = authorityOf(url);
     }
     if (value !== null) {
-      out[canonicalHeaderName(name)] = [value];
+      out[canonicalNames.get(name) ?? canonicalHeaderName(name)] = [value];
     }
   }
   return out;
+}
+
+const canonicalNames = new Map(defaultPayloadHeaders.map((name) => [name, canonicalHeaderName(name)]));
+
+function authorityOf(url: string): string | null {
+  try {
+    return new URL(url).host || null;
+  } catch {
+    return null;
+  }
 }
 
 /**
