@@ -57,6 +57,8 @@ export interface SampleServerOptions {
    * actions interceptor, events and functions (for example as a benchmark baseline).
    */
   readonly actions?: boolean;
+  /** More interceptors, run after the actions interceptor (closest to the handlers), default none. */
+  readonly interceptors?: readonly Interceptor[];
   /**
    * PostgreSQL connection string. When set, the store, the event queue and the
    * delivery log that are not given are PostgreSQL ones sharing one pool, so
@@ -203,6 +205,7 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
       createBearerAuthInterceptor({ tokens: adminToken }),
       sampleContext(instanceID),
       ...(planner === undefined ? [] : [createActionsInterceptor({ planner, dispatcher, logger })]),
+      ...(options.interceptors ?? []),
     ],
     acceptCompression: [compressionGzip, compressionBrotli],
     // As the REST gateway: no request message over 4 MiB, after decompression.

@@ -1,0 +1,292 @@
+// `npm run bench`: measures, in one run, what actions cost a Connect service.
+//
+// Load tests (Connect JSON over HTTP/1.1 keep-alive, undici client in this process,
+// the sample server and a bench target each in their own process):
+//   plain    the sample server without the actions interceptor
+//   nomatch  with the interceptor, 10 000 targets and executions, none matching
+//   webhook  one webhook target on the request of the called method
+//   call     one call target on the request of the called method
+//   async    one async target on the response of the called method
+//   rawcall  the sample server with a hand-written interceptor that POSTs to the same target
+//   raw      a plain undici keep-alive POST of a webhook-sized payload to the same target
+// Each is measured sequentially (1 connection: latency) and with --connections
+// connections (throughput), in --rounds interleaved rounds; medians are printed.
+//
+// Microbenchmark (in this process): execution resolution with 0 and with
+// 10 000 targets and executions.
+//
+// Options: --duration <s> (default 5) --connections <n> (default 16) --rounds <n> (default 3)
+//          --quick (1 s, 1 round) --markdown (print tables as Markdown)
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { Pool } from "undici";
+import { create } from "@bufbuild/protobuf";
+import { createContextValues, type Interceptor, type UnaryRequest } from "@connectrpc/connect";
+import { GetUserByIDRequestSchema, GetUserByIDResponseSchema, UserService } from "../gen/zitadel/user/v2/user_service_pb.js";
+import { createActionsInterceptor } from "../src/actions-interceptor.js";
+import { executionId } from "../src/condition.js";
+import { silentLogger } from "../src/logger.js";
+import { createMemoryStore } from "../src/memory-store.js";
+import type { TargetDispatcher } from "../src/target-dispatcher.js";
+import { compileExecutionPlan } from "../src/execution-plan.js";
+import type { Execution } from "../src/execution.js";
+import type { Target } from "../src/target.js";
+
+const args = process.argv.slice(2);
+const flag = (name: string) => args.includes(`--${name}`);
+const option = (name: string, fallback: number) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : fallback;
+};
+const quick = flag("quick");
+const durationMs = option("duration", quick ? 1 : 5) * 1000;
+const connections = option("connections", 16);
+const rounds = option("rounds", quick ? 1 : 3);
+const markdown = flag("markdown");
+const here = fileURLToPath(new URL(".", import.meta.url));
+
+interface Sample {
+  readonly rps: number;
+  readonly p50: number;
+  readonly p99: number;
+}
+
+async function startChild(file: string, ...argv: string[]): Promise<{ port: number; child: ChildProcess }> {
+  const child = spawn(process.execPath, ["--import", "tsx", here + file, ...argv], { stdio: ["ignore", "pipe", "inherit"] });
+  const lines = createInterface({ input: child.stdout! });
+  const [line] = (await once(lines, "line")) as [string];
+  return { port: Number(line), child };
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? NaN;
+}
+
+/** Runs `connections` closed loops of `send` for `durationMs`; latencies in ms. */
+async function load(send: () => Promise<void>, conns: number): Promise<Sample> {
+  const latencies: number[] = [];
+  const until = performance.now() + durationMs;
+  const warmUntil = performance.now() + Math.min(1000, durationMs / 5);
+  let counted = 0;
+  let countStart = 0;
+  await Promise.all(
+    Array.from({ length: conns }, async () => {
+      while (performance.now() < until) {
+        const t0 = performance.now();
+        await send();
+        const t1 = performance.now();
+        if (t0 >= warmUntil) {
+          if (countStart === 0) countStart = t0;
+          latencies.push(t1 - t0);
+          counted++;
+        }
+      }
+    }),
+  );
+  latencies.sort((a, b) => a - b);
+  return { rps: counted / ((until - countStart) / 1000), p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+}
+
+async function post(pool: Pool, path: string, body: string): Promise<string> {
+  const res = await pool.request({ path, method: "POST", headers: { "content-type": "application/json" }, body });
+  const text = await res.body.text();
+  if (res.statusCode !== 200) throw new Error(`${path}: status ${res.statusCode}: ${text}`);
+  return text;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : "-");
+
+function table(title: string, head: string[], rows: (string | number)[][]): void {
+  console.log(`\n${markdown ? "### " : ""}${title}\n`);
+  if (markdown) {
+    console.log(`| ${head.join(" | ")} |`);
+    console.log(`|${head.map(() => "---").join("|")}|`);
+    for (const r of rows) console.log(`| ${r.join(" | ")} |`);
+    return;
+  }
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
+  const line = (cells: (string | number)[]) => cells.map((c, i) => String(c).padStart(widths[i]!)).join("  ");
+  console.log(line(head));
+  for (const r of rows) console.log(line(r));
+}
+
+async function loadTests(): Promise<void> {
+  const modes = ["plain", "nomatch", "webhook", "call", "async", "rawcall"] as const;
+  const target = await startChild("target-server.ts");
+  const targetUrl = `http://127.0.0.1:${target.port}`;
+  const servers = new Map<string, { pool: Pool; child: ChildProcess; body: string }>();
+  try {
+    for (const mode of modes) {
+      const { port, child } = await startChild("sample-server.ts", mode, targetUrl);
+      const pool = new Pool(`http://127.0.0.1:${port}`, { connections, pipelining: 1 });
+      const added = JSON.parse(
+        await post(pool, "/zitadel.user.v2.UserService/AddHumanUser", JSON.stringify({ profile: { givenName: "Bench", familyName: "User" }, email: { email: "bench@example.com" } })),
+      ) as { userId: string };
+      servers.set(mode, { pool, child, body: JSON.stringify({ userId: added.userId }) });
+    }
+    const rawPool = new Pool(targetUrl, { connections, pipelining: 1 });
+    // A payload of the size the webhook target receives for GetUserByID.
+    const rawBody = JSON.stringify({
+      fullMethod: "/zitadel.user.v2.UserService/GetUserByID",
+      instanceID: "sample-instance",
+      request: { userId: "297421523617239040" },
+      headers: { "Content-Type": ["application/json"], Host: ["127.0.0.1:8080"] },
+    });
+    // How long the target calls themselves took inside the server since `since`: from its delivery log.
+    const inServer = async (name: string, since: Date) => {
+      const s = servers.get(name)!;
+      const res = await s.pool.request({
+        path: "/v2/actions/targets/calls/search", method: "POST",
+        headers: { "content-type": "application/json", authorization: "Bearer bench-admin-token" },
+        body: JSON.stringify({ pagination: { limit: 1000 }, since: since.toISOString() }),
+      });
+      const { calls = [] } = (await res.body.json()) as { calls?: { duration?: string }[] };
+      const ms = calls.map((c) => parseFloat(c.duration ?? "0") * 1000);
+      return ms.length === 0 ? NaN : median(ms);
+    };
+    const webhookCallInServer: number[] = [];
+    const results = new Map<string, { lat: Sample[]; thr: Sample[] }>();
+    const names = [...modes, "raw"];
+    for (const n of names) results.set(n, { lat: [], thr: [] });
+    for (let round = 1; round <= rounds; round++) {
+      for (const name of names) {
+        const send =
+          name === "raw"
+            ? () => post(rawPool, "/hook", rawBody).then(() => undefined)
+            : (() => {
+                const s = servers.get(name)!;
+                return () => post(s.pool, "/zitadel.user.v2.UserService/GetUserByID", s.body).then(() => undefined);
+              })();
+        const since = new Date();
+        results.get(name)!.lat.push(await load(send, 1));
+        if (name === "webhook") webhookCallInServer.push(await inServer(name, since));
+        results.get(name)!.thr.push(await load(send, connections));
+        process.stderr.write(`round ${round}/${rounds}: ${name} done\n`);
+      }
+    }
+    const m = (name: string, phase: "lat" | "thr", key: keyof Sample) => median(results.get(name)![phase].map((s) => s[key]));
+    table(
+      `Load (medians of ${rounds} round(s), ${durationMs / 1000} s each; latency in ms)`,
+      ["config", "seq req/s", "seq p50", "seq p99", `c=${connections} req/s`, `c=${connections} p50`, `c=${connections} p99`],
+      names.map((n) => [n, fmt(m(n, "lat", "rps"), 0), fmt(m(n, "lat", "p50"), 3), fmt(m(n, "lat", "p99"), 3), fmt(m(n, "thr", "rps"), 0), fmt(m(n, "thr", "p50"), 3), fmt(m(n, "thr", "p99"), 3)]),
+    );
+    const plainThr = m("plain", "thr", "rps");
+    const plainLat = m("plain", "lat", "p50");
+    const rawLat = m("raw", "lat", "p50");
+    table("Ratios", ["measure", "value", "goal"], [
+      ["no-match overhead, throughput (1 - nomatch/plain)", `${fmt((1 - m("nomatch", "thr", "rps") / plainThr) * 100, 1)} %`, "<= 3 %"],
+      ["no-match overhead, sequential p50 (nomatch/plain - 1)", `${fmt((m("nomatch", "lat", "p50") / plainLat - 1) * 100, 1)} %`, "<= 3 %"],
+      ["webhook added p50 / raw POST p50", fmt((m("webhook", "lat", "p50") - plainLat) / rawLat), "<= 1.2"],
+      ["webhook added p50 / hand-written raw-POST interceptor added p50", fmt((m("webhook", "lat", "p50") - plainLat) / (m("rawcall", "lat", "p50") - plainLat)), "-"],
+      ["webhook call measured inside the server p50 / raw POST p50 (sequential)", fmt(median(webhookCallInServer) / rawLat), "-"],
+      ["call added p50 / raw POST p50", fmt((m("call", "lat", "p50") - plainLat) / rawLat), "-"],
+      ["async added p50 (ms)", fmt(m("async", "lat", "p50") - plainLat, 3), "~0"],
+      ["webhook throughput / plain", fmt(m("webhook", "thr", "rps") / plainThr), "-"],
+    ]);
+    await rawPool.close();
+  } finally {
+    for (const s of servers.values()) {
+      await s.pool.close();
+      s.child.kill("SIGTERM");
+    }
+    target.child.kill("SIGTERM");
+  }
+}
+
+function resolutionBench(): void {
+  const date = new Date();
+  const build = (n: number) => {
+    const targets: Target[] = [];
+    const executions: Execution[] = [];
+    for (let i = 0; i < n; i++) {
+      targets.push({ id: `t${i}`, name: `t${i}`, type: "webhook", interruptOnError: false, endpoint: "http://x/", timeoutMs: 1000, signingKey: "k", creationDate: date, changeDate: date });
+      const condition = { type: "request" as const, method: `/bench.v1.Service${i % 100}/Method${i}` };
+      executions.push({ id: executionId(condition), condition, targets: [{ target: `t${i}` }], creationDate: date, changeDate: date });
+    }
+    return { targets, executions };
+  };
+  const lookups = 2_000_000;
+  const probe = ["/zitadel.user.v2.UserService/GetUserByID", "/bench.v1.Service7/Method7", "/bench.v1.Service99/Method4999", "/other.v1.S/M"];
+  const rows: (string | number)[][] = [];
+  const perOp: number[] = [];
+  for (const n of [0, 10_000]) {
+    const snapshot = build(n);
+    const c0 = performance.now();
+    const plan = compileExecutionPlan(snapshot);
+    const compileMs = performance.now() - c0;
+    let hits = 0;
+    for (let i = 0; i < 100_000; i++) if (plan.forMethod(probe[i & 3]!).request) hits++; // warm-up
+    const t0 = performance.now();
+    for (let i = 0; i < lookups; i++) if (plan.forMethod(probe[i & 3]!).request) hits++;
+    const ns = ((performance.now() - t0) * 1e6) / lookups;
+    perOp.push(ns);
+    let eventNs = 0;
+    const e0 = performance.now();
+    for (let i = 0; i < lookups; i++) if (plan.forEvent("user.human.added")) hits++;
+    eventNs = ((performance.now() - e0) * 1e6) / lookups;
+    rows.push([n, fmt(compileMs, 1), fmt(ns, 1), fmt(eventNs, 1), hits > 0 ? "yes" : "no"]);
+  }
+  table("Execution resolution (in process)", ["targets = executions", "compile ms", "forMethod ns/op", "forEvent ns/op", "matches seen"], rows);
+  table("Resolution ratio", ["measure", "value", "goal"], [["forMethod ns/op at 10 000 / at 0", fmt(perOp[1]! / perOp[0]!), "~1 (O(1))"]]);
+}
+
+/**
+ * The interceptor's own CPU cost per call, in process: a call with no matching
+ * execution, and one with a webhook whose HTTP call is stubbed out (so only
+ * the interceptor's work is measured: context, payload, hand-off).
+ */
+async function interceptorBench(): Promise<void> {
+  const store = createMemoryStore();
+  for (let i = 0; i < 10_000; i++) {
+    const t = await store.createTarget({ name: `t${i}`, type: "webhook", endpoint: "http://127.0.0.1:9/", timeoutMs: 1000 });
+    await store.setExecution({ type: "request", method: `/bench.v1.Service${i % 100}/Method${i}` }, [{ target: t.id }]);
+  }
+  const stub: TargetDispatcher = { call: async () => ({ status: 200, json: undefined }), fire() {}, idle: async () => {}, close: async () => {} };
+  const method = UserService.method.getUserByID;
+  const response = create(GetUserByIDResponseSchema, {});
+  const next = (async (req: UnaryRequest) => ({
+    stream: false, service: UserService, method, header: new Headers(), trailer: new Headers(), message: response, contextValues: req.contextValues,
+  })) as unknown as Parameters<Interceptor>[0];
+  const signal = new AbortController().signal;
+  const request = (m: typeof method = method) =>
+    ({
+      stream: false, service: UserService, method: m, requestMethod: "POST", url: "http://127.0.0.1:8080/zitadel.user.v2.UserService/GetUserByID",
+      signal, header: new Headers({ "content-type": "application/json", host: "127.0.0.1:8080" }), contextValues: createContextValues(),
+      message: create(GetUserByIDRequestSchema, { userId: "297421523617239040" }),
+    }) as unknown as UnaryRequest;
+  const intercepted = createActionsInterceptor({ store, dispatcher: stub, logger: silentLogger })(next);
+  // A webhook execution on GetUserByID; ListUsers has none.
+  const t = await store.createTarget({ name: "hook", type: "webhook", endpoint: "http://127.0.0.1:9/hook", timeoutMs: 1000 });
+  await store.setExecution({ type: "request", method: "/zitadel.user.v2.UserService/GetUserByID" }, [{ target: t.id }]);
+  const listUsers = UserService.method.listUsers as unknown as typeof method;
+  const paths: [string, () => Promise<unknown>][] = [
+    ["baseline", () => next(request(listUsers))],
+    ["none", () => intercepted(request(listUsers))],
+    ["hook", () => intercepted(request())],
+  ];
+  const samples = new Map<string, number[]>(paths.map(([name]) => [name, []]));
+  const batch = 20_000;
+  for (let round = 0; round < 12; round++) {
+    for (const [name, fn] of paths) {
+      const t0 = performance.now();
+      for (let i = 0; i < batch; i++) await fn();
+      if (round >= 2) samples.get(name)!.push(((performance.now() - t0) * 1000) / batch);
+    }
+  }
+  const base = median(samples.get("baseline")!);
+  const none = median(samples.get("none")!);
+  const hook = median(samples.get("hook")!);
+  table("Interceptor CPU per call (in process, 10 000 executions on other methods; µs, median of 10 interleaved batches)", ["path", "µs/call", "added µs"], [
+    ["handler only (baseline)", fmt(base, 2), "-"],
+    ["no matching execution", fmt(none, 2), fmt(none - base, 2)],
+    ["one webhook, HTTP call stubbed", fmt(hook, 2), fmt(hook - base, 2)],
+  ]);
+}
+
+console.log(`connect-actions bench: node ${process.version}, ${new Date().toISOString()}, duration ${durationMs / 1000} s, rounds ${rounds}, connections ${connections}`);
+resolutionBench();
+await interceptorBench();
+await loadTests();
