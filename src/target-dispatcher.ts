@@ -326,6 +326,7 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
   let queueHead = 0;
   let running = 0;
   let idleWaiters: (() => void)[] = [];
+  let pumpScheduled = false;
   const pump = () => {
     while (running < maxConcurrency && queueHead < queue.length) {
       const call = queue[queueHead]!;
@@ -366,10 +367,18 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
         return;
       }
       queue.push(call);
-      pump();
+      // Start fired calls after the current I/O callbacks: the RPC's reply is
+      // written before any of them takes the event loop.
+      if (!pumpScheduled) {
+        pumpScheduled = true;
+        setImmediate(() => {
+          pumpScheduled = false;
+          pump();
+        });
+      }
     },
     idle() {
-      if (running === 0 && queueHead >= queue.length) return Promise.resolve();
+      if (running === 0 && queueHead >= queue.length && !pumpScheduled) return Promise.resolve();
       return new Promise<void>((resolve) => idleWaiters.push(resolve));
     },
     async close() {
