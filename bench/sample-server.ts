@@ -1,4 +1,5 @@
-// Bench server: the sample server in one configuration, given as argv[2]:
+// Bench server: one sample server per configuration named in argv[2] (comma-separated), all in
+// this one process so that they share the runtime, its JIT and its CPU placement:
 //   plain    no actions interceptor
 //   nomatch  interceptor; 10 000 targets and 10 000 executions, none matching the benched method
 //   webhook  interceptor; one webhook target on the benched method's request
@@ -6,27 +7,16 @@
 //   async    interceptor; one async target on the benched method's response
 //   rawcall  no actions interceptor; a minimal hand-written interceptor POSTs a fixed body to the
 //            target with undici before each call (the least an HTTP hook in the request path costs)
-// argv[3] is the bench target's base URL. Prints the port, then serves until SIGTERM.
+// argv[3] is the bench target's base URL. Prints the ports in the same order on one line, then
+// serves until SIGTERM.
 import type { Interceptor } from "@connectrpc/connect";
 import { Agent } from "undici";
 import { silentLogger } from "../src/logger.js";
 import { createMemoryStore } from "../src/memory-store.js";
-import { startSampleServer } from "../src/sample/sample-server.js";
+import { type SampleServer, startSampleServer } from "../src/sample/sample-server.js";
 
-const [mode = "plain", targetUrl = "http://127.0.0.1:9"] = process.argv.slice(2);
-const store = createMemoryStore();
+const [modes = "plain", targetUrl = "http://127.0.0.1:9"] = process.argv.slice(2);
 const method = "/zitadel.user.v2.UserService/GetUserByID";
-
-if (mode === "nomatch") {
-  for (let i = 0; i < 10_000; i++) {
-    const t = await store.createTarget({ name: `t${i}`, type: "webhook", endpoint: `${targetUrl}/hook`, timeoutMs: 5000 });
-    await store.setExecution({ type: i % 2 === 0 ? "request" : "response", method: `/bench.v1.Service${i % 100}/Method${i}` }, [{ target: t.id }]);
-  }
-} else if (mode !== "plain" && mode !== "rawcall") {
-  const type = mode === "async" ? "async" : mode === "call" ? "call" : "webhook";
-  const t = await store.createTarget({ name: mode, type, endpoint: `${targetUrl}/${type === "call" ? "call" : "hook"}`, timeoutMs: 5000, interruptOnError: type !== "async" });
-  await store.setExecution({ type: mode === "async" ? "response" : "request", method }, [{ target: t.id }]);
-}
 
 const rawAgent = new Agent({ connections: 128 });
 const rawBody = JSON.stringify({ fullMethod: method, instanceID: "sample-instance", request: { userId: "297421523617239040" }, headers: {} });
@@ -37,15 +27,35 @@ const rawCall: Interceptor = (next) => async (req) => {
   }
   return next(req);
 };
-const server = await startSampleServer({
-  store,
-  logger: silentLogger,
-  actions: mode !== "plain" && mode !== "rawcall",
-  interceptors: mode === "rawcall" ? [rawCall] : [],
-  adminToken: "bench-admin-token",
-  processMetrics: false,
-});
-process.stdout.write(`${server.port}\n`);
+
+async function start(mode: string): Promise<SampleServer> {
+  const store = createMemoryStore();
+  if (mode === "nomatch") {
+    for (let i = 0; i < 10_000; i++) {
+      const t = await store.createTarget({ name: `t${i}`, type: "webhook", endpoint: `${targetUrl}/hook`, timeoutMs: 5000 });
+      await store.setExecution({ type: i % 2 === 0 ? "request" : "response", method: `/bench.v1.Service${i % 100}/Method${i}` }, [{ target: t.id }]);
+    }
+  } else if (mode === "webhook" || mode === "call" || mode === "async") {
+    const t = await store.createTarget({
+      name: mode, type: mode, endpoint: `${targetUrl}/${mode === "call" ? "call" : "hook"}`, timeoutMs: 5000, interruptOnError: mode !== "async",
+    });
+    await store.setExecution({ type: mode === "async" ? "response" : "request", method }, [{ target: t.id }]);
+  } else if (mode !== "plain" && mode !== "rawcall") {
+    throw new Error(`unknown bench mode "${mode}"`);
+  }
+  return startSampleServer({
+    store,
+    logger: silentLogger,
+    actions: mode !== "plain" && mode !== "rawcall",
+    interceptors: mode === "rawcall" ? [rawCall] : [],
+    adminToken: "bench-admin-token",
+    processMetrics: false,
+  });
+}
+
+const servers: SampleServer[] = [];
+for (const mode of modes.split(",")) servers.push(await start(mode));
+process.stdout.write(`${servers.map((s) => s.port).join(" ")}\n`);
 process.on("SIGTERM", () => {
-  void server.close().then(() => process.exit(0));
+  void Promise.all(servers.map((s) => s.close())).then(() => process.exit(0));
 });
