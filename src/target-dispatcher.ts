@@ -225,35 +225,38 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
     }
   };
 
-  const send = (call: TargetCall, async: boolean): Promise<TargetResponse> =>
-    tracer.startActiveSpan(`target ${call.target.name}`, { kind: SpanKind.CLIENT }, async (span) => {
-      // Attributes are built only for spans that are recorded (never without an SDK).
-      const recording = span.isRecording();
-      if (recording) {
-        span.setAttributes({
-          "actions.target.id": call.target.id,
-          "actions.target.name": call.target.name,
-          "actions.execution.id": call.executionId,
-          "actions.trigger": call.trigger ?? "",
-          "actions.attempt": call.attempt ?? 1,
-          "actions.async": async,
-          "http.request.method": "POST",
-          "url.full": call.target.endpoint,
-        });
-      }
-      try {
-        const response = await sendTraced(call, async, span);
+  const send = (call: TargetCall, async: boolean): Promise<TargetResponse> => {
+    // A plain (not active) span: nothing runs inside it, and its context is injected explicitly.
+    const span = tracer.startSpan(`target ${call.target.name}`, { kind: SpanKind.CLIENT });
+    // Attributes are built only for spans that are recorded (never without an SDK).
+    const recording = span.isRecording();
+    if (recording) {
+      span.setAttributes({
+        "actions.target.id": call.target.id,
+        "actions.target.name": call.target.name,
+        "actions.execution.id": call.executionId,
+        "actions.trigger": call.trigger ?? "",
+        "actions.attempt": call.attempt ?? 1,
+        "actions.async": async,
+        "http.request.method": "POST",
+        "url.full": call.target.endpoint,
+      });
+    }
+    return sendTraced(call, async, span).then(
+      (response) => {
         if (recording) span.setAttribute("http.response.status_code", response.status);
+        span.end();
         return response;
-      } catch (e) {
+      },
+      (e: unknown) => {
         const status = targetStatusOf(e);
         if (recording && status !== 0) span.setAttribute("http.response.status_code", status);
         span.setStatus({ code: SpanStatusCode.ERROR, message: errorDetail(e) });
-        throw e;
-      } finally {
         span.end();
-      }
-    });
+        throw e;
+      },
+    );
+  };
 
   const sendTraced = async (call: TargetCall, async: boolean, span: Span): Promise<TargetResponse> => {
     const { target } = call;
