@@ -79,19 +79,8 @@ const maxTimerMs = 2 ** 31 - 1;
  */
 const toConnectError = postgresErrorMapper("postgres delivery log", (sqlState) => sqlState.startsWith("22"));
 
-interface Row {
-  readonly targetId: string;
-  readonly targetName: string;
-  readonly executionId: string;
-  readonly trigger: string;
-  readonly endpoint: string;
-  readonly status: number;
-  readonly durationMs: number;
-  readonly error: string | null;
-  readonly attempt: number;
-  readonly async: boolean;
-  readonly startTime: Date;
-}
+/** A record as inserted: a missing error is NULL. */
+type Row = Omit<TargetCallRecord, "error"> & { readonly error: string | null };
 
 interface Buffered {
   /** Position in recording order, from 1. */
