@@ -6,6 +6,7 @@ import type { ExecutionMatch, ExecutionPlan } from "./execution-plan.js";
 import { createExecutionPlanner, type ExecutionPlanner } from "./execution-planner.js";
 import { type Logger, createJsonLogger } from "./logger.js";
 import { defaultPayloadHeaders, encodeRequestPayload, type PayloadHeaders, pickPayloadHeaders } from "./payload.js";
+import { runTargetChain } from "./target-chain.js";
 import { createTargetDispatcher, errorDetail, executionFailed, type TargetDispatcher } from "./target-dispatcher.js";
 
 /**
@@ -88,36 +89,23 @@ export function createActionsInterceptor(options: ActionsInterceptorOptions): In
   ): Promise<{ message: Message; json: JsonValue }> => {
     let json = toJson(schema, message, jsonWrite);
     let body: string | undefined;
-    for (const target of match.targets) {
-      body ??= payload(json);
-      if (target.type === "async") {
-        dispatcher.fire({ target, executionId: match.executionId, trigger: rpc.fullMethod, body });
-        continue;
-      }
-      try {
-        const answer = await dispatcher.call({ target, executionId: match.executionId, trigger: rpc.fullMethod, body, signal: rpc.signal });
-        if (target.type === "call" && answer.json !== undefined && answer.json !== null) {
-          try {
-            message = fromJson(schema, answer.json as JsonValue, jsonRead);
-          } catch (e) {
-            throw executionFailed(`target "${target.name}" answered a body that is not a ${schema.typeName}: ${errorDetail(e)}`);
-          }
-          json = toJson(schema, message, jsonWrite);
-          body = undefined;
+    await runTargetChain({
+      dispatcher,
+      logger,
+      match,
+      trigger: rpc.fullMethod,
+      signal: rpc.signal,
+      body: () => (body ??= payload(json)),
+      onAnswer(target, answer) {
+        try {
+          message = fromJson(schema, answer as JsonValue, jsonRead);
+        } catch (e) {
+          throw executionFailed(`target "${target.name}" answered a body that is not a ${schema.typeName}: ${errorDetail(e)}`);
         }
-      } catch (e) {
-        const error = ConnectError.from(e);
-        if (error.code === Code.Canceled || target.interruptOnError) {
-          logger.warn("target failed, RPC interrupted", {
-            target: target.name, targetId: target.id, execution: match.executionId, error: errorDetail(error),
-          });
-          throw error;
-        }
-        logger.warn("target failed, continuing", {
-          target: target.name, targetId: target.id, execution: match.executionId, error: errorDetail(error),
-        });
-      }
-    }
+        json = toJson(schema, message, jsonWrite);
+        body = undefined;
+      },
+    });
     return { message, json };
   };
 

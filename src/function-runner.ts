@@ -1,7 +1,7 @@
-import { Code, ConnectError } from "@connectrpc/connect";
 import type { ExecutionPlanner } from "./execution-planner.js";
 import { type Logger, createJsonLogger } from "./logger.js";
-import { errorDetail, type TargetDispatcher } from "./target-dispatcher.js";
+import { runTargetChain } from "./target-chain.js";
+import type { TargetDispatcher } from "./target-dispatcher.js";
 
 /**
  * FunctionRunnerOptions configures createFunctionRunner.
@@ -35,33 +35,19 @@ export function createFunctionRunner(options: FunctionRunnerOptions): FunctionRu
   const logger = options.logger ?? createJsonLogger();
   return {
     async run(name, payload, signal) {
-      const current = options.planner.plan();
-      const plan = current instanceof Promise ? await current : current;
-      const match = plan.forFunction(name);
+      const match = (await options.planner.plan()).forFunction(name);
       if (match === undefined || match.targets.length === 0) return [];
       const body = JSON.stringify(payload);
       const answers: unknown[] = [];
-      for (const target of match.targets) {
-        const call = { target, executionId: match.executionId, trigger: name, body };
-        if (target.type === "async") {
-          options.dispatcher.fire(call);
-          continue;
-        }
-        try {
-          const answer = await options.dispatcher.call({ ...call, signal });
-          if (target.type === "call" && answer.json !== undefined && answer.json !== null) {
-            answers.push(answer.json);
-          }
-        } catch (e) {
-          const error = ConnectError.from(e);
-          const attributes = { function: name, target: target.name, targetId: target.id, error: errorDetail(error) };
-          if (error.code === Code.Canceled || target.interruptOnError) {
-            logger.warn("function target failed, function interrupted", attributes);
-            throw error;
-          }
-          logger.warn("function target failed, continuing", attributes);
-        }
-      }
+      await runTargetChain({
+        dispatcher: options.dispatcher,
+        logger,
+        match,
+        trigger: name,
+        signal,
+        body: () => body,
+        onAnswer: (_target, json) => answers.push(json),
+      });
       return answers;
     },
   };
