@@ -36,8 +36,7 @@ export interface EventPublisher {
 export function createEventPublisher(options: EventPublisherOptions): EventPublisher {
   const jobsFor = async (events: ActionEvent | readonly ActionEvent[]): Promise<EventJob[]> => {
     const list: readonly ActionEvent[] = Array.isArray(events) ? events : [events as ActionEvent];
-    const current = options.planner.plan();
-    const plan = current instanceof Promise ? await current : current;
+    const plan = await options.planner.plan();
     const jobs: EventJob[] = [];
     for (const event of list) {
       const match = plan.forEvent(event.eventType);

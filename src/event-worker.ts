@@ -126,8 +126,7 @@ export function createEventWorker(options: EventWorkerOptions): EventWorker {
   };
 
   const deliver = async (job: QueuedJob) => {
-    const current = planner.plan();
-    const plan = current instanceof Promise ? await current : current;
+    const plan = await planner.plan();
     const target = plan.target(job.targetId);
     if (target === undefined) {
       await giveUp(job, "the target was deleted");
