@@ -126,6 +126,7 @@ export {
   type RestGatewayOptions,
   type RestRequestAdapter,
   type RestRoute,
+  restErrorResponse,
   restStatusFromCode,
 } from "./rest-gateway.js";
 export {

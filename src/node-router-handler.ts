@@ -2,7 +2,7 @@ import { Code, ConnectError, type ConnectRouter, type ContextValues } from "@con
 import type { UniversalHandler, UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { type Logger, createJsonLogger } from "./logger.js";
-import { createRestGateway, type RestGateway, type RestRequestAdapter } from "./rest-gateway.js";
+import { createRestGateway, type RestGateway, type RestRequestAdapter, restErrorResponse } from "./rest-gateway.js";
 
 /** NodeServerRequest is a request of Node's http, https or http2 server. */
 export type NodeServerRequest = Parameters<typeof universalRequestFromNodeRequest>[0];
@@ -76,10 +76,8 @@ export function createNodeRouterHandler(options: NodeRouterHandlerOptions): Node
     } catch (reason) {
       // No usable authority (an HTTP/1.0 request without Host, a Host that is not one):
       // a bad request, never an exception that escapes the listener.
-      if (!res.headersSent) {
-        res.writeHead(400, { "content-type": "application/json" });
-      }
-      res.end(JSON.stringify({ code: Code.InvalidArgument, message: `bad request: ${ConnectError.from(reason).rawMessage}`, details: [] }));
+      const error = new ConnectError(`bad request: ${ConnectError.from(reason).rawMessage}`, Code.InvalidArgument);
+      void universalResponseToNodeResponse(restErrorResponse(error), res).catch(() => res.destroy());
       return;
     }
     const run = rpc ?? (restGateway === undefined ? notFound : restGateway.handle);

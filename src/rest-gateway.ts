@@ -172,12 +172,12 @@ export function createRestGateway(options: RestGatewayOptions): RestGateway {
       if (params !== undefined) matches.push({ route, params });
     }
     if (matches.length === 0) {
-      return errorResponse(new ConnectError(`no REST route for ${url.pathname}`, Code.NotFound), 404);
+      return restErrorResponse(new ConnectError(`no REST route for ${url.pathname}`, Code.NotFound), 404);
     }
     const allowed = matches.filter((m) => m.route.httpMethod === httpMethod);
     if (allowed.length === 0) {
       const methods = [...new Set(matches.map((m) => m.route.httpMethod))].sort();
-      const response = errorResponse(
+      const response = restErrorResponse(
         new ConnectError(`${httpMethod} is not allowed for ${url.pathname}, use ${methods.join(" or ")}`, Code.Unimplemented),
         405,
       );
@@ -191,14 +191,14 @@ export function createRestGateway(options: RestGatewayOptions): RestGateway {
       message = await buildRequestMessage(route, params, url.searchParams, request, readMaxBytes);
     } catch (e) {
       if (e instanceof TooLarge) {
-        return errorResponse(new ConnectError(e.message, Code.ResourceExhausted), 413);
+        return restErrorResponse(new ConnectError(e.message, Code.ResourceExhausted), 413);
       }
-      return errorResponse(ConnectError.from(e));
+      return restErrorResponse(ConnectError.from(e));
     }
     try {
       message = adaptRequest(adapters, route.method, message);
     } catch (e) {
-      return errorResponse(ConnectError.from(e));
+      return restErrorResponse(ConnectError.from(e));
     }
     return dispatch(route, message, request);
   };
@@ -593,7 +593,7 @@ async function dispatch(route: CompiledRoute, message: JsonObject, request: Univ
   }
   const fallback = new ConnectError(`HTTP ${response.status}`, codeFromHttpStatus(response.status));
   const error = body.byteLength > 0 ? errorFromJsonBytes(body, undefined, fallback) : fallback;
-  const out = errorResponse(error);
+  const out = restErrorResponse(error);
   for (const [key, value] of forwardedResponseHeaders(response.header)) {
     out.header!.set(key, value);
   }
@@ -618,10 +618,10 @@ function forwardedResponseHeaders(header: Headers | undefined): [string, string]
 }
 
 /**
- * errorResponse answers an error as grpc-gateway does: the status of
+ * restErrorResponse answers an error as grpc-gateway does: the status of
  * restStatusFromCode (or `status`) and `{"code", "message", "details"}`.
  */
-function errorResponse(error: ConnectError, status = restStatusFromCode(error.code)): UniversalServerResponse {
+export function restErrorResponse(error: ConnectError, status = restStatusFromCode(error.code)): UniversalServerResponse {
   const details = error.details.map((d) => {
     if ("desc" in d) {
       return { "@type": `type.googleapis.com/${d.desc.typeName}`, value: base64Encode(toBinary(d.desc, create(d.desc, d.value))) };
