@@ -5,6 +5,7 @@ import { ActionService as ActionServiceV2beta } from "../gen/zitadel/action/v2be
 import { UserService } from "../gen/zitadel/user/v2/user_service_pb.js";
 import { convertLegacyExecutionTargets, createSetExecutionCompatAdapter } from "../src/action-service-compat.js";
 import { type SampleHarness, startSampleHarness } from "./helpers/sample-harness.js";
+import { clearStore } from "./helpers/clear-store.js";
 
 const condition = { response: { method: "/zitadel.user.v2.UserService/AddHumanUser" } };
 const include = { request: { service: "zitadel.user.v2.UserService" } };
@@ -114,8 +115,7 @@ describe("SetExecution over REST with the older shape of targets (sample server)
     await h.close();
   });
   beforeEach(async () => {
-    for (const t of await h.server.store.listTargets()) await h.server.store.deleteTarget(t.id);
-    for (const e of await h.server.store.listExecutions()) await h.server.store.setExecution(e.condition, []);
+    await clearStore(h.server.store);
     ids = [];
     for (const name of ["one", "two"]) {
       const created = await h.rest(

@@ -19,6 +19,7 @@ import { createMemoryStore } from "../src/memory-store.js";
 import { createGrpcJsClient, type GrpcJsError } from "./helpers/grpc-js-client.js";
 import { addUser } from "./helpers/intercepted-server.js";
 import { type ActionClient, type ApiVersion, type Protocol, type SampleHarness, startSampleHarness } from "./helpers/sample-harness.js";
+import { clearStore } from "./helpers/clear-store.js";
 
 async function codeOf(promise: Promise<unknown>): Promise<Code | "ok"> {
   try {
@@ -62,8 +63,7 @@ afterAll(async () => {
 });
 // Every test starts from an empty store.
 beforeEach(async () => {
-  for (const t of await h.server.store.listTargets()) await h.server.store.deleteTarget(t.id);
-  for (const e of await h.server.store.listExecutions()) await h.server.store.setExecution(e.condition, []);
+  await clearStore(h.server.store);
 });
 
 const combinations: [ApiVersion, Protocol][] = [

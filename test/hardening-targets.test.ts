@@ -13,6 +13,7 @@ import { createTargetDispatcher, type TargetCallRecord } from "../src/target-dis
 import type { Target, TargetInput } from "../src/target.js";
 import { addUser, type InterceptedServer, startInterceptedServer } from "./helpers/intercepted-server.js";
 import { createPrng } from "./helpers/prng.js";
+import { clearStore } from "./helpers/clear-store.js";
 
 const ADD = "/zitadel.user.v2.UserService/AddHumanUser";
 const onAddRequest: Condition = { type: "request", method: ADD };
@@ -128,8 +129,7 @@ afterAll(async () => {
   await server.close();
 });
 afterEach(async () => {
-  for (const e of await server.store.listExecutions()) await server.store.setExecution(e.condition, []);
-  for (const t of await server.store.listTargets()) await server.store.deleteTarget(t.id);
+  await clearStore(server.store);
   // The server keeps serving: a normal RPC succeeds after every bad target.
   const client = server.client("connect");
   const { userId } = await client.addHumanUser(addUser("After"));

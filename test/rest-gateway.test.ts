@@ -13,6 +13,7 @@ import { HttpRuleSchema } from "../gen/google/api/http_pb.js";
 import { createRestGateway, restStatusFromCode } from "../src/rest-gateway.js";
 import { addUser } from "./helpers/intercepted-server.js";
 import { type SampleHarness, startSampleHarness } from "./helpers/sample-harness.js";
+import { clearStore } from "./helpers/clear-store.js";
 
 let h: SampleHarness;
 beforeAll(async () => {
@@ -22,8 +23,7 @@ afterAll(async () => {
   await h.close();
 });
 beforeEach(async () => {
-  for (const t of await h.server.store.listTargets()) await h.server.store.deleteTarget(t.id);
-  for (const e of await h.server.store.listExecutions()) await h.server.store.setExecution(e.condition, []);
+  await clearStore(h.server.store);
   h.targets.calls.length = 0;
   h.records.length = 0;
 });
