@@ -33,6 +33,15 @@ describe("signPayload", () => {
     expect(signPayload(body, [key, "other"], { time: at })).toMatch(/^t=\d+,v1=[0-9a-f]{64},v1=[0-9a-f]{64}$/);
   });
 
+  it("signs with every key as createHmac does, with many keys in turn and keys that are not ASCII", () => {
+    // More keys than the signer keeps imported at once, each used twice, some reused after others.
+    const keys = Array.from({ length: 1500 }, (_, i) => (i % 7 === 0 ? `ключ-${i}-🔑` : `${"x".repeat(i % 100)}${i}`));
+    for (const k of [...keys, ...keys.slice(0, 50)]) {
+      const expected = createHmac("sha256", Buffer.from(k, "utf8")).update(`${t}.${body}`).digest("hex");
+      expect(signPayload(body, k, { time: at })).toBe(`t=${t},v1=${expected}`);
+    }
+  });
+
   it("refuses an empty key", () => {
     expect(() => signPayload(body, "")).toThrow(ConnectError);
     expect(() => signPayload(body, [])).toThrow(ConnectError);
