@@ -77,26 +77,29 @@ export function checkDeliveryQuery(query: DeliveryQuery): { offset: number; limi
  */
 export function createMemoryDeliveryLog(options: MemoryDeliveryLogOptions = {}): DeliveryLog {
   const capacity = options.capacity ?? 10_000;
-  const ring: (DeliveryRecord | undefined)[] = new Array(capacity);
-  let next = 0; // total recorded; ring[next % capacity] is the next slot
+  // The records as given (recording costs a store, on the path of the call);
+  // the kept copies with their IDs are made when listed.
+  const ring: (TargetCallRecord | undefined)[] = new Array(capacity);
+  let next = 0; // total recorded; ring[next % capacity] is the next slot, record i has ID i + 1
   return {
     record(r) {
-      ring[next % capacity] = Object.freeze({ ...r, id: String(next + 1) });
+      ring[next % capacity] = r;
       next++;
     },
     async list(query = {}) {
       const { offset, limit } = checkDeliveryQuery(query);
       const since = query.since?.getTime();
-      const matched: DeliveryRecord[] = [];
+      const matched: number[] = [];
       for (let i = next - 1; i >= Math.max(0, next - capacity); i--) {
         const r = ring[i % capacity]!;
         if (query.targetId !== undefined && r.targetId !== query.targetId) continue;
         if (query.executionId !== undefined && r.executionId !== query.executionId) continue;
         if (query.failedOnly === true && r.error === undefined) continue;
         if (since !== undefined && r.startTime.getTime() < since) continue;
-        matched.push(r);
+        matched.push(i);
       }
-      return { total: matched.length, records: matched.slice(offset, offset + limit) };
+      const records = matched.slice(offset, offset + limit).map((i): DeliveryRecord => Object.freeze({ ...ring[i % capacity]!, id: String(i + 1) }));
+      return { total: matched.length, records };
     },
     async flush() {},
     async close() {},
