@@ -65,16 +65,40 @@ describe("sample userinfo with the preuserinfo function", () => {
 describe("sample metrics", () => {
   it("serves Prometheus metrics of target calls and pending event deliveries", async () => {
     const t = await callTarget("counted", "/counted");
+    let brokenCalls = 0;
+    h.targets.route("/broken", () => (++brokenCalls === 2 ? { status: 200 } : { status: 500 }));
+    const broken = await callTarget("broken", "/broken");
+    const { id: later } = await h.actions().createTarget({
+      name: "later",
+      targetType: { case: "restAsync", value: {} },
+      endpoint: h.targets.endpoint("/counted"),
+      timeout: { seconds: 5n },
+    });
     await h.actions().setExecution({
       condition: { conditionType: { case: "request", value: { condition: { case: "service", value: "zitadel.user.v2.UserService" } } } },
-      targets: [t],
+      targets: [t, broken, later],
     });
     await h.users().listUsers({});
-    const res = await fetch(`${h.server.url}/metrics`);
-    expect(res.status).toBe(200);
-    const text = await res.text();
-    expect(text).toContain('connect_actions_target_calls_total{target="counted",execution="request/zitadel.user.v2.UserService",outcome="ok",async="false"} 1');
-    expect(text).toMatch(/connect_actions_target_call_duration_seconds_count\{target="counted",outcome="ok"\} 1/);
+    await h.users().listUsers({});
+    await h.users().listUsers({});
+    const series = (text: string, name: string) => text.split("\n").find((line) => line.startsWith(name))?.split(" ").at(-1);
+    const calls = (target: string, outcome: string, async: boolean) =>
+      `connect_actions_target_calls_total{target="${target}",execution="request/zitadel.user.v2.UserService",outcome="${outcome}",async="${async}"}`;
+    let text = "";
+    await expect.poll(async () => {
+      const res = await fetch(`${h.server.url}/metrics`);
+      expect(res.status).toBe(200);
+      text = await res.text();
+      return series(text, calls("later", "ok", true));
+    }, { timeout: 5000 }).toBe("3");
+    expect(series(text, calls("counted", "ok", false))).toBe("3");
+    expect(series(text, calls("broken", "error", false))).toBe("2");
+    expect(series(text, calls("broken", "ok", false))).toBe("1");
+    expect(text).not.toContain(calls("counted", "error", false));
+    expect(series(text, 'connect_actions_target_call_duration_seconds_count{target="counted",outcome="ok"}')).toBe("3");
+    expect(series(text, 'connect_actions_target_call_duration_seconds_count{target="broken",outcome="error"}')).toBe("2");
+    expect(series(text, 'connect_actions_target_call_duration_seconds_count{target="broken",outcome="ok"}')).toBe("1");
+    expect(series(text, 'connect_actions_target_call_duration_seconds_count{target="later",outcome="ok"}')).toBe("3");
     expect(text).toContain("connect_actions_event_deliveries_pending 0");
     expect(text).toContain("process_cpu_user_seconds_total");
   });

@@ -64,12 +64,33 @@ export function createSampleMetrics(options: SampleMetricsOptions = {}): SampleM
       },
     });
   }
+  // The label-bound children of each (target, execution) pair, four per pair (ok or error,
+  // sync or async): a call counts after two map lookups, instead of prom-client hashing and
+  // checking its labels twice. Like prom-client's own series, they are kept for good.
+  type Children = { inc(): void; observe(seconds: number): void };
+  const children = new Map<string, Map<string, (Children | undefined)[]>>();
+  const childrenOf = (r: TargetCallRecord): Children => {
+    let byExecution = children.get(r.targetName);
+    if (byExecution === undefined) children.set(r.targetName, (byExecution = new Map()));
+    let byKind = byExecution.get(r.executionId);
+    if (byKind === undefined) byExecution.set(r.executionId, (byKind = []));
+    const failed = r.error !== undefined;
+    const kind = (failed ? 2 : 0) + (r.async ? 1 : 0);
+    let c = byKind[kind];
+    if (c === undefined) {
+      const outcome = failed ? "error" : "ok";
+      const counter = calls.labels({ target: r.targetName, execution: r.executionId, outcome, async: String(r.async) });
+      const histogram = duration.labels({ target: r.targetName, outcome });
+      c = byKind[kind] = { inc: () => counter.inc(), observe: (seconds) => histogram.observe(seconds) };
+    }
+    return c;
+  };
   return {
     registry,
     record(r) {
-      const outcome = r.error === undefined ? "ok" : "error";
-      calls.inc({ target: r.targetName, execution: r.executionId, outcome, async: String(r.async) });
-      duration.observe({ target: r.targetName, outcome }, r.durationMs / 1000);
+      const c = childrenOf(r);
+      c.inc();
+      c.observe(r.durationMs / 1000);
     },
     handler(req, res) {
       if (req.method !== "GET") {
