@@ -1,4 +1,4 @@
-import { createHmac, createSecretKey, type KeyObject, timingSafeEqual } from "node:crypto";
+import { createHmac, timingSafeEqual } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 
 /**
@@ -95,19 +95,5 @@ export function verifySignature(
 }
 
 function hmac(key: string, t: number, payload: string | Uint8Array): Buffer {
-  return createHmac("sha256", secretKey(key)).update(`${t}.`).update(payload).digest();
-}
-
-// Keys imported once, by their text, instead of on every createHmac (a measurable part of a
-// signature on the request path). Bounded: a full cache starts over.
-const secretKeys = new Map<string, KeyObject>();
-
-function secretKey(key: string): KeyObject {
-  let imported = secretKeys.get(key);
-  if (imported === undefined) {
-    if (secretKeys.size >= 1024) secretKeys.clear();
-    imported = createSecretKey(key, "utf8");
-    secretKeys.set(key, imported);
-  }
-  return imported;
+  return createHmac("sha256", key).update(`${t}.`).update(payload).digest();
 }
