@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createSampleMetrics } from "../src/sample/metrics.js";
 import { type SampleHarness, startSampleHarness } from "./helpers/sample-harness.js";
 
 let h: SampleHarness;
@@ -63,6 +64,24 @@ describe("sample userinfo with the preuserinfo function", () => {
 });
 
 describe("sample metrics", () => {
+  it("counts a call off the RPC's path, yet a scrape right after it sees the call", async () => {
+    const metrics = createSampleMetrics({ processMetrics: false });
+    const record = {
+      targetId: "1", targetName: "t", executionId: "request", trigger: "/a.B/C", endpoint: "http://127.0.0.1:9/",
+      status: 200, durationMs: 3, error: undefined, attempt: 1, async: false, startTime: new Date(),
+    };
+    metrics.record(record);
+    metrics.record({ ...record, status: 500, error: "target \"t\" answered status 500" });
+    // No I/O turn in between: only the scrape itself can have counted them.
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('connect_actions_target_calls_total{target="t",execution="request",outcome="ok",async="false"} 1');
+    expect(text).toContain('connect_actions_target_calls_total{target="t",execution="request",outcome="error",async="false"} 1');
+    expect(text).toContain('connect_actions_target_call_duration_seconds_count{target="t",outcome="error"} 1');
+    // Counted once: the deferred count that follows finds nothing left.
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(await metrics.registry.metrics()).toContain('connect_actions_target_calls_total{target="t",execution="request",outcome="ok",async="false"} 1');
+  });
+
   it("serves Prometheus metrics of target calls and pending event deliveries", async () => {
     const t = await callTarget("counted", "/counted");
     let brokenCalls = 0;

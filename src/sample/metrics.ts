@@ -18,7 +18,10 @@ export interface SampleMetricsOptions {
  */
 export interface SampleMetrics {
   readonly registry: Registry;
-  /** record counts a target call; fits the dispatcher's onCall. */
+  /**
+   * record counts a target call, after the current I/O callbacks (or at the
+   * next scrape, if that comes first); fits the dispatcher's onCall.
+   */
   record(record: TargetCallRecord): void;
   /** handler answers GET /metrics in the Prometheus text format. */
   handler(req: NodeServerRequest, res: NodeServerResponse): void;
@@ -40,11 +43,25 @@ export const metricsPath = "/metrics";
 export function createSampleMetrics(options: SampleMetricsOptions = {}): SampleMetrics {
   const registry = new Registry();
   if (options.processMetrics !== false) collectDefaultMetrics({ register: registry });
+  // Calls are counted after the current I/O callbacks, off the path of the RPC that made them
+  // (its reply is written first); a scrape counts the waiting ones before it reads.
+  let waiting: TargetCallRecord[] = [];
+  let scheduled = false;
+  const countWaiting = () => {
+    const batch = waiting;
+    waiting = [];
+    for (const r of batch) {
+      const outcome = r.error === undefined ? "ok" : "error";
+      calls.inc({ target: r.targetName, execution: r.executionId, outcome, async: String(r.async) });
+      duration.observe({ target: r.targetName, outcome }, r.durationMs / 1000);
+    }
+  };
   const calls = new Counter({
     name: "connect_actions_target_calls_total",
     help: "Target calls by target name, execution ID, outcome (ok or error) and whether they were async.",
     labelNames: ["target", "execution", "outcome", "async"] as const,
     registers: [registry],
+    collect: countWaiting,
   });
   const duration = new Histogram({
     name: "connect_actions_target_call_duration_seconds",
@@ -52,6 +69,7 @@ export function createSampleMetrics(options: SampleMetricsOptions = {}): SampleM
     labelNames: ["target", "outcome"] as const,
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [registry],
+    collect: countWaiting,
   });
   const queue = options.eventQueue;
   if (queue !== undefined) {
@@ -64,33 +82,17 @@ export function createSampleMetrics(options: SampleMetricsOptions = {}): SampleM
       },
     });
   }
-  // The label-bound children of each (target, execution) pair, four per pair (ok or error,
-  // sync or async): a call counts after two map lookups, instead of prom-client hashing and
-  // checking its labels twice. Like prom-client's own series, they are kept for good.
-  type Children = { inc(): void; observe(seconds: number): void };
-  const children = new Map<string, Map<string, (Children | undefined)[]>>();
-  const childrenOf = (r: TargetCallRecord): Children => {
-    let byExecution = children.get(r.targetName);
-    if (byExecution === undefined) children.set(r.targetName, (byExecution = new Map()));
-    let byKind = byExecution.get(r.executionId);
-    if (byKind === undefined) byExecution.set(r.executionId, (byKind = []));
-    const failed = r.error !== undefined;
-    const kind = (failed ? 2 : 0) + (r.async ? 1 : 0);
-    let c = byKind[kind];
-    if (c === undefined) {
-      const outcome = failed ? "error" : "ok";
-      const counter = calls.labels({ target: r.targetName, execution: r.executionId, outcome, async: String(r.async) });
-      const histogram = duration.labels({ target: r.targetName, outcome });
-      c = byKind[kind] = { inc: () => counter.inc(), observe: (seconds) => histogram.observe(seconds) };
-    }
-    return c;
-  };
   return {
     registry,
     record(r) {
-      const c = childrenOf(r);
-      c.inc();
-      c.observe(r.durationMs / 1000);
+      waiting.push(r);
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(() => {
+          scheduled = false;
+          countWaiting();
+        });
+      }
     },
     handler(req, res) {
       if (req.method !== "GET") {
