@@ -2,6 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { context, propagation, type Span, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { Agent, type Dispatcher } from "undici";
 import { createEndpointGuard, type EndpointGuard } from "./endpoint-guard.js";
+import { createFairQueue } from "./fair-queue.js";
 import { ExchangeError, exchange } from "./http-exchange.js";
 import { type Logger, createJsonLogger } from "./logger.js";
 import { signatureHeader, signPayload } from "./signature.js";
@@ -72,8 +73,9 @@ export interface TargetDispatcher {
   call(call: TargetCall): Promise<TargetResponse>;
   /**
    * fire starts a call and returns at once: async targets. At most
-   * maxAsyncConcurrency run at a time; up to maxAsyncQueue more wait; beyond
-   * that the call is dropped and recorded as failed.
+   * maxAsyncConcurrency run at a time, at most maxAsyncPerTarget of them for
+   * one target, the targets taking turns; up to maxAsyncQueue more wait;
+   * beyond that the call is dropped and recorded as failed.
    */
   fire(call: TargetCall): void;
   /** idle resolves when no fired call runs or waits. */
@@ -90,6 +92,12 @@ export interface TargetDispatcherOptions {
   readonly maxResponseBytes?: number;
   /** Fired (async) calls running at once, default 64. */
   readonly maxAsyncConcurrency?: number;
+  /**
+   * Fired calls of one target running at once, default three quarters of
+   * maxAsyncConcurrency (48): a target that hangs leaves the other targets
+   * at least the rest. Free slots go round the targets with calls waiting.
+   */
+  readonly maxAsyncPerTarget?: number;
   /** Fired calls waiting for a slot, default 10 000. */
   readonly maxAsyncQueue?: number;
   /** Keep-alive connections per target origin, default 128. */
@@ -188,6 +196,7 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
   const maxBytes = options.maxResponseBytes ?? 1024 * 1024;
   const maxConcurrency = options.maxAsyncConcurrency ?? 64;
   const maxQueue = options.maxAsyncQueue ?? 10_000;
+  const maxPerTarget = Math.min(options.maxAsyncPerTarget ?? Math.max(1, Math.floor((maxConcurrency * 3) / 4)), maxConcurrency);
   const logger = options.logger ?? createJsonLogger();
   const userAgent = options.userAgent ?? "connect-actions";
   const guard = options.endpointGuard ?? createEndpointGuard();
@@ -324,64 +333,59 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
     }
   };
 
-  // Fired calls: a bounded number run, a bounded queue waits.
-  const queue: TargetCall[] = [];
-  let queueHead = 0;
-  let running = 0;
+  // Fired calls: a bounded number run, taking turns between targets; a bounded number wait.
   let idleWaiters: (() => void)[] = [];
   let pumpScheduled = false;
-  const pump = () => {
-    while (running < maxConcurrency && queueHead < queue.length) {
-      const call = queue[queueHead]!;
-      queue[queueHead++] = undefined as unknown as TargetCall;
-      if (queueHead > 1024 && queueHead * 2 > queue.length) {
-        queue.splice(0, queueHead);
-        queueHead = 0;
-      }
-      running++;
-      send(call, true)
-        .catch((e: unknown) => {
+  const isIdle = () => fired.running === 0 && fired.waiting === 0 && !pumpScheduled;
+  const notifyIdle = () => {
+    if (idleWaiters.length > 0 && isIdle()) {
+      const waiters = idleWaiters;
+      idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  };
+  const fired = createFairQueue<TargetCall>({
+    maxRunning: maxConcurrency,
+    maxRunningPerLane: maxPerTarget,
+    maxWaiting: maxQueue,
+    laneOf: (call) => call.target.id,
+    run: (call) =>
+      send(call, true).then(
+        () => undefined,
+        (e: unknown) => {
           logger.warn("async target failed", {
             target: call.target.name,
             targetId: call.target.id,
             execution: call.executionId,
             error: errorDetail(e),
           });
-        })
-        .finally(() => {
-          running--;
-          pump();
-        });
-    }
-    if (running === 0 && queueHead >= queue.length) {
-      const waiters = idleWaiters;
-      idleWaiters = [];
-      for (const w of waiters) w();
-    }
-  };
+        },
+      ),
+    onSettled: notifyIdle,
+  });
 
   return {
     call: (call) => send(call, false),
     fire(call) {
-      if (queue.length - queueHead >= maxQueue) {
+      if (!fired.offer(call)) {
         const detail = `async queue is full (${maxQueue} calls waiting); call dropped`;
         logger.warn("async target dropped", { target: call.target.name, targetId: call.target.id, error: detail });
         record(call, new Date(), performance.now(), 0, detail, true);
         return;
       }
-      queue.push(call);
       // Start fired calls after the current I/O callbacks: the RPC's reply is
       // written before any of them takes the event loop.
       if (!pumpScheduled) {
         pumpScheduled = true;
         setImmediate(() => {
           pumpScheduled = false;
-          pump();
+          fired.pump();
+          notifyIdle();
         });
       }
     },
     idle() {
-      if (running === 0 && queueHead >= queue.length && !pumpScheduled) return Promise.resolve();
+      if (isIdle()) return Promise.resolve();
       return new Promise<void>((resolve) => idleWaiters.push(resolve));
     },
     async close() {

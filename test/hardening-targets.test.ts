@@ -513,6 +513,39 @@ describe("async targets while the async queue is full", () => {
   });
 });
 
+describe("async targets while one of them hangs", () => {
+  it("lets a hanging target hold only its share of the async slots: another target's calls all go through", async () => {
+    const records: TargetCallRecord[] = [];
+    // Default limits: 64 async calls at once, 48 per target.
+    const dispatcher = createTargetDispatcher({ logger: silentLogger, onCall: (r) => records.push(r) });
+    const busy = await startInterceptedServer({ dispatcher, logger: silentLogger });
+    const hanging = await rawTarget((socket) => socket.resume());
+    try {
+      const healthy = await httpTarget((req, res) => {
+        req.resume();
+        req.on("end", () => res.end());
+      });
+      const input = { type: "async" as const, interruptOnError: false, timeoutMs: 20_000 };
+      const stuck = await busy.store.createTarget({ name: "hanging", endpoint: hanging.url, ...input });
+      const fine = await busy.store.createTarget({ name: "healthy", endpoint: `${healthy.url}/ok`, ...input });
+      // The hanging target first: in one shared FIFO its calls would take every slot for 20 s.
+      await busy.store.setExecution(onAddRequest, [{ target: stuck.id }, { target: fine.id }]);
+      for (let i = 0; i < 80; i++) {
+        expect((await add(busy)).error).toBeUndefined();
+      }
+      await expect.poll(() => healthy.received.length, { timeout: 5000 }).toBe(80);
+      expect(recordsOf(fine, { records }).filter((r) => r.error === undefined)).toHaveLength(80);
+      // The hanging target holds 48 calls open, no more; its other 32 wait their turn.
+      expect(hanging.accepted()).toBe(48);
+      expect(recordsOf(stuck, { records })).toEqual([]);
+    } finally {
+      // Its calls then fail at once instead of waiting 20 s each, and the dispatcher can close.
+      await hanging.close();
+      await busy.close();
+    }
+  }, 30_000);
+});
+
 describe("a target that answers before reading the request body", () => {
   it("is a success for a webhook answering at once over Node's http server", async () => {
     const target = await httpTarget((_req, res) => {
