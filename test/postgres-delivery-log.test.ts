@@ -2,8 +2,8 @@ import { Code } from "@connectrpc/connect";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
 import { silentLogger } from "../src/logger.js";
-import { createPostgresDeliveryLog, type PostgresDeliveryLogOptions } from "../src/postgres-delivery-log.js";
-import { deliveryRecord as record, describeDeliveryLogContract } from "./delivery-log-contract.js";
+import { createPostgresDeliveryLog, type PostgresDeliveryLogOptions } from "../src/postgres/delivery-log.js";
+import { deliveryRecord as record, describeDeliveryLogContract } from "../src/testing/delivery-log-contract.js";
 import { startTcpProxy } from "./fixtures/tcp-proxy.js";
 import { closedAfterEach, newSchemaName, openInFreshSchema, useTestDatabase } from "./helpers/postgres.js";
 import { recordingLogger } from "./helpers/recording-logger.js";
@@ -106,9 +106,10 @@ describe("postgres delivery log", () => {
       await proxy.start();
       await waitFor(async () => (await reader.list()).total === 6, 15_000, "the buffered records after the outage");
       expect((await reader.list()).records.map((r) => r.durationMs)).toEqual([8, 7, 6, 5, 4, 0]);
+      // The rows are visible once committed, a moment before the log hears back: flush first.
+      await log.flush();
       expect(log.buffered()).toBe(0);
       expect(logger.entries.some((e) => e.message.includes("inserted again") && e.attributes?.dropped === 3)).toBe(true);
-      await log.flush();
     } finally {
       await proxy.close();
     }
