@@ -29,9 +29,9 @@ import { GetUserByIDRequestSchema, GetUserByIDResponseSchema, UserService } from
 import { createActionsInterceptor } from "../src/actions-interceptor.js";
 import { executionId } from "../src/condition.js";
 import { silentLogger } from "../src/logger.js";
-import { createMemoryStore } from "../src/memory-store.js";
-import { createTargetDispatcher, type TargetDispatcher } from "../src/target-dispatcher.js";
-import { compileExecutionPlan } from "../src/execution-plan.js";
+import { createMemoryStore } from "../src/store/memory-store.js";
+import { createTargetDispatcher, type TargetDispatcher } from "../src/dispatch/target-dispatcher.js";
+import { compileExecutionPlan } from "../src/plan/execution-plan.js";
 import type { Execution } from "../src/execution.js";
 import type { Target } from "../src/target.js";
 

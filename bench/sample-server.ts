@@ -12,7 +12,7 @@
 import type { Interceptor } from "@connectrpc/connect";
 import { Agent } from "undici";
 import { silentLogger } from "../src/logger.js";
-import { createMemoryStore } from "../src/memory-store.js";
+import { createMemoryStore } from "../src/store/memory-store.js";
 import { type SampleServer, startSampleServer } from "../src/sample/sample-server.js";
 
 const [modes = "plain", targetUrl = "http://127.0.0.1:9"] = process.argv.slice(2);

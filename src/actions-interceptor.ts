@@ -1,13 +1,13 @@
 import { type DescMessage, type DescMethod, fromJson, type JsonValue, type Message, type Registry, toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor, type StreamResponse, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
-import type { ActionStore } from "./action-store.js";
+import type { ActionStore } from "./store/action-store.js";
 import { type CallerContext, contextFromValues, type ResolveContext } from "./caller-context.js";
-import type { ExecutionMatch, ExecutionPlan } from "./execution-plan.js";
-import { createExecutionPlanner, type ExecutionPlanner } from "./execution-planner.js";
+import type { ExecutionMatch, ExecutionPlan } from "./plan/execution-plan.js";
+import { createExecutionPlanner, type ExecutionPlanner } from "./plan/execution-planner.js";
 import { type Logger, createJsonLogger } from "./logger.js";
-import { defaultPayloadHeaders, encodeRequestPayload, type PayloadHeaders, pickPayloadHeaders } from "./payload.js";
+import { defaultPayloadHeaders, encodeRequestPayload, type PayloadHeaders, pickPayloadHeaders } from "./dispatch/payload.js";
 import { runTargetChain } from "./target-chain.js";
-import { createTargetDispatcher, errorDetail, executionFailed, type TargetDispatcher } from "./target-dispatcher.js";
+import { createTargetDispatcher, errorDetail, executionFailed, type TargetDispatcher } from "./dispatch/target-dispatcher.js";
 
 /**
  * defaultProtectedServices are the services that `all` executions never

@@ -1,8 +1,8 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { ExecutionMatch } from "./execution-plan.js";
+import type { ExecutionMatch } from "./plan/execution-plan.js";
 import type { Logger } from "./logger.js";
 import type { Target } from "./target.js";
-import { errorDetail, type TargetDispatcher } from "./target-dispatcher.js";
+import { errorDetail, type TargetDispatcher } from "./dispatch/target-dispatcher.js";
 
 /**
  * TargetChainOptions configures runTargetChain.

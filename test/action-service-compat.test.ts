@@ -3,7 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ActionService as ActionServiceV2 } from "../gen/zitadel/action/v2/action_service_pb.js";
 import { ActionService as ActionServiceV2beta } from "../gen/zitadel/action/v2beta/action_service_pb.js";
 import { UserService } from "../gen/zitadel/user/v2/user_service_pb.js";
-import { convertLegacyExecutionTargets, createSetExecutionCompatAdapter } from "../src/action-service-compat.js";
+import { convertLegacyExecutionTargets, createSetExecutionCompatAdapter } from "../src/management/action-service-compat.js";
 import { type SampleHarness, startSampleHarness } from "./helpers/sample-harness.js";
 import { clearStore } from "./helpers/clear-store.js";
 

@@ -13,9 +13,9 @@ import { ExecutionFieldName, ExecutionType, TargetFieldName, TextFilterMethod } 
 import { PayloadType } from "../gen/zitadel/action/v2/target_pb.js";
 import { ActionService as ActionServiceV2beta } from "../gen/zitadel/action/v2beta/action_service_pb.js";
 import { UserService } from "../gen/zitadel/user/v2/user_service_pb.js";
-import { createActionService } from "../src/action-service.js";
-import { knownFunctions } from "../src/function-contracts.js";
-import { createMemoryStore } from "../src/memory-store.js";
+import { createActionService } from "../src/management/action-service.js";
+import { knownFunctions } from "../src/functions/function-contracts.js";
+import { createMemoryStore } from "../src/store/memory-store.js";
 import { createGrpcJsClient, type GrpcJsError } from "./helpers/grpc-js-client.js";
 import { addUser } from "./helpers/intercepted-server.js";
 import { type ActionClient, type ApiVersion, type Protocol, type SampleHarness, startSampleHarness } from "./helpers/sample-harness.js";

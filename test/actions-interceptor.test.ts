@@ -3,7 +3,7 @@ import { promisify } from "node:util";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Condition } from "../src/condition.js";
-import { verifySignature } from "../src/signature.js";
+import { verifySignature } from "../src/dispatch/signature.js";
 import type { Target, TargetInput } from "../src/target.js";
 import { createGrpcJsClient, type GrpcJsClient } from "./helpers/grpc-js-client.js";
 import { addUser, type InterceptedServer, protocols, startInterceptedServer } from "./helpers/intercepted-server.js";

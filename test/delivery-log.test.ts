@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { createMemoryDeliveryLog } from "../src/delivery-log.js";
-import { deliveryRecord as record, describeDeliveryLogContract } from "./delivery-log-contract.js";
+import { createMemoryDeliveryLog } from "../src/store/delivery-log.js";
+import { deliveryRecord as record, describeDeliveryLogContract } from "../src/testing/delivery-log-contract.js";
 
 describeDeliveryLogContract("memory", async () => {
   const log = createMemoryDeliveryLog();

@@ -1,9 +1,9 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createEndpointGuard } from "../src/endpoint-guard.js";
+import { createEndpointGuard } from "../src/dispatch/endpoint-guard.js";
 import { silentLogger } from "../src/logger.js";
-import { createTargetDispatcher, targetStatusOf } from "../src/target-dispatcher.js";
-import { isPermanentFailure } from "../src/event-worker.js";
+import { createTargetDispatcher, targetStatusOf } from "../src/dispatch/target-dispatcher.js";
+import { isPermanentFailure } from "../src/events/event-worker.js";
 import type { Target } from "../src/target.js";
 import { startTargetServer, type TargetServer } from "./helpers/target-server.js";
 

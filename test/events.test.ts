@@ -1,17 +1,17 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { type ActionEvent, encodeEventPayload, rfc3339Nano } from "../src/action-event.js";
-import type { ActionStore } from "../src/action-store.js";
-import { createEventPublisher, type EventPublisher } from "../src/event-publisher.js";
-import type { EventQueue } from "../src/event-queue.js";
-import { createEventWorker, type EventWorker, isPermanentFailure, retryDelayMs } from "../src/event-worker.js";
-import { createExecutionPlanner, type ExecutionPlanner } from "../src/execution-planner.js";
+import { type ActionEvent, encodeEventPayload, rfc3339Nano } from "../src/events/action-event.js";
+import type { ActionStore } from "../src/store/action-store.js";
+import { createEventPublisher, type EventPublisher } from "../src/events/event-publisher.js";
+import type { EventQueue } from "../src/events/event-queue.js";
+import { createEventWorker, type EventWorker, isPermanentFailure, retryDelayMs } from "../src/events/event-worker.js";
+import { createExecutionPlanner, type ExecutionPlanner } from "../src/plan/execution-planner.js";
 import { silentLogger } from "../src/logger.js";
-import { createMemoryEventQueue } from "../src/memory-event-queue.js";
-import { createMemoryStore } from "../src/memory-store.js";
-import { verifySignature } from "../src/signature.js";
-import { createTargetDispatcher, executionFailed, type TargetCallRecord, type TargetDispatcher } from "../src/target-dispatcher.js";
+import { createMemoryEventQueue } from "../src/events/memory-event-queue.js";
+import { createMemoryStore } from "../src/store/memory-store.js";
+import { verifySignature } from "../src/dispatch/signature.js";
+import { createTargetDispatcher, executionFailed, type TargetCallRecord, type TargetDispatcher } from "../src/dispatch/target-dispatcher.js";
 import { startTargetServer, type TargetServer } from "./helpers/target-server.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

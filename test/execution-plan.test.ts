@@ -2,9 +2,9 @@ import { describe, expect, it } from "vitest";
 import type { Condition } from "../src/condition.js";
 import { executionId } from "../src/condition.js";
 import type { Execution, ExecutionTarget } from "../src/execution.js";
-import { compileExecutionPlan } from "../src/execution-plan.js";
-import { createExecutionPlanner } from "../src/execution-planner.js";
-import { createMemoryStore } from "../src/memory-store.js";
+import { compileExecutionPlan } from "../src/plan/execution-plan.js";
+import { createExecutionPlanner } from "../src/plan/execution-planner.js";
+import { createMemoryStore } from "../src/store/memory-store.js";
 import type { Target } from "../src/target.js";
 
 const date = new Date(0);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createFairQueue, type FairQueue } from "../src/fair-queue.js";
+import { createFairQueue, type FairQueue } from "../src/dispatch/fair-queue.js";
 
 interface Item {
   readonly lane: string;

@@ -1,12 +1,12 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { ActionStore } from "../src/action-store.js";
-import { createExecutionPlanner, type ExecutionPlanner } from "../src/execution-planner.js";
-import { runClaimsFunction, runSamlFunction } from "../src/function-contracts.js";
-import { createFunctionRunner, type FunctionRunner } from "../src/function-runner.js";
+import type { ActionStore } from "../src/store/action-store.js";
+import { createExecutionPlanner, type ExecutionPlanner } from "../src/plan/execution-planner.js";
+import { runClaimsFunction, runSamlFunction } from "../src/functions/function-contracts.js";
+import { createFunctionRunner, type FunctionRunner } from "../src/functions/function-runner.js";
 import { silentLogger } from "../src/logger.js";
-import { createMemoryStore } from "../src/memory-store.js";
-import { createTargetDispatcher, type TargetDispatcher } from "../src/target-dispatcher.js";
+import { createMemoryStore } from "../src/store/memory-store.js";
+import { createTargetDispatcher, type TargetDispatcher } from "../src/dispatch/target-dispatcher.js";
 import type { TargetInput } from "../src/target.js";
 import { startTargetServer, type TargetServer } from "./helpers/target-server.js";
 

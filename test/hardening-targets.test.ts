@@ -9,7 +9,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Condition } from "../src/condition.js";
 import { type Logger, silentLogger } from "../src/logger.js";
-import { createTargetDispatcher, type TargetCallRecord } from "../src/target-dispatcher.js";
+import { createTargetDispatcher, type TargetCallRecord } from "../src/dispatch/target-dispatcher.js";
 import type { Target, TargetInput } from "../src/target.js";
 import { addUser, type InterceptedServer, startInterceptedServer } from "./helpers/intercepted-server.js";
 import { createPrng } from "./helpers/prng.js";

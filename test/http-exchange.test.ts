@@ -6,7 +6,7 @@ import net from "node:net";
 import { promisify } from "node:util";
 import { Agent } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ExchangeError, exchange, exchangeCheckIntervalMs } from "../src/http-exchange.js";
+import { ExchangeError, exchange, exchangeCheckIntervalMs } from "../src/dispatch/http-exchange.js";
 
 const run = promisify(execFile);
 

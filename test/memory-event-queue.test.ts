@@ -1,5 +1,5 @@
-import { createMemoryEventQueue } from "../src/memory-event-queue.js";
-import { describeEventQueueContract } from "./event-queue-contract.js";
+import { createMemoryEventQueue } from "../src/events/memory-event-queue.js";
+import { describeEventQueueContract } from "../src/testing/event-queue-contract.js";
 
 describeEventQueueContract("memory", async () => {
   const queue = createMemoryEventQueue();

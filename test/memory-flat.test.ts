@@ -14,7 +14,7 @@ import { Worker } from "node:worker_threads";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { file_zitadel_user_v2_user_service } from "../gen/zitadel/user/v2/user_service_pb.js";
 import { silentLogger } from "../src/logger.js";
-import { createTargetDispatcher } from "../src/target-dispatcher.js";
+import { createTargetDispatcher } from "../src/dispatch/target-dispatcher.js";
 import { addUser, type InterceptedServer, startInterceptedServer } from "./helpers/intercepted-server.js";
 
 const WARMUP = 10_000;

@@ -1,5 +1,5 @@
-import { createMemoryStore } from "../src/memory-store.js";
-import { describeStoreContract } from "./store-contract.js";
+import { createMemoryStore } from "../src/store/memory-store.js";
+import { describeStoreContract } from "../src/testing/store-contract.js";
 
 describeStoreContract("memory", async () => {
   const store = createMemoryStore();

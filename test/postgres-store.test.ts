@@ -6,14 +6,14 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { Code, ConnectError } from "@connectrpc/connect";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
-import { createExecutionPlanner } from "../src/execution-planner.js";
-import { migrate, postgresMigrations } from "../src/postgres-migrations.js";
-import { createPostgresStore, type PostgresStoreOptions } from "../src/postgres-store.js";
+import { createExecutionPlanner } from "../src/plan/execution-planner.js";
+import { migrate, postgresMigrations } from "../src/postgres/migrations.js";
+import { createPostgresStore, type PostgresStoreOptions } from "../src/postgres/store.js";
 import type { TargetInput } from "../src/target.js";
 import { closedAfterEach, newSchemaName, openInFreshSchema, useTestDatabase } from "./helpers/postgres.js";
 import { recordingLogger } from "./helpers/recording-logger.js";
 import { codeOf, waitFor } from "./helpers/wait.js";
-import { describeStoreContract } from "./store-contract.js";
+import { describeStoreContract } from "../src/testing/store-contract.js";
 
 const db = useTestDatabase();
 const newSchema = () => newSchemaName("s");
@@ -394,7 +394,7 @@ describe("postgres store", () => {
 
     it("leaves nothing that keeps the process alive, even while reconnecting", async () => {
       const dir = await mkdtemp(join(tmpdir(), "ca-pg-"));
-      const storeModule = pathToFileURL(fileURLToPath(new URL("../src/postgres-store.ts", import.meta.url))).href;
+      const storeModule = pathToFileURL(fileURLToPath(new URL("../src/postgres/store.ts", import.meta.url))).href;
       const script = join(dir, "close.mts");
       await writeFile(
         script,

@@ -5,10 +5,10 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import type { ActionEvent } from "../src/action-event.js";
-import type { DeliveryPage } from "../src/delivery-log.js";
+import type { ActionEvent } from "../src/events/action-event.js";
+import type { DeliveryPage } from "../src/store/delivery-log.js";
 import { silentLogger } from "../src/logger.js";
-import { createPostgresStore } from "../src/postgres-store.js";
+import { createPostgresStore } from "../src/postgres/store.js";
 import { useTestDatabase } from "./helpers/postgres.js";
 import { sleep } from "./helpers/wait.js";
 

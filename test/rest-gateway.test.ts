@@ -10,7 +10,7 @@ import { createAsyncIterable, readAllBytes } from "@connectrpc/connect/protocol"
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { http } from "../gen/google/api/annotations_pb.js";
 import { HttpRuleSchema } from "../gen/google/api/http_pb.js";
-import { createRestGateway, restStatusFromCode } from "../src/rest-gateway.js";
+import { createRestGateway, restStatusFromCode } from "../src/management/rest-gateway.js";
 import { addUser } from "./helpers/intercepted-server.js";
 import { type SampleHarness, startSampleHarness } from "./helpers/sample-harness.js";
 import { clearStore } from "./helpers/clear-store.js";

@@ -1,7 +1,7 @@
 import { createHmac } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { signPayload, verifySignature } from "../src/signature.js";
+import { signPayload, verifySignature } from "../src/dispatch/signature.js";
 
 const key = "k".repeat(36);
 const body = '{"fullMethod":"/a.B/C","request":{}}';

@@ -18,7 +18,7 @@ import {
 } from "@opentelemetry/api";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../src/logger.js";
-import { createTargetDispatcher } from "../src/target-dispatcher.js";
+import { createTargetDispatcher } from "../src/dispatch/target-dispatcher.js";
 import type { Target } from "../src/target.js";
 import { startTargetServer, type TargetServer } from "./helpers/target-server.js";
 

@@ -2,9 +2,9 @@
 // (docs/guides/integrate/actions/testing-response) runs verbatim against the sample server.
 // They only apply to REST calls, and only to requests that ZITADEL's current API would reject.
 import type { JsonObject } from "@bufbuild/protobuf";
-import { createSetExecutionCompatAdapter } from "../action-service-compat.js";
+import { createSetExecutionCompatAdapter } from "../management/action-service-compat.js";
 import type { Logger } from "../logger.js";
-import type { RestRequestAdapter } from "../rest-gateway.js";
+import type { RestRequestAdapter } from "../management/rest-gateway.js";
 
 const addHumanUserRequest = "zitadel.user.v2.AddHumanUserRequest";
 

@@ -1,7 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
-import type { EventQueue } from "../event-queue.js";
-import type { NodeServerRequest, NodeServerResponse } from "../node-router-handler.js";
-import type { TargetCallRecord } from "../target-dispatcher.js";
+import type { EventQueue } from "../events/event-queue.js";
+import type { NodeServerRequest, NodeServerResponse } from "../management/node-router-handler.js";
+import type { TargetCallRecord } from "../dispatch/target-dispatcher.js";
 
 /**
  * SampleMetricsOptions configures createSampleMetrics.

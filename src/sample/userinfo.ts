@@ -2,11 +2,11 @@ import { create } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { ConnectError } from "@connectrpc/connect";
 import { SetMetadataEntrySchema, type User } from "../../gen/zitadel/user/v2/user_service_pb.js";
-import { runClaimsFunction } from "../function-contracts.js";
-import type { FunctionRunner } from "../function-runner.js";
+import { runClaimsFunction } from "../functions/function-contracts.js";
+import type { FunctionRunner } from "../functions/function-runner.js";
 import type { Logger } from "../logger.js";
-import type { NodeServerRequest, NodeServerResponse } from "../node-router-handler.js";
-import { restStatusFromCode } from "../rest-gateway.js";
+import type { NodeServerRequest, NodeServerResponse } from "../management/node-router-handler.js";
+import { restStatusFromCode } from "../management/rest-gateway.js";
 
 /**
  * UserinfoOptions configures createUserinfoHandler.

@@ -1,4 +1,4 @@
-import type { ActionStore } from "../../src/action-store.js";
+import type { ActionStore } from "../../src/store/action-store.js";
 
 /** clearStore deletes every target and execution of a store, for tests that share one server. */
 export async function clearStore(store: ActionStore): Promise<void> {

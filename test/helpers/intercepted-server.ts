@@ -1,15 +1,15 @@
 import { type Client, createClient, type Transport } from "@connectrpc/connect";
 import { connectNodeAdapter, createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { UserService } from "../../gen/zitadel/user/v2/user_service_pb.js";
-import type { ActionStore } from "../../src/action-store.js";
+import type { ActionStore } from "../../src/store/action-store.js";
 import { type ActionsInterceptorOptions, createActionsInterceptor } from "../../src/actions-interceptor.js";
-import { createExecutionPlanner } from "../../src/execution-planner.js";
+import { createExecutionPlanner } from "../../src/plan/execution-planner.js";
 import { type Logger, silentLogger } from "../../src/logger.js";
-import { createMemoryStore } from "../../src/memory-store.js";
+import { createMemoryStore } from "../../src/store/memory-store.js";
 import { listenCleartext } from "../../src/sample/cleartext-server.js";
 import { sampleContext } from "../../src/sample/sample-server.js";
 import { createUserService } from "../../src/sample/user-service.js";
-import { createTargetDispatcher, type TargetCallRecord, type TargetDispatcher } from "../../src/target-dispatcher.js";
+import { createTargetDispatcher, type TargetCallRecord, type TargetDispatcher } from "../../src/dispatch/target-dispatcher.js";
 
 export type Protocol = "connect" | "grpc" | "grpc-web";
 export const protocols: readonly Protocol[] = ["connect", "grpc", "grpc-web"];

@@ -5,7 +5,7 @@ import { ActionService as ActionServiceV2beta } from "../../gen/zitadel/action/v
 import { UserService } from "../../gen/zitadel/user/v2/user_service_pb.js";
 import type { Logger } from "../../src/logger.js";
 import { type SampleServer, type SampleServerOptions, startSampleServer } from "../../src/sample/sample-server.js";
-import { createTargetDispatcher, type TargetCallRecord } from "../../src/target-dispatcher.js";
+import { createTargetDispatcher, type TargetCallRecord } from "../../src/dispatch/target-dispatcher.js";
 import { startTargetServer, type TargetServer } from "./target-server.js";
 
 export type Protocol = "connect" | "grpc" | "grpc-web";

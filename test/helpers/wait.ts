@@ -1,8 +1,6 @@
-import { Code, ConnectError } from "@connectrpc/connect";
-import { expect } from "vitest";
+import { sleep } from "../../src/testing/support.js";
 
-/** sleep resolves after `ms` milliseconds. */
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export { codeOf, sleep } from "../../src/testing/support.js";
 
 /**
  * waitFor polls `condition` every `intervalMs` (default 5 ms) until it holds,
@@ -23,17 +21,3 @@ export async function waitFor(
   }
 }
 
-/**
- * codeOf resolves "resolved" when `p` resolves, and the code of the
- * ConnectError it rejects with otherwise; a rejection with anything else
- * fails the test.
- */
-export async function codeOf(p: Promise<unknown>): Promise<Code | "resolved"> {
-  try {
-    await p;
-    return "resolved";
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConnectError);
-    return (e as ConnectError).code;
-  }
-}

@@ -1,0 +1,24 @@
+// How targets are called: the HTTP dispatcher, payloads, signatures and the SSRF guard.
+export { createEndpointGuard, type EndpointGuard, type EndpointGuardOptions } from "./endpoint-guard.js";
+export {
+  canonicalHeaderName,
+  defaultPayloadHeaders,
+  encodeRequestPayload,
+  type PayloadHeaders,
+  pickPayloadHeaders,
+  type RequestPayload,
+} from "./payload.js";
+export { signatureHeader, signPayload, type SignOptions, verifySignature, type VerifyOptions } from "./signature.js";
+export {
+  codeFromHttpStatus,
+  createTargetDispatcher,
+  errorDetail,
+  executionFailed,
+  type TargetCall,
+  type TargetCallRecord,
+  type TargetDispatcher,
+  type TargetDispatcherOptions,
+  TargetFailure,
+  type TargetResponse,
+  targetStatusOf,
+} from "./target-dispatcher.js";

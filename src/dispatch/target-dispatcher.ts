@@ -1,0 +1,432 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { context, propagation, type Span, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { Agent, type Dispatcher } from "undici";
+import { createEndpointGuard, type EndpointGuard } from "./endpoint-guard.js";
+import { createFairQueue } from "./fair-queue.js";
+import { ExchangeError, exchange } from "./http-exchange.js";
+import { type Logger, createJsonLogger } from "../logger.js";
+import { signatureHeader, signPayload } from "./signature.js";
+import type { Target } from "../target.js";
+
+/**
+ * TargetCall is one HTTP call of a target.
+ */
+export interface TargetCall {
+  readonly target: Target;
+  /** The execution that chose the target, for logs and records. */
+  readonly executionId: string;
+  /** The JSON body to POST. */
+  readonly body: string;
+  /** Aborts the call, for example when the RPC is cancelled. */
+  readonly signal?: AbortSignal;
+  /** What triggered the call: a full method, an event type or a function name. Default "". */
+  readonly trigger?: string;
+  /** Delivery attempt, 1 for the first. Default 1. */
+  readonly attempt?: number;
+  /** A deadline shorter than the target's timeout, in milliseconds. Default the target's timeout. */
+  readonly timeoutMs?: number;
+  /** Only the status counts: the body is read (up to the limit) but not parsed. Default false. */
+  readonly ignoreBody?: boolean;
+}
+
+/**
+ * TargetResponse is the answer of a target that succeeded: a 2xx status and
+ * its body, parsed as JSON (undefined when the body was empty).
+ */
+export interface TargetResponse {
+  readonly status: number;
+  readonly json: unknown;
+}
+
+/**
+ * TargetCallRecord describes a finished target call, successful or not.
+ */
+export interface TargetCallRecord {
+  readonly targetId: string;
+  readonly targetName: string;
+  readonly executionId: string;
+  /** What triggered the call: a full method, an event type or a function name. */
+  readonly trigger: string;
+  readonly endpoint: string;
+  /** HTTP status, 0 when there was none (timeout, connection error). */
+  readonly status: number;
+  readonly durationMs: number;
+  /** What went wrong, undefined on success. */
+  readonly error: string | undefined;
+  readonly attempt: number;
+  readonly async: boolean;
+  readonly startTime: Date;
+}
+
+/**
+ * TargetDispatcher makes the HTTP calls of targets.
+ */
+export interface TargetDispatcher {
+  /**
+   * call POSTs the body, signed, and resolves the 2xx answer. It rejects with a
+   * ConnectError: Code.FailedPrecondition "Execution failed" for a status
+   * outside 2xx, a timeout, a connection error or a body that is too large or
+   * not JSON where JSON is needed (the detail is in the error's cause); the
+   * forwarded code and message when a 2xx body holds a `forwardedStatusCode`
+   * from 400 to 499.
+   */
+  call(call: TargetCall): Promise<TargetResponse>;
+  /**
+   * fire starts a call and returns at once: async targets. At most
+   * maxAsyncConcurrency run at a time, at most maxAsyncPerTarget of them for
+   * one target, the targets taking turns; up to maxAsyncQueue more wait;
+   * beyond that the call is dropped and recorded as failed.
+   */
+  fire(call: TargetCall): void;
+  /** idle resolves when no fired call runs or waits. */
+  idle(): Promise<void>;
+  /** close waits for fired calls, then closes all connections. */
+  close(): Promise<void>;
+}
+
+/**
+ * TargetDispatcherOptions configures createTargetDispatcher.
+ */
+export interface TargetDispatcherOptions {
+  /** Largest response body read, default 1 MiB; a larger body fails the call. */
+  readonly maxResponseBytes?: number;
+  /** Fired (async) calls running at once, default 64. */
+  readonly maxAsyncConcurrency?: number;
+  /**
+   * Fired calls of one target running at once, default three quarters of
+   * maxAsyncConcurrency (48): a target that hangs leaves the other targets
+   * at least the rest. Free slots go round the targets with calls waiting.
+   */
+  readonly maxAsyncPerTarget?: number;
+  /** Fired calls waiting for a slot, default 10 000. */
+  readonly maxAsyncQueue?: number;
+  /** Keep-alive connections per target origin, default 128. */
+  readonly connectionsPerOrigin?: number;
+  /** How long an idle keep-alive connection stays open, default 30 000 ms. */
+  readonly keepAliveTimeoutMs?: number;
+  /** The undici dispatcher to send with, default a keep-alive Agent made from the options above. */
+  readonly dispatcher?: Dispatcher;
+  /** Called after every call, default nothing. Must not throw. */
+  readonly onCall?: (record: TargetCallRecord) => void;
+  /** Logger, default JSON lines on stderr at level "info". */
+  readonly logger?: Logger;
+  /** User-Agent header, default "connect-actions". */
+  readonly userAgent?: string;
+  /**
+   * Keeps calls away from denied addresses (SSRF), default
+   * createEndpointGuard(): loopback, link-local and metadata addresses are
+   * denied when NODE_ENV is "production". Applies to the dispatcher's own
+   * Agent; with a custom `dispatcher`, only IP-literal endpoints are checked.
+   */
+  readonly endpointGuard?: EndpointGuard;
+}
+
+/**
+ * TargetFailure is the cause of an "Execution failed" error: what went wrong,
+ * and the HTTP status the target answered (0 when it did not answer).
+ */
+export class TargetFailure extends Error {
+  override name = "TargetFailure";
+  constructor(
+    message: string,
+    readonly status: number = 0,
+    /** True when trying again cannot help (the endpoint is denied, for example). */
+    readonly permanent: boolean = false,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * executionFailed returns the error a client gets for a failed target:
+ * Code.FailedPrecondition "Execution failed", with a TargetFailure carrying
+ * `detail` and `status` as the cause (for logs only; it is not sent to the client).
+ */
+export function executionFailed(detail: string, status = 0, permanent = false): ConnectError {
+  return new ConnectError("Execution failed", Code.FailedPrecondition, undefined, undefined, new TargetFailure(detail, status, permanent));
+}
+
+/**
+ * targetStatusOf returns the HTTP status behind a target call error, or 0 when
+ * the target did not answer (timeout, connection error) or the error is not a
+ * target call error.
+ */
+export function targetStatusOf(error: unknown): number {
+  return error instanceof ConnectError && error.cause instanceof TargetFailure ? error.cause.status : 0;
+}
+
+/**
+ * errorDetail returns the most precise description of a target call error:
+ * the cause of an "Execution failed" error, else the error's message (for a
+ * ConnectError without the "[code] " prefix, so that records read alike).
+ */
+export function errorDetail(error: unknown): string {
+  if (error instanceof ConnectError) {
+    return error.cause instanceof Error ? error.cause.message : error.rawMessage;
+  }
+  return error instanceof Error ? error.message : String(error);
+}
+
+const forwardedCodes: Record<number, Code> = {
+  400: Code.InvalidArgument,
+  401: Code.Unauthenticated,
+  403: Code.PermissionDenied,
+  404: Code.NotFound,
+  408: Code.DeadlineExceeded,
+  409: Code.AlreadyExists,
+  412: Code.FailedPrecondition,
+  416: Code.OutOfRange,
+  429: Code.ResourceExhausted,
+  499: Code.Canceled,
+};
+
+/**
+ * codeFromHttpStatus maps a forwarded HTTP status from 400 to 499 to a Code,
+ * as gRPC gateways do; unlisted 4xx statuses map to Code.FailedPrecondition.
+ */
+export function codeFromHttpStatus(status: number): Code {
+  return forwardedCodes[status] ?? Code.FailedPrecondition;
+}
+
+/**
+ * createTargetDispatcher returns a TargetDispatcher sending over undici with
+ * keep-alive connections.
+ */
+export function createTargetDispatcher(options: TargetDispatcherOptions = {}): TargetDispatcher {
+  const maxBytes = options.maxResponseBytes ?? 1024 * 1024;
+  const maxConcurrency = options.maxAsyncConcurrency ?? 64;
+  const maxQueue = options.maxAsyncQueue ?? 10_000;
+  const maxPerTarget = Math.min(options.maxAsyncPerTarget ?? Math.max(1, Math.floor((maxConcurrency * 3) / 4)), maxConcurrency);
+  const logger = options.logger ?? createJsonLogger();
+  const userAgent = options.userAgent ?? "connect-actions";
+  const guard = options.endpointGuard ?? createEndpointGuard();
+  const ownAgent =
+    options.dispatcher === undefined
+      ? new Agent({
+          connections: options.connectionsPerOrigin ?? 128,
+          keepAliveTimeout: options.keepAliveTimeoutMs ?? 30_000,
+          keepAliveMaxTimeout: Math.max(options.keepAliveTimeoutMs ?? 30_000, 600_000),
+          ...(guard.enabled ? { connect: { lookup: guard.lookup } } : {}),
+        })
+      : undefined;
+  const agent: Dispatcher = options.dispatcher ?? ownAgent!;
+  const origins = new Map<string, { origin: string; path: string; denied: string | undefined }>();
+  const tracer = trace.getTracer("connect-actions");
+
+  const record = (call: TargetCall, startTime: Date, start: number, status: number, error: string | undefined, async: boolean) => {
+    const r: TargetCallRecord = {
+      targetId: call.target.id,
+      targetName: call.target.name,
+      executionId: call.executionId,
+      trigger: call.trigger ?? "",
+      endpoint: call.target.endpoint,
+      status,
+      durationMs: performance.now() - start,
+      error,
+      attempt: call.attempt ?? 1,
+      async,
+      startTime,
+    };
+    try {
+      options.onCall?.(r);
+    } catch (e) {
+      logger.error("onCall listener failed", { error: e });
+    }
+  };
+
+  const send = (call: TargetCall, async: boolean): Promise<TargetResponse> => {
+    // A plain (not active) span: nothing runs inside it, and its context is injected explicitly.
+    const span = tracer.startSpan(`target ${call.target.name}`, { kind: SpanKind.CLIENT });
+    // Attributes are built only for spans that are recorded (never without an SDK).
+    const recording = span.isRecording();
+    if (recording) {
+      span.setAttributes({
+        "actions.target.id": call.target.id,
+        "actions.target.name": call.target.name,
+        "actions.execution.id": call.executionId,
+        "actions.trigger": call.trigger ?? "",
+        "actions.attempt": call.attempt ?? 1,
+        "actions.async": async,
+        "http.request.method": "POST",
+        "url.full": call.target.endpoint,
+      });
+    }
+    return sendTraced(call, async, span).then(
+      (response) => {
+        if (recording) span.setAttribute("http.response.status_code", response.status);
+        span.end();
+        return response;
+      },
+      (e: unknown) => {
+        const status = targetStatusOf(e);
+        if (recording && status !== 0) span.setAttribute("http.response.status_code", status);
+        span.setStatus({ code: SpanStatusCode.ERROR, message: errorDetail(e) });
+        span.end();
+        throw e;
+      },
+    );
+  };
+
+  const sendTraced = async (call: TargetCall, async: boolean, span: Span): Promise<TargetResponse> => {
+    const { target } = call;
+    const startTime = new Date();
+    const start = performance.now();
+    let status = 0;
+    try {
+      if (call.signal?.aborted) {
+        throw new ConnectError("the RPC was cancelled before the target was called", Code.Canceled);
+      }
+      let where = origins.get(target.endpoint);
+      if (where === undefined) {
+        const url = new URL(target.endpoint);
+        where = { origin: url.origin, path: url.pathname + url.search, denied: guard.denied(url.hostname) };
+        if (origins.size > 10_000) origins.clear();
+        origins.set(target.endpoint, where);
+      }
+      if (where.denied !== undefined) {
+        throw executionFailed(`target "${target.name}" is not allowed: ${where.denied}`, 0, true);
+      }
+      const headers: Record<string, string> = {
+        "content-type": "application/json",
+        "user-agent": userAgent,
+        [signatureHeader]: signPayload(call.body, target.signingKey),
+      };
+      // The span explicitly: without a context manager, the active context does not hold it.
+      if (trace.isSpanContextValid(span.spanContext())) {
+        propagation.inject(trace.setSpan(context.active(), span), headers);
+      }
+      const answer = await exchange(agent, {
+        origin: where.origin,
+        path: where.path,
+        headers,
+        body: call.body,
+        timeoutMs: Math.min(target.timeoutMs, call.timeoutMs ?? Infinity),
+        maxBytes,
+        signal: call.signal,
+      });
+      status = answer.status;
+      if (status < 200 || status > 299) {
+        throw executionFailed(`target "${target.name}" answered status ${status}`, status);
+      }
+      let json: unknown;
+      if (call.ignoreBody !== true && answer.body.length > 0) {
+        const text = answer.body.toString("utf8");
+        if (text.trim() !== "") {
+          try {
+            json = JSON.parse(text);
+          } catch {
+            if (target.type === "call") {
+              throw executionFailed(`target "${target.name}" answered a body that is not JSON`, status);
+            }
+          }
+        }
+        if (json !== null && typeof json === "object" && "forwardedStatusCode" in json) {
+          throw forwardedError(target, status, json as Record<string, unknown>);
+        }
+      }
+      record(call, startTime, start, status, undefined, async);
+      return { status, json };
+    } catch (e) {
+      const error = e instanceof ExchangeError ? exchangeFailure(target, e) : e;
+      record(call, startTime, start, targetStatusOf(error) || status, errorDetail(error), async);
+      throw error;
+    }
+  };
+
+  // Fired calls: a bounded number run, taking turns between targets; a bounded number wait.
+  let idleWaiters: (() => void)[] = [];
+  let pumpScheduled = false;
+  const isIdle = () => fired.running === 0 && fired.waiting === 0 && !pumpScheduled;
+  const notifyIdle = () => {
+    if (idleWaiters.length > 0 && isIdle()) {
+      const waiters = idleWaiters;
+      idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  };
+  const fired = createFairQueue<TargetCall>({
+    maxRunning: maxConcurrency,
+    maxRunningPerLane: maxPerTarget,
+    maxWaiting: maxQueue,
+    laneOf: (call) => call.target.id,
+    run: (call) =>
+      send(call, true).then(
+        () => undefined,
+        (e: unknown) => {
+          logger.warn("async target failed", {
+            target: call.target.name,
+            targetId: call.target.id,
+            execution: call.executionId,
+            error: errorDetail(e),
+          });
+        },
+      ),
+    onSettled: notifyIdle,
+  });
+
+  return {
+    call: (call) => send(call, false),
+    fire(call) {
+      if (!fired.offer(call)) {
+        const detail = `async queue is full (${maxQueue} calls waiting); call dropped`;
+        logger.warn("async target dropped", { target: call.target.name, targetId: call.target.id, error: detail });
+        record(call, new Date(), performance.now(), 0, detail, true);
+        return;
+      }
+      // Start fired calls after the current I/O callbacks: the RPC's reply is
+      // written before any of them takes the event loop.
+      if (!pumpScheduled) {
+        pumpScheduled = true;
+        setImmediate(() => {
+          pumpScheduled = false;
+          fired.pump();
+          notifyIdle();
+        });
+      }
+    },
+    idle() {
+      if (isIdle()) return Promise.resolve();
+      return new Promise<void>((resolve) => idleWaiters.push(resolve));
+    },
+    async close() {
+      await this.idle();
+      await ownAgent?.close();
+    },
+  };
+}
+
+function forwardedError(target: Target, status: number, body: Record<string, unknown>): ConnectError {
+  const forwarded = Number(body.forwardedStatusCode);
+  const message = typeof body.forwardedErrorMessage === "string" ? body.forwardedErrorMessage : "";
+  const detail = `target "${target.name}" forwarded status ${String(body.forwardedStatusCode)}: ${message}`;
+  if (Number.isInteger(forwarded) && forwarded >= 400 && forwarded <= 499) {
+    return new ConnectError(
+      message || `forwarded status ${forwarded}`,
+      codeFromHttpStatus(forwarded),
+      undefined,
+      undefined,
+      new TargetFailure(detail, status),
+    );
+  }
+  return executionFailed(detail, status);
+}
+
+/**
+ * exchangeFailure turns a failed exchange into the error of the target call:
+ * Code.Canceled when the RPC was cancelled, a permanent "Execution failed"
+ * for a denied address, else "Execution failed" with what happened.
+ */
+function exchangeFailure(target: Target, e: ExchangeError): ConnectError {
+  switch (e.reason) {
+    case "canceled":
+      return new ConnectError(`target "${target.name}" was cancelled with the RPC`, Code.Canceled);
+    case "timeout":
+    case "too-large":
+      return executionFailed(`target "${target.name}" ${e.message}`, e.status);
+    case "network":
+      if ((e.cause as { code?: unknown } | undefined)?.code === "EDENIEDADDRESS") {
+        return executionFailed(`target "${target.name}" is not allowed: ${(e.cause as Error).message}`, 0, true);
+      }
+      return executionFailed(`target "${target.name}" could not be reached: ${e.message}`, e.status);
+  }
+}

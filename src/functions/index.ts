@@ -1,0 +1,12 @@
+// Functions: named hooks (preuserinfo, preaccesstoken, presamlresponse) that call the targets of function executions.
+export {
+  type ClaimsFunctionRequest,
+  type ClaimsFunctionResult,
+  knownFunctions,
+  type MetadataEntry,
+  runClaimsFunction,
+  runSamlFunction,
+  type SamlAttribute,
+  type SamlFunctionResult,
+} from "./function-contracts.js";
+export { createFunctionRunner, type FunctionRunner, type FunctionRunnerOptions } from "./function-runner.js";

@@ -1,0 +1,167 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  ExecutionFieldName,
+  type PaginationRequest,
+  TargetFieldName,
+  TextFilterMethod,
+} from "../../gen/zitadel/action/v2/query_pb.js";
+import type { Execution } from "../execution.js";
+import type { Target } from "../target.js";
+
+/**
+ * defaultListLimit is the number of results a list returns when the request sets no limit: 100.
+ */
+export const defaultListLimit = 100;
+
+/**
+ * maxListLimit is the largest limit a list request may set: 1000.
+ */
+export const maxListLimit = 1000;
+
+/**
+ * Page is one page of a sorted list and what describes it.
+ */
+export interface Page<T> {
+  readonly items: T[];
+  /** Number of items before pagination. */
+  readonly totalResult: bigint;
+  /** The limit that was applied. */
+  readonly appliedLimit: bigint;
+}
+
+function invalid(message: string): ConnectError {
+  return new ConnectError(message, Code.InvalidArgument);
+}
+
+/**
+ * paginate cuts a sorted list (ascending) into the requested page: the limit
+ * defaults to defaultListLimit, more than maxListLimit is a ConnectError with
+ * Code.InvalidArgument; `asc` false (the default) reverses the order first.
+ */
+export function paginate<T>(sortedAscending: readonly T[], pagination: PaginationRequest | undefined): Page<T> {
+  const limit = pagination?.limit || defaultListLimit;
+  if (limit > maxListLimit) {
+    throw invalid(`pagination.limit must be at most ${maxListLimit}, got ${limit}`);
+  }
+  const offset = pagination?.offset ?? 0n;
+  const ordered = pagination?.asc === true ? sortedAscending : [...sortedAscending].reverse();
+  const start = offset > BigInt(ordered.length) ? ordered.length : Number(offset);
+  return {
+    items: ordered.slice(start, start + limit),
+    totalResult: BigInt(sortedAscending.length),
+    appliedLimit: BigInt(limit),
+  };
+}
+
+/**
+ * matchText compares `value` with `filter` by a TextFilterMethod. Throws a
+ * ConnectError with Code.InvalidArgument for an unknown method.
+ */
+export function matchText(value: string, filter: string, method: TextFilterMethod): boolean {
+  switch (method) {
+    case TextFilterMethod.EQUALS:
+      return value === filter;
+    case TextFilterMethod.EQUALS_IGNORE_CASE:
+      return value.toLowerCase() === filter.toLowerCase();
+    case TextFilterMethod.STARTS_WITH:
+      return value.startsWith(filter);
+    case TextFilterMethod.STARTS_WITH_IGNORE_CASE:
+      return value.toLowerCase().startsWith(filter.toLowerCase());
+    case TextFilterMethod.CONTAINS:
+      return value.includes(filter);
+    case TextFilterMethod.CONTAINS_IGNORE_CASE:
+      return value.toLowerCase().includes(filter.toLowerCase());
+    case TextFilterMethod.ENDS_WITH:
+      return value.endsWith(filter);
+    case TextFilterMethod.ENDS_WITH_IGNORE_CASE:
+      return value.toLowerCase().endsWith(filter.toLowerCase());
+    default:
+      throw invalid(`text filter method ${String(method)} is unknown`);
+  }
+}
+
+/**
+ * checkTextFilterMethod throws a ConnectError with Code.InvalidArgument for a
+ * value that is not a TextFilterMethod.
+ */
+export function checkTextFilterMethod(method: TextFilterMethod): void {
+  matchText("", "", method);
+}
+
+/** compareIds orders decimal IDs numerically and other IDs as strings. */
+export function compareIds(a: string, b: string): number {
+  if (/^\d+$/.test(a) && /^\d+$/.test(b) && a.length !== b.length) {
+    return a.length - b.length;
+  }
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+// ZITADEL's order of target types: webhook, call, async.
+const targetTypeRank = { webhook: 0, call: 1, async: 2 } as const;
+
+/**
+ * sortTargets returns the targets in ascending order of a TargetFieldName
+ * (default: creation date), ties broken by ID. Throws a ConnectError with
+ * Code.InvalidArgument for an unknown column.
+ */
+export function sortTargets(targets: readonly Target[], column: TargetFieldName | undefined): Target[] {
+  let compare: (a: Target, b: Target) => number;
+  switch (column ?? TargetFieldName.UNSPECIFIED) {
+    case TargetFieldName.UNSPECIFIED:
+    case TargetFieldName.CREATED_DATE:
+      compare = (a, b) => a.creationDate.getTime() - b.creationDate.getTime();
+      break;
+    case TargetFieldName.ID:
+      compare = () => 0;
+      break;
+    case TargetFieldName.CHANGED_DATE:
+      compare = (a, b) => a.changeDate.getTime() - b.changeDate.getTime();
+      break;
+    case TargetFieldName.NAME:
+      compare = (a, b) => compareStrings(a.name, b.name);
+      break;
+    case TargetFieldName.TARGET_TYPE:
+      compare = (a, b) => targetTypeRank[a.type] - targetTypeRank[b.type];
+      break;
+    case TargetFieldName.URL:
+      compare = (a, b) => compareStrings(a.endpoint, b.endpoint);
+      break;
+    case TargetFieldName.TIMEOUT:
+      compare = (a, b) => a.timeoutMs - b.timeoutMs;
+      break;
+    case TargetFieldName.INTERRUPT_ON_ERROR:
+      compare = (a, b) => Number(a.interruptOnError) - Number(b.interruptOnError);
+      break;
+    default:
+      throw invalid(`sorting_column ${String(column)} is not a TargetFieldName`);
+  }
+  return [...targets].sort((a, b) => compare(a, b) || compareIds(a.id, b.id));
+}
+
+/**
+ * sortExecutions returns the executions in ascending order of an
+ * ExecutionFieldName (default: creation date), ties broken by ID. Throws a
+ * ConnectError with Code.InvalidArgument for an unknown column.
+ */
+export function sortExecutions(executions: readonly Execution[], column: ExecutionFieldName | undefined): Execution[] {
+  let compare: (a: Execution, b: Execution) => number;
+  switch (column ?? ExecutionFieldName.UNSPECIFIED) {
+    case ExecutionFieldName.UNSPECIFIED:
+    case ExecutionFieldName.CREATED_DATE:
+      compare = (a, b) => a.creationDate.getTime() - b.creationDate.getTime();
+      break;
+    case ExecutionFieldName.ID:
+      compare = () => 0;
+      break;
+    case ExecutionFieldName.CHANGED_DATE:
+      compare = (a, b) => a.changeDate.getTime() - b.changeDate.getTime();
+      break;
+    default:
+      throw invalid(`sorting_column ${String(column)} is not an ExecutionFieldName`);
+  }
+  return [...executions].sort((a, b) => compare(a, b) || compareStrings(a.id, b.id));
+}

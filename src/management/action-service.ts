@@ -1,0 +1,406 @@
+import { create, type DescMessage, type DescMethod, type DescService, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import {
+  ActionService as ActionServiceV2,
+  CreateTargetResponseSchema,
+  DeleteTargetResponseSchema,
+  GetTargetResponseSchema,
+  ListExecutionFunctionsResponseSchema,
+  ListExecutionMethodsResponseSchema,
+  ListExecutionServicesResponseSchema,
+  ListExecutionsResponseSchema,
+  ListFailedEventDeliveriesResponseSchema,
+  ListTargetCallsResponseSchema,
+  ListTargetsResponseSchema,
+  SetExecutionResponseSchema,
+  UpdateTargetResponseSchema,
+} from "../../gen/zitadel/action/v2/action_service_pb.js";
+import { type ExecutionSearchFilter, ExecutionType, type TargetSearchFilter } from "../../gen/zitadel/action/v2/query_pb.js";
+import type { ActionService as ActionServiceV2beta } from "../../gen/zitadel/action/v2beta/action_service_pb.js";
+import type { ActionStore } from "../store/action-store.js";
+import {
+  checkPayloadType,
+  conditionFromMessage,
+  durationFromMs,
+  durationMs,
+  executionIdOf,
+  executionToMessage,
+  targetToMessage,
+  targetTypeFromMessage,
+  timeoutMsFromDuration,
+} from "./action-service-convert.js";
+import { checkTextFilterMethod, matchText, paginate, sortExecutions, sortTargets } from "./action-service-list.js";
+import { type Condition, type ExecutionType as ConditionType, executionTypeOf } from "../condition.js";
+import type { Execution, ExecutionTarget } from "../execution.js";
+import { checkDeliveryQuery, type DeliveryLog } from "../store/delivery-log.js";
+import type { EndpointGuard } from "../dispatch/endpoint-guard.js";
+import type { EventQueue } from "../events/event-queue.js";
+import { knownFunctions } from "../functions/function-contracts.js";
+import type { Target, TargetPatch } from "../target.js";
+
+/**
+ * ActionServiceOptions configures createActionService.
+ */
+export interface ActionServiceOptions {
+  /** Where targets and executions live. */
+  readonly store: ActionStore;
+  /**
+   * The services the server serves. Request and response conditions must name
+   * one of their unary methods or one of them; ListExecutionMethods and
+   * ListExecutionServices list them.
+   */
+  readonly services: readonly DescService[];
+  /**
+   * The event types that exist. An event condition must name one of them, a
+   * group condition a dot-separated prefix of one ("user.human" for
+   * "user.human.added"). Default none: only `event: {all: true}` is accepted.
+   */
+  readonly eventTypes?: readonly string[];
+  /** The function names function conditions may use, default knownFunctions. */
+  readonly functions?: readonly string[];
+  /** Rejects target endpoints the dispatcher would refuse to call, default none. */
+  readonly endpointGuard?: EndpointGuard;
+  /** Where target calls are recorded; ListTargetCalls is Code.Unimplemented without it. */
+  readonly deliveryLog?: DeliveryLog;
+  /** The event queue; ListFailedEventDeliveries is Code.Unimplemented without it. */
+  readonly eventQueue?: EventQueue;
+  /** Clock for set and deletion dates, default `() => new Date()`. */
+  readonly now?: () => Date;
+}
+
+/**
+ * ActionServiceImpl implements both zitadel.action.v2.ActionService and
+ * zitadel.action.v2beta.ActionService, so one object can be registered for both.
+ */
+export type ActionServiceImpl = ServiceImpl<typeof ActionServiceV2> & ServiceImpl<typeof ActionServiceV2beta>;
+
+/**
+ * createActionService returns the implementation of ZITADEL's ActionService
+ * (v2 and v2beta) on top of an ActionStore. It validates every request before
+ * it writes (one atomic store call per write RPC) and fails with a ConnectError:
+ *
+ * - Code.InvalidArgument: a missing or malformed field (empty name, bad URL,
+ *   missing, zero or too long timeout, malformed condition, limit above 1000,
+ *   include cycle or include chain deeper than 3, ...).
+ * - Code.NotFound: an unknown target (GetTarget, UpdateTarget, SetExecution),
+ *   included execution, method, service, function or event type.
+ * - Code.AlreadyExists: a target name that is taken.
+ * - Code.Unimplemented: payload types other than JSON.
+ *
+ * SetExecution appends `includes` after `targets`; an empty list removes the
+ * execution (even when its condition no longer exists). DeleteTarget removes
+ * the target from every execution.
+ */
+export function createActionService(options: ActionServiceOptions): ActionServiceImpl {
+  const { store } = options;
+  const now = options.now ?? (() => new Date());
+  const functions = options.functions ?? knownFunctions;
+  const eventTypes = new Set(options.eventTypes ?? []);
+  const methods = new Map<string, DescMethod>();
+  const services = new Set<string>();
+  for (const service of options.services) {
+    services.add(service.typeName);
+    for (const method of service.methods) {
+      methods.set(`/${service.typeName}/${method.name}`, method);
+    }
+  }
+  const unaryMethods = [...methods].filter(([, m]) => m.methodKind === "unary").map(([name]) => name).sort();
+
+  const checkConditionExists = (condition: Condition, field: string): void => {
+    const c = condition;
+    if ("method" in c) {
+      const method = methods.get(c.method);
+      if (method === undefined) {
+        throw new ConnectError(`${field}: method "${c.method}" is not served, see ListExecutionMethods`, Code.NotFound);
+      }
+      if (method.methodKind !== "unary") {
+        throw new ConnectError(
+          `${field}: method "${c.method}" is ${method.methodKind.replace("_", " ")} streaming; executions only run for unary methods`,
+          Code.InvalidArgument,
+        );
+      }
+    } else if ("service" in c) {
+      if (!services.has(c.service)) {
+        throw new ConnectError(`${field}: service "${c.service}" is not served, see ListExecutionServices`, Code.NotFound);
+      }
+    } else if ("name" in c) {
+      if (!functions.includes(c.name)) {
+        throw new ConnectError(`${field}: function "${c.name}" is unknown, see ListExecutionFunctions`, Code.NotFound);
+      }
+    } else if ("event" in c) {
+      if (!eventTypes.has(c.event)) {
+        throw new ConnectError(`${field}: event type "${c.event}" is unknown`, Code.NotFound);
+      }
+    } else if ("group" in c) {
+      if (![...eventTypes].some((type) => type.startsWith(c.group + "."))) {
+        throw new ConnectError(`${field}: no event type belongs to the group "${c.group}"`, Code.NotFound);
+      }
+    }
+  };
+
+  const requireId = (id: string, field = "id"): string => {
+    if (id === "") throw new ConnectError(`${field} must not be empty`, Code.InvalidArgument);
+    if (id.length > 200) throw new ConnectError(`${field} must be at most 200 characters`, Code.InvalidArgument);
+    return id;
+  };
+
+  const targetFilter = (filter: TargetSearchFilter, i: number): ((t: Target) => boolean) => {
+    const f = filter.filter;
+    switch (f.case) {
+      case "targetNameFilter": {
+        const { targetName, method } = f.value;
+        if (targetName.length > 200) {
+          throw new ConnectError(`filters[${i}].target_name_filter.target_name must be at most 200 characters`, Code.InvalidArgument);
+        }
+        checkTextFilterMethod(method);
+        return (t) => matchText(t.name, targetName, method);
+      }
+      case "inTargetIdsFilter": {
+        const ids = new Set(f.value.targetIds);
+        return (t) => ids.has(t.id);
+      }
+      default:
+        throw new ConnectError(`filters[${i}] must have a filter set`, Code.InvalidArgument);
+    }
+  };
+
+  const executionTypes: Partial<Record<ExecutionType, ConditionType>> = {
+    [ExecutionType.REQUEST]: "request",
+    [ExecutionType.RESPONSE]: "response",
+    [ExecutionType.EVENT]: "event",
+    [ExecutionType.FUNCTION]: "function",
+  };
+  const executionFilter = (filter: ExecutionSearchFilter, i: number): ((e: Execution) => boolean) => {
+    const f = filter.filter;
+    const field = `filters[${i}]`;
+    switch (f.case) {
+      case "inConditionsFilter": {
+        const ids = new Set(f.value.conditions.map((c, j) => executionIdOf(c, `${field}.in_conditions_filter.conditions[${j}]`)));
+        return (e) => ids.has(e.id);
+      }
+      case "executionTypeFilter": {
+        const type = executionTypes[f.value.executionType];
+        if (type === undefined) {
+          throw new ConnectError(`${field}.execution_type_filter.execution_type must be a known type`, Code.InvalidArgument);
+        }
+        return (e) => executionTypeOf(e.id) === type;
+      }
+      case "targetFilter": {
+        const id = requireId(f.value.targetId, `${field}.target_filter.target_id`);
+        return (e) => e.targets.some((t) => "target" in t && t.target === id);
+      }
+      case "includeFilter": {
+        const id = executionIdOf(f.value.include, `${field}.include_filter.include`);
+        return (e) => e.targets.some((t) => "include" in t && t.include === id);
+      }
+      default:
+        throw new ConnectError(`${field} must have a filter set`, Code.InvalidArgument);
+    }
+  };
+
+  const impl: ServiceImpl<typeof ActionServiceV2> = {
+    async createTarget(req, ctx) {
+      if (req.name.trim() === "") {
+        throw new ConnectError("name must not be empty", Code.InvalidArgument);
+      }
+      const kind = targetTypeFromMessage(req.targetType);
+      if (kind === undefined) {
+        throw new ConnectError("one of restWebhook, restCall or restAsync must be set", Code.InvalidArgument);
+      }
+      checkPayloadType(req.payloadType);
+      const timeoutMs = timeoutMsFromDuration(req.timeout);
+      options.endpointGuard?.checkEndpoint(req.endpoint);
+      const target = await store.createTarget({
+        name: req.name,
+        type: kind.type,
+        interruptOnError: kind.interruptOnError,
+        endpoint: req.endpoint,
+        timeoutMs,
+      });
+      return reply(ctx, CreateTargetResponseSchema, {
+        id: target.id,
+        creationDate: timestampFromDate(target.creationDate),
+        signingKey: target.signingKey,
+      });
+    },
+
+    async updateTarget(req, ctx) {
+      const id = requireId(req.id);
+      const kind = targetTypeFromMessage(req.targetType);
+      checkPayloadType(req.payloadType);
+      if (req.endpoint !== undefined) options.endpointGuard?.checkEndpoint(req.endpoint);
+      let rotateSigningKey = false;
+      if (req.expirationSigningKey !== undefined) {
+        if (durationMs(req.expirationSigningKey, "expiration_signing_key") !== 0) {
+          throw new ConnectError('expiration_signing_key must be "0s": the old key is replaced at once', Code.InvalidArgument);
+        }
+        rotateSigningKey = true;
+      }
+      const patch: TargetPatch = {
+        name: req.name,
+        type: kind?.type,
+        interruptOnError: kind?.interruptOnError,
+        endpoint: req.endpoint,
+        timeoutMs: req.timeout === undefined ? undefined : timeoutMsFromDuration(req.timeout),
+        rotateSigningKey,
+      };
+      const target = await store.updateTarget(id, patch);
+      return reply(ctx, UpdateTargetResponseSchema, {
+        changeDate: timestampFromDate(target.changeDate),
+        signingKey: rotateSigningKey ? target.signingKey : undefined,
+      });
+    },
+
+    async deleteTarget(req, ctx) {
+      const deleted = await store.deleteTarget(requireId(req.id));
+      return reply(ctx, DeleteTargetResponseSchema, {
+        deletionDate: deleted ? timestampFromDate(now()) : undefined,
+      });
+    },
+
+    async getTarget(req, ctx) {
+      const id = requireId(req.id);
+      const target = await store.getTarget(id);
+      if (target === undefined) {
+        throw new ConnectError(`target "${id}" not found`, Code.NotFound);
+      }
+      return reply(ctx, GetTargetResponseSchema, { target: targetToMessage(target) });
+    },
+
+    async listTargets(req, ctx) {
+      const filters = req.filters.map(targetFilter);
+      const sorted = sortTargets(await store.listTargets(), req.sortingColumn);
+      const page = paginate(
+        sorted.filter((t) => filters.every((f) => f(t))),
+        req.pagination,
+      );
+      return reply(ctx, ListTargetsResponseSchema, {
+        pagination: { totalResult: page.totalResult, appliedLimit: page.appliedLimit },
+        targets: page.items.map(targetToMessage),
+      });
+    },
+
+    async setExecution(req, ctx) {
+      const condition = conditionFromMessage(req.condition);
+      const entries: ExecutionTarget[] = [
+        ...req.targets.map((target, i) => ({ target: requireId(target, `targets[${i}]`) })),
+        ...req.includes.map((include, i) => ({ include: executionIdOf(include, `includes[${i}]`) })),
+      ];
+      // Removing an execution is allowed even when its condition no longer exists.
+      if (entries.length > 0) {
+        checkConditionExists(condition, "condition");
+      }
+      await store.setExecution(condition, entries);
+      return reply(ctx, SetExecutionResponseSchema, { setDate: timestampFromDate(now()) });
+    },
+
+    async listExecutions(req, ctx) {
+      const filters = req.filters.map(executionFilter);
+      const sorted = sortExecutions(await store.listExecutions(), req.sortingColumn);
+      const page = paginate(
+        sorted.filter((e) => filters.every((f) => f(e))),
+        req.pagination,
+      );
+      return reply(ctx, ListExecutionsResponseSchema, {
+        pagination: { totalResult: page.totalResult, appliedLimit: page.appliedLimit },
+        executions: page.items.map(executionToMessage),
+      });
+    },
+
+    async listExecutionFunctions(_req, ctx) {
+      return reply(ctx, ListExecutionFunctionsResponseSchema, { functions: [...functions] });
+    },
+
+    async listExecutionMethods(_req, ctx) {
+      return reply(ctx, ListExecutionMethodsResponseSchema, { methods: unaryMethods });
+    },
+
+    async listExecutionServices(_req, ctx) {
+      return reply(ctx, ListExecutionServicesResponseSchema, { services: [...services].sort() });
+    },
+
+    async listTargetCalls(req, ctx) {
+      if (options.deliveryLog === undefined) {
+        throw new ConnectError("this server keeps no delivery log", Code.Unimplemented);
+      }
+      if (req.pagination !== undefined && req.pagination.offset > BigInt(Number.MAX_SAFE_INTEGER)) {
+        throw new ConnectError("pagination.offset is too large", Code.InvalidArgument);
+      }
+      const query = {
+        targetId: req.targetId === "" ? undefined : requireId(req.targetId, "target_id"),
+        executionId: req.executionId === "" ? undefined : req.executionId,
+        failedOnly: req.failedOnly,
+        since: req.since === undefined ? undefined : timestampDate(req.since),
+        offset: Number(req.pagination?.offset ?? 0n),
+        limit: req.pagination?.limit ?? 0,
+      };
+      const { limit } = checkDeliveryQuery(query);
+      const page = await options.deliveryLog.list(query);
+      return reply(ctx, ListTargetCallsResponseSchema, {
+        pagination: { totalResult: BigInt(page.total), appliedLimit: BigInt(limit) },
+        calls: page.records.map((r) => ({
+          id: r.id,
+          targetId: r.targetId,
+          targetName: r.targetName,
+          executionId: r.executionId,
+          trigger: r.trigger,
+          endpoint: r.endpoint,
+          status: r.status,
+          duration: durationFromMs(r.durationMs),
+          error: r.error ?? "",
+          attempt: r.attempt,
+          async: r.async,
+          startTime: timestampFromDate(r.startTime),
+        })),
+      });
+    },
+
+    async listFailedEventDeliveries(req, ctx) {
+      if (options.eventQueue === undefined) {
+        throw new ConnectError("this server has no event queue", Code.Unimplemented);
+      }
+      if (req.limit > 1000) {
+        throw new ConnectError("limit must be at most 1000", Code.InvalidArgument);
+      }
+      const dead = await options.eventQueue.listDead(req.limit === 0 ? 100 : req.limit);
+      return reply(ctx, ListFailedEventDeliveriesResponseSchema, {
+        deliveries: dead.map((d) => ({
+          id: d.id,
+          targetId: d.targetId,
+          executionId: d.executionId,
+          eventType: d.eventType,
+          orderingKey: d.orderingKey,
+          body: d.body,
+          attempts: d.attempts,
+          error: d.error,
+          createdDate: timestampFromDate(d.createdAt),
+          failedDate: timestampFromDate(d.diedAt),
+        })),
+      });
+    },
+  };
+  // Every method creates its reply with the schema of the called method (see
+  // reply), so the same object serves both versions.
+  return impl as unknown as ActionServiceImpl;
+}
+
+const actionPackages = new Set(["zitadel.action.v2", "zitadel.action.v2beta"]);
+
+/**
+ * reply creates the response of an ActionService RPC with the output schema of
+ * the method that was called, zitadel.action.v2 or zitadel.action.v2beta:
+ * both have messages of the same name with the same fields, so the v2 init
+ * shape fits either. Throws a ConnectError with Code.Internal when the method
+ * is not of an ActionService.
+ */
+function reply<Desc extends DescMessage>(ctx: HandlerContext, schema: Desc, init: MessageInitShape<Desc>): MessageShape<Desc> {
+  const output = ctx.method.output;
+  if (output.typeName !== schema.typeName) {
+    const name = schema.typeName.slice(schema.typeName.lastIndexOf(".") + 1);
+    if (output.name !== name || !actionPackages.has(output.file.proto.package)) {
+      throw new ConnectError(`cannot answer ${output.typeName} with ${schema.typeName}`, Code.Internal);
+    }
+  }
+  return create(output as Desc, init);
+}

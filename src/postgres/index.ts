@@ -1,0 +1,14 @@
+// "connect-actions/postgres": the PostgreSQL store, event queue and delivery log (pg is an optional peer dependency).
+export type { PostgresConnectionOptions } from "./connection.js";
+export {
+  createPostgresDeliveryLog,
+  type PostgresDeliveryLog,
+  type PostgresDeliveryLogOptions,
+} from "./delivery-log.js";
+export {
+  createPostgresEventQueue,
+  type PostgresEventQueue,
+  type PostgresEventQueueOptions,
+} from "./event-queue.js";
+export { type MigrationTarget, migrate, type PostgresMigration, postgresMigrations } from "./migrations.js";
+export { createPostgresStore, type PostgresStore, type PostgresStoreOptions } from "./store.js";

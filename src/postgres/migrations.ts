@@ -1,0 +1,230 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import pg from "pg";
+import { inTransaction } from "./transaction.js";
+
+/**
+ * PostgresMigration is one step of the PostgreSQL schema of connect-actions.
+ * Migrations are applied in ascending `version` order, each exactly once per
+ * schema, and recorded in the table `<schema>.migrations`.
+ */
+export interface PostgresMigration {
+  /** Positive integer, strictly greater than the version of the previous migration. */
+  readonly version: number;
+  /** Short kebab-case description, recorded next to the version. */
+  readonly name: string;
+  /**
+   * sql returns the statements of the migration. It receives the schema as a
+   * quoted identifier (for example `"connect_actions"`); the statements also
+   * run with `search_path` set to that schema, so unqualified names work, but
+   * qualify names in function bodies, which resolve them when called.
+   */
+  readonly sql: (schema: string) => string;
+}
+
+/**
+ * postgresMigrations is the ordered, append-only list of migrations of the
+ * schema used by createPostgresStore, createPostgresEventQueue and
+ * createPostgresDeliveryLog. Never change or remove an entry that
+ * has been released: append a new one with the next version instead.
+ *
+ * 1. `targets` and `executions`.
+ * 2. The event queue (createPostgresEventQueue): `event_jobs`, one row per
+ *    unsettled delivery; `event_lanes`, one row per (target, ordering key)
+ *    with unsettled jobs, pointing at the lane's head job and saying when it
+ *    may be claimed; `event_dead_jobs`, the given-up jobs.
+ * 3. The delivery log (createPostgresDeliveryLog): `delivery_log`.
+ */
+export const postgresMigrations: readonly PostgresMigration[] = Object.freeze([
+  {
+    version: 1,
+    name: "targets-and-executions",
+    sql: (schema: string) => `
+      CREATE TABLE ${schema}.targets (
+        id text PRIMARY KEY,
+        seq bigint GENERATED ALWAYS AS IDENTITY CONSTRAINT targets_seq_key UNIQUE,
+        name text NOT NULL CONSTRAINT targets_name_key UNIQUE,
+        type text NOT NULL CHECK (type IN ('webhook', 'call', 'async')),
+        interrupt_on_error boolean NOT NULL,
+        endpoint text NOT NULL,
+        timeout_ms integer NOT NULL CHECK (timeout_ms > 0),
+        signing_key text NOT NULL,
+        creation_date timestamptz NOT NULL,
+        change_date timestamptz NOT NULL
+      );
+      CREATE TABLE ${schema}.executions (
+        id text COLLATE "C" PRIMARY KEY,
+        condition jsonb NOT NULL,
+        targets jsonb NOT NULL CHECK (jsonb_typeof(targets) = 'array'),
+        creation_date timestamptz NOT NULL,
+        change_date timestamptz NOT NULL
+      );
+      CREATE INDEX executions_targets_idx ON ${schema}.executions USING gin (targets jsonb_path_ops);
+    `,
+  },
+  {
+    version: 2,
+    name: "event-queue",
+    sql: (schema: string) => `
+      CREATE TABLE ${schema}.event_jobs (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        target_id text COLLATE "C" NOT NULL,
+        ordering_key text COLLATE "C" NOT NULL,
+        execution_id text NOT NULL,
+        event_type text NOT NULL,
+        body text NOT NULL,
+        created_at timestamptz NOT NULL,
+        timeout_ms integer NOT NULL CHECK (timeout_ms > 0),
+        enqueued_at timestamptz NOT NULL DEFAULT now(),
+        attempts integer NOT NULL DEFAULT 0,
+        lease text,
+        lease_until timestamptz,
+        last_error text NOT NULL DEFAULT ''
+      ) WITH (fillfactor = 90);
+      -- The successor of a settled head: the lane's next job.
+      CREATE INDEX event_jobs_lane_idx ON ${schema}.event_jobs (target_id, ordering_key, id);
+      CREATE TABLE ${schema}.event_lanes (
+        target_id text COLLATE "C" NOT NULL,
+        ordering_key text COLLATE "C" NOT NULL,
+        head_id bigint NOT NULL,
+        -- NULL: the head is due now; else it is leased or waits for a retry until then.
+        available_at timestamptz,
+        PRIMARY KEY (target_id, ordering_key)
+      );
+      CREATE INDEX event_lanes_ready_idx ON ${schema}.event_lanes (head_id) WHERE available_at IS NULL;
+      CREATE INDEX event_lanes_waiting_idx ON ${schema}.event_lanes (available_at, head_id) WHERE available_at IS NOT NULL;
+      CREATE TABLE ${schema}.event_dead_jobs (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id bigint NOT NULL,
+        target_id text NOT NULL,
+        ordering_key text NOT NULL,
+        execution_id text NOT NULL,
+        event_type text NOT NULL,
+        body text NOT NULL,
+        created_at timestamptz NOT NULL,
+        timeout_ms integer NOT NULL,
+        enqueued_at timestamptz NOT NULL,
+        attempts integer NOT NULL,
+        error text NOT NULL,
+        died_at timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
+  {
+    version: 3,
+    name: "delivery-log",
+    sql: (schema: string) => `
+      CREATE TABLE ${schema}.delivery_log (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        target_id text NOT NULL,
+        target_name text NOT NULL,
+        execution_id text NOT NULL,
+        trigger text NOT NULL,
+        endpoint text NOT NULL,
+        status integer NOT NULL,
+        duration_ms double precision NOT NULL,
+        error text,
+        attempt integer NOT NULL,
+        async boolean NOT NULL,
+        start_time timestamptz NOT NULL,
+        recorded_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX delivery_log_target_idx ON ${schema}.delivery_log (target_id, id);
+      CREATE INDEX delivery_log_execution_idx ON ${schema}.delivery_log (execution_id, id);
+      CREATE INDEX delivery_log_start_time_idx ON ${schema}.delivery_log (start_time);
+      CREATE INDEX delivery_log_failed_idx ON ${schema}.delivery_log (id) WHERE error IS NOT NULL;
+    `,
+  },
+]);
+
+/**
+ * MigrationTarget is what migrate runs on: a pool (a client is taken from it
+ * for the duration) or a connected client that is not inside a transaction.
+ */
+export type MigrationTarget = pg.Pool | pg.ClientBase;
+
+/**
+ * migrate brings `schema` up to date: in one transaction, under a
+ * transaction-scoped advisory lock on the schema's name (so replicas that
+ * start at once wait for each other), it creates the schema and its
+ * `migrations` table if needed, then applies the migrations of `migrations`
+ * (default postgresMigrations) that are not recorded yet, in order. Either
+ * all missing migrations are applied or none. Versions recorded in the
+ * database that the list does not know (written by a newer release) are left
+ * alone.
+ *
+ * Resolves the versions it applied, an empty list when the schema was
+ * already current. Rejects with a ConnectError with Code.InvalidArgument for
+ * a bad schema name or a malformed list, and Code.Internal when a migration
+ * fails; errors of the connection itself are passed on as the driver throws
+ * them.
+ */
+export async function migrate(
+  target: MigrationTarget,
+  schema: string,
+  migrations: readonly PostgresMigration[] = postgresMigrations,
+): Promise<number[]> {
+  validateSchemaName(schema);
+  validateMigrations(migrations);
+  const quoted = pg.escapeIdentifier(schema);
+  return inTransaction(target, async (client) => {
+    await client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [migrationLockClass, schema]);
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoted}`);
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS ${quoted}.migrations (
+        version integer PRIMARY KEY,
+        name text NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now()
+      )`,
+    );
+    const { rows } = await client.query<{ version: number }>(`SELECT version FROM ${quoted}.migrations`);
+    const applied = new Set(rows.map((r) => Number(r.version)));
+    const done: number[] = [];
+    for (const m of migrations) {
+      if (applied.has(m.version)) continue;
+      await client.query(`SET LOCAL search_path TO ${quoted}`);
+      try {
+        await client.query(m.sql(quoted));
+      } catch (error) {
+        throw new ConnectError(
+          `migration ${m.version} (${m.name}) of schema "${schema}" failed: ${error instanceof Error ? error.message : String(error)}`,
+          Code.Internal,
+          undefined,
+          undefined,
+          error,
+        );
+      }
+      await client.query(`INSERT INTO ${quoted}.migrations (version, name) VALUES ($1, $2)`, [m.version, m.name]);
+      done.push(m.version);
+    }
+    return done;
+  });
+}
+
+/**
+ * migrationLockClass is the first key of the advisory lock migrate takes; the
+ * second is the hash of the schema name.
+ */
+const migrationLockClass = 0x0ca_0001;
+
+/**
+ * validateSchemaName throws a ConnectError with Code.InvalidArgument unless
+ * `schema` is a usable PostgreSQL identifier: 1 to 63 bytes, no NUL.
+ */
+export function validateSchemaName(schema: string): void {
+  if (typeof schema !== "string" || schema === "" || Buffer.byteLength(schema) > 63 || schema.includes("\0")) {
+    throw new ConnectError(`invalid schema name "${String(schema)}": must be 1 to 63 bytes`, Code.InvalidArgument);
+  }
+}
+
+function validateMigrations(migrations: readonly PostgresMigration[]): void {
+  let previous = 0;
+  for (const m of migrations) {
+    if (!Number.isInteger(m.version) || m.version <= previous) {
+      throw new ConnectError(
+        `migration versions must be positive integers in strictly ascending order, got ${m.version} after ${previous}`,
+        Code.InvalidArgument,
+      );
+    }
+    previous = m.version;
+  }
+}

@@ -1,0 +1,522 @@
+import { randomUUID } from "node:crypto";
+import { Code, ConnectError } from "@connectrpc/connect";
+import pg from "pg";
+import type { ActionSnapshot, ActionStore } from "../store/action-store.js";
+import { type Condition, executionId, executionTypeOf, validateCondition } from "../condition.js";
+import { checkIncludeGraph, type Execution, type ExecutionTarget, validateExecutionTargets } from "../execution.js";
+import { newId } from "../id.js";
+import { createJsonLogger, type Logger } from "../logger.js";
+import { channelName, connectionSchema, openPool } from "./connection.js";
+import { postgresErrorMapper } from "./errors.js";
+import { createPostgresListener } from "./listener.js";
+import { isStorableText, toDate } from "./values.js";
+import { createWatchers } from "./watchers.js";
+import {
+  applyTargetPatch,
+  generateSigningKey,
+  type Target,
+  type TargetInput,
+  type TargetPatch,
+  type TargetType,
+  validateTargetInput,
+} from "../target.js";
+
+/**
+ * PostgresStoreOptions configures createPostgresStore. Set at most one of
+ * `connectionString` and `pool`; with neither, the store connects with the
+ * libpq environment variables (PGHOST, PGUSER, PGDATABASE, ...).
+ */
+export interface PostgresStoreOptions {
+  /**
+   * Connection string of the database, for example
+   * "postgres://user@host:5432/db". The store creates its own pool from it
+   * (with a connection timeout of 10 s) and ends the pool on close.
+   */
+  readonly connectionString?: string;
+  /**
+   * Pool to run queries on. The store does not end it on close. The LISTEN
+   * connection is a separate client created with the pool's options.
+   */
+  readonly pool?: pg.Pool;
+  /** Schema of the store's tables, created if missing. Default "connect_actions". */
+  readonly schema?: string;
+  /**
+   * LISTEN/NOTIFY channel through which store instances sharing the database
+   * tell each other of changes. Default: the schema followed by "_changes",
+   * for example "connect_actions_changes".
+   */
+  readonly channel?: string;
+  /** Where the store logs lost connections and reconnects. Default createJsonLogger(). */
+  readonly logger?: Logger;
+  /** Clock of creation and change dates. Default `() => new Date()`. */
+  readonly now?: () => Date;
+}
+
+/**
+ * PostgresStore is an ActionStore kept in PostgreSQL, shared by every store
+ * instance (every replica) using the same database and schema.
+ */
+export interface PostgresStore extends ActionStore {
+  /** pool is the pool the store queries through, given or created. */
+  readonly pool: pg.Pool;
+  /** schema is the schema of the store's tables. */
+  readonly schema: string;
+  /** channel is the LISTEN/NOTIFY channel of change notifications. */
+  readonly channel: string;
+  /**
+   * listenerPid returns the backend process ID of the LISTEN connection
+   * (see pg_stat_activity), or undefined while it is reconnecting or after
+   * close. For diagnostics.
+   */
+  listenerPid(): number | undefined;
+}
+
+/** First key of the advisory lock that serializes changes to executions. */
+const graphLockClass = 0x0ca_0002;
+
+/**
+ * toConnectError turns an error of the driver into a ConnectError (see
+ * postgresErrorMapper); text PostgreSQL cannot store (NUL characters) is
+ * Code.InvalidArgument.
+ */
+const toConnectError = postgresErrorMapper("postgres store", (sqlState) => sqlState === "22021" || sqlState === "22P05");
+
+interface TargetRow {
+  id: string;
+  name: string;
+  type: string;
+  interrupt_on_error: boolean;
+  endpoint: string;
+  timeout_ms: number;
+  signing_key: string;
+  creation_date: Date | string;
+  change_date: Date | string;
+}
+
+interface ExecutionRow {
+  id: string;
+  condition: unknown;
+  targets: unknown;
+  creation_date: Date | string;
+  change_date: Date | string;
+}
+
+/**
+ * createPostgresStore connects to PostgreSQL, brings the schema up to date
+ * (see migrate) and starts listening for changes made by other store
+ * instances. It resolves once the store is ready, and rejects with a
+ * ConnectError (Code.InvalidArgument for bad options, Code.Unavailable when
+ * the database cannot be reached) otherwise.
+ *
+ * Every write is one transaction. Writes to executions, and target deletions,
+ * are serialized by an advisory lock, so existence, include cycle and depth
+ * checks cannot race. Watchers hear of this instance's changes after COMMIT
+ * and before the write's promise resolves, and of other instances' changes
+ * through NOTIFY, typically within milliseconds. When the LISTEN connection is
+ * lost, it reconnects with backoff and then calls the watchers once, since
+ * changes may have been missed meanwhile.
+ */
+export async function createPostgresStore(options: PostgresStoreOptions = {}): Promise<PostgresStore> {
+  const schema = connectionSchema(options);
+  const channel = channelName(options.channel, `${schema}_changes`);
+  const logger = options.logger ?? createJsonLogger();
+  const clock = options.now ?? (() => new Date());
+  const db = openPool(options, { component: "postgres store", schema, logger, mapError: toConnectError });
+  const pool = db.pool;
+
+  const q = pg.escapeIdentifier(schema);
+  const instanceId = randomUUID();
+  const payload = JSON.stringify({ source: instanceId });
+  const watchers = createWatchers();
+  const changed = watchers.notify;
+  let closed = false;
+  let closing: Promise<void> | undefined;
+
+  const open = () => {
+    if (closed) throw new ConnectError("store is closed", Code.Unavailable);
+  };
+  const now = () => {
+    const date = clock();
+    // A copy, in whole milliseconds, so that what is stored is what is returned.
+    return new Date(Math.trunc(date.getTime()));
+  };
+
+  /**
+   * dropExecution deletes an execution and removes the includes of it from
+   * other executions; one left with no entries is dropped the same way. Runs
+   * inside the caller's transaction, under the graph lock.
+   */
+  const dropExecution = async (client: pg.ClientBase, id: string, date: Date): Promise<void> => {
+    const pending = [id];
+    for (let next = pending.shift(); next !== undefined; next = pending.shift()) {
+      await client.query(`DELETE FROM ${q}.executions WHERE id = $1`, [next]);
+      const { rows } = await client.query<{ id: string; targets: unknown }>(
+        `SELECT id, targets FROM ${q}.executions WHERE targets @> $1::jsonb`,
+        [JSON.stringify([{ include: next }])],
+      );
+      for (const row of rows) {
+        const gone = next;
+        const rest = entriesFromJson(row.targets).filter((t) => !("include" in t && t.include === gone));
+        if (rest.length === 0) {
+          pending.push(row.id);
+        } else {
+          await client.query(`UPDATE ${q}.executions SET targets = $2::jsonb, change_date = $3 WHERE id = $1`, [
+            row.id,
+            JSON.stringify(rest),
+            date,
+          ]);
+        }
+      }
+    }
+  };
+
+  /**
+   * transaction runs `fn` in a transaction on a client of the pool: COMMIT
+   * when it resolves, ROLLBACK when it throws. Errors become ConnectErrors.
+   */
+  const transaction = async <T>(fn: (client: pg.ClientBase) => Promise<T>, begin?: string): Promise<T> => {
+    open();
+    return db.transaction(fn, begin);
+  };
+  const notify = (client: pg.ClientBase) => client.query("SELECT pg_notify($1, $2)", [channel, payload]);
+  const lockGraph = (client: pg.ClientBase) =>
+    client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [graphLockClass, schema]);
+  const read = async <R extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<R[]> => {
+    open();
+    return (await db.query<R>(text, values)).rows;
+  };
+
+  const targetColumns = "id, name, type, interrupt_on_error, endpoint, timeout_ms, signing_key, creation_date, change_date";
+  const executionColumns = "id, condition, targets, creation_date, change_date";
+
+  // --- start -----------------------------------------------------------------
+
+  const onNotify = (message: string | undefined) => {
+    let source: unknown;
+    try {
+      source = (JSON.parse(message ?? "") as { source?: unknown }).source;
+    } catch {
+      // Not ours to parse: treat it as a change made elsewhere.
+    }
+    if (source === instanceId) return; // our watchers heard of it already
+    changed();
+  };
+  const channelListener = await db.prepare(() =>
+    createPostgresListener({
+      pool,
+      channel,
+      logger,
+      component: "postgres store",
+      logAttributes: { schema, channel },
+      onNotify,
+      // Changes made while the connection was down were not announced.
+      onReconnect: changed,
+    }),
+  );
+
+  // --- the store -------------------------------------------------------------
+
+  return {
+    pool,
+    schema,
+    channel,
+
+    listenerPid() {
+      return channelListener.pid();
+    },
+
+    async createTarget(input: TargetInput) {
+      open();
+      const fields = validateTargetInput(input);
+      const target = await transaction(async (client) => {
+        for (;;) {
+          const date = now();
+          const candidate: Target = Object.freeze({
+            id: newId(),
+            ...fields,
+            signingKey: generateSigningKey(),
+            creationDate: date,
+            changeDate: date,
+          });
+          let inserted: number | null;
+          try {
+            inserted = (
+              await client.query(
+                `INSERT INTO ${q}.targets (${targetColumns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+                 ON CONFLICT (id) DO NOTHING`,
+                [
+                  candidate.id,
+                  candidate.name,
+                  candidate.type,
+                  candidate.interruptOnError,
+                  candidate.endpoint,
+                  candidate.timeoutMs,
+                  candidate.signingKey,
+                  date,
+                ],
+              )
+            ).rowCount;
+          } catch (error) {
+            throw nameTaken(error, fields.name);
+          }
+          // Zero rows: another process generated the same ID; draw a new one.
+          if (inserted === 1) {
+            await notify(client);
+            return candidate;
+          }
+        }
+      });
+      changed();
+      return target;
+    },
+
+    async updateTarget(id: string, patch: TargetPatch) {
+      open();
+      if (!storableId(id)) throw new ConnectError(`target "${String(id)}" not found`, Code.NotFound);
+      const next = await transaction(async (client) => {
+        const { rows } = await client.query<TargetRow>(`SELECT ${targetColumns} FROM ${q}.targets WHERE id = $1 FOR UPDATE`, [id]);
+        const row = rows[0];
+        if (row === undefined) {
+          throw new ConnectError(`target "${id}" not found`, Code.NotFound);
+        }
+        const updated = Object.freeze(applyTargetPatch(targetFromRow(row), patch, now()));
+        try {
+          await client.query(
+            `UPDATE ${q}.targets SET name = $2, type = $3, interrupt_on_error = $4, endpoint = $5, timeout_ms = $6,
+               signing_key = $7, change_date = $8
+             WHERE id = $1`,
+            [
+              id,
+              updated.name,
+              updated.type,
+              updated.interruptOnError,
+              updated.endpoint,
+              updated.timeoutMs,
+              updated.signingKey,
+              updated.changeDate,
+            ],
+          );
+        } catch (error) {
+          throw nameTaken(error, updated.name);
+        }
+        await notify(client);
+        return updated;
+      });
+      changed();
+      return next;
+    },
+
+    async deleteTarget(id: string) {
+      open();
+      if (!storableId(id)) return false;
+      const deleted = await transaction(async (client) => {
+        await lockGraph(client);
+        const removed = await client.query(`DELETE FROM ${q}.targets WHERE id = $1`, [id]);
+        if (removed.rowCount !== 1) return false;
+        const { rows } = await client.query<{ id: string; targets: unknown }>(
+          `SELECT id, targets FROM ${q}.executions WHERE targets @> $1::jsonb`,
+          [JSON.stringify([{ target: id }])],
+        );
+        const date = now();
+        for (const row of rows) {
+          const rest = entriesFromJson(row.targets).filter((t) => !("target" in t && t.target === id));
+          if (rest.length === 0) {
+            await dropExecution(client, row.id, date);
+          } else {
+            await client.query(`UPDATE ${q}.executions SET targets = $2::jsonb, change_date = $3 WHERE id = $1`, [
+              row.id,
+              JSON.stringify(rest),
+              date,
+            ]);
+          }
+        }
+        await notify(client);
+        return true;
+      });
+      if (deleted) changed();
+      return deleted;
+    },
+
+    async getTarget(id: string) {
+      open();
+      if (!storableId(id)) return undefined;
+      const rows = await read<TargetRow>(`SELECT ${targetColumns} FROM ${q}.targets WHERE id = $1`, [id]);
+      return rows[0] === undefined ? undefined : targetFromRow(rows[0]);
+    },
+
+    async listTargets() {
+      const rows = await read<TargetRow>(`SELECT ${targetColumns} FROM ${q}.targets ORDER BY seq`);
+      return rows.map(targetFromRow);
+    },
+
+    async setExecution(condition: Condition, list: readonly ExecutionTarget[]) {
+      open();
+      const normalized = validateCondition(condition);
+      const id = executionId(normalized);
+      const entries = validateExecutionTargets(id, list);
+      const result = await transaction(async (client) => {
+        await lockGraph(client);
+        const { rows: currentRows } = await client.query<{ creation_date: Date | string }>(
+          `SELECT creation_date FROM ${q}.executions WHERE id = $1`,
+          [id],
+        );
+        const current = currentRows[0];
+        if (entries.length === 0) {
+          if (current === undefined) return { changed: false, execution: undefined };
+          await dropExecution(client, id, now());
+          await notify(client);
+          return { changed: true, execution: undefined };
+        }
+        const targetIds = entries.flatMap((e) => ("target" in e ? [e.target] : []));
+        if (targetIds.length > 0) {
+          const { rows } = await client.query<{ id: string }>(`SELECT id FROM ${q}.targets WHERE id = ANY($1::text[])`, [
+            targetIds.filter(storableId),
+          ]);
+          const found = new Set(rows.map((r) => r.id));
+          const missing = targetIds.find((t) => !found.has(t));
+          if (missing !== undefined) {
+            throw new ConnectError(`target "${missing}" not found`, Code.NotFound);
+          }
+        }
+        // Includes only connect executions of one type: load that part of the graph.
+        const type = executionTypeOf(id);
+        const { rows: graphRows } = await client.query<{ id: string; targets: unknown }>(
+          `SELECT id, targets FROM ${q}.executions WHERE id = $1 OR starts_with(id, $2)`,
+          [type, `${type}/`],
+        );
+        const lists = new Map<string, readonly ExecutionTarget[]>();
+        const includers = new Map<string, string[]>();
+        for (const row of graphRows) {
+          const rowEntries = entriesFromJson(row.targets);
+          lists.set(row.id, rowEntries);
+          for (const e of rowEntries) {
+            if (!("include" in e)) continue;
+            const parents = includers.get(e.include);
+            if (parents === undefined) includers.set(e.include, [row.id]);
+            else parents.push(row.id);
+          }
+        }
+        checkIncludeGraph(
+          id,
+          entries,
+          (x) => lists.get(x),
+          (x) => includers.get(x) ?? [],
+        );
+        const date = now();
+        const execution = freezeExecution({
+          id,
+          condition: normalized,
+          targets: entries,
+          creationDate: current === undefined ? date : toDate(current.creation_date),
+          changeDate: date,
+        });
+        await client.query(
+          `INSERT INTO ${q}.executions (${executionColumns}) VALUES ($1, $2::jsonb, $3::jsonb, $4, $5)
+           ON CONFLICT (id) DO UPDATE SET condition = EXCLUDED.condition, targets = EXCLUDED.targets,
+             change_date = EXCLUDED.change_date`,
+          [id, JSON.stringify(normalized), JSON.stringify(entries), execution.creationDate, date],
+        );
+        await notify(client);
+        return { changed: true, execution };
+      });
+      if (result.changed) changed();
+      return result.execution;
+    },
+
+    async getExecution(id: string) {
+      open();
+      if (!storableId(id)) return undefined;
+      const rows = await read<ExecutionRow>(`SELECT ${executionColumns} FROM ${q}.executions WHERE id = $1`, [id]);
+      return rows[0] === undefined ? undefined : executionFromRow(rows[0]);
+    },
+
+    async listExecutions() {
+      const rows = await read<ExecutionRow>(`SELECT ${executionColumns} FROM ${q}.executions ORDER BY id`);
+      return rows.map(executionFromRow);
+    },
+
+    async snapshot(): Promise<ActionSnapshot> {
+      return transaction(async (client) => {
+        const targets = await client.query<TargetRow>(`SELECT ${targetColumns} FROM ${q}.targets ORDER BY seq`);
+        const executions = await client.query<ExecutionRow>(`SELECT ${executionColumns} FROM ${q}.executions ORDER BY id`);
+        return { targets: targets.rows.map(targetFromRow), executions: executions.rows.map(executionFromRow) };
+      }, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+    },
+
+    watch(listener: () => void) {
+      return watchers.add(listener);
+    },
+
+    close() {
+      closing ??= (async () => {
+        closed = true;
+        watchers.clear();
+        await channelListener.close();
+        await db.end();
+      })();
+      return closing;
+    },
+  };
+}
+
+/**
+ * storableId tells whether `id` can be the ID of a stored row (see
+ * isStorableText): as in the memory store, looking other IDs up finds nothing.
+ */
+const storableId = isStorableText;
+
+/**
+ * nameTaken turns a unique violation of the target name into
+ * Code.AlreadyExists, and returns other errors unchanged.
+ */
+function nameTaken(error: unknown, name: string): unknown {
+  if (error instanceof pg.DatabaseError && error.code === "23505" && error.constraint === "targets_name_key") {
+    return new ConnectError(`a target named "${name}" already exists`, Code.AlreadyExists, undefined, undefined, error);
+  }
+  return error;
+}
+
+function parseJson(value: unknown): unknown {
+  return typeof value === "string" ? JSON.parse(value) : value;
+}
+
+function entriesFromJson(value: unknown): ExecutionTarget[] {
+  const list = parseJson(value);
+  if (!Array.isArray(list)) return [];
+  return list.map((e: { target?: unknown; include?: unknown }) =>
+    typeof e.target === "string" ? { target: e.target } : { include: String(e.include) },
+  );
+}
+
+function targetFromRow(row: TargetRow): Target {
+  return Object.freeze({
+    id: row.id,
+    name: row.name,
+    type: row.type as TargetType,
+    interruptOnError: row.interrupt_on_error,
+    endpoint: row.endpoint,
+    timeoutMs: Number(row.timeout_ms),
+    signingKey: row.signing_key,
+    creationDate: toDate(row.creation_date),
+    changeDate: toDate(row.change_date),
+  });
+}
+
+function executionFromRow(row: ExecutionRow): Execution {
+  return freezeExecution({
+    id: row.id,
+    // Rebuilt by validateCondition for a canonical key order ("type" first).
+    condition: validateCondition(parseJson(row.condition) as Condition),
+    targets: entriesFromJson(row.targets),
+    creationDate: toDate(row.creation_date),
+    changeDate: toDate(row.change_date),
+  });
+}
+
+function freezeExecution(e: Execution): Execution {
+  return Object.freeze({
+    ...e,
+    condition: Object.freeze({ ...e.condition }),
+    targets: Object.freeze(e.targets.map((t) => Object.freeze({ ...t }))),
+  });
+}

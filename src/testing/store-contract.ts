@@ -1,0 +1,372 @@
+// The contract every ActionStore implementation passes. A store's test file calls
+// describeStoreContract with a factory that returns a fresh, empty store.
+import { Code, ConnectError } from "@connectrpc/connect";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { ActionStore } from "../store/action-store.js";
+import type { Condition } from "../condition.js";
+import type { TargetInput } from "../target.js";
+import { codeOf } from "./support.js";
+
+export interface StoreFixture {
+  readonly store: ActionStore;
+  /** Called after each test. */
+  cleanup(): Promise<void>;
+}
+
+const hook = (name: string, extra: Partial<TargetInput> = {}): TargetInput => ({
+  name,
+  type: "webhook",
+  endpoint: `http://127.0.0.1:9/${encodeURIComponent(name)}`,
+  timeoutMs: 5000,
+  ...extra,
+});
+
+const method: Condition = { type: "request", method: "/zitadel.user.v2.UserService/AddHumanUser" };
+const service: Condition = { type: "request", service: "zitadel.user.v2.UserService" };
+const all: Condition = { type: "request", all: true };
+
+export function describeStoreContract(name: string, factory: () => Promise<StoreFixture>): void {
+  describe(`ActionStore contract: ${name}`, () => {
+    let fixture: StoreFixture;
+    let store: ActionStore;
+    beforeEach(async () => {
+      fixture = await factory();
+      store = fixture.store;
+    });
+    afterEach(async () => {
+      await fixture.cleanup();
+    });
+
+    describe("targets", () => {
+      it("creates a target with an ID, a 36-character signing key and dates", async () => {
+        const t = await store.createTarget(hook("a", { type: "call", interruptOnError: true }));
+        expect(t.id).toMatch(/^\S+$/);
+        expect(t.signingKey).toMatch(/^[A-Za-z0-9]{36}$/);
+        expect(t).toMatchObject({ name: "a", type: "call", interruptOnError: true, timeoutMs: 5000 });
+        expect(t.creationDate).toBeInstanceOf(Date);
+        expect(t.changeDate.getTime()).toBe(t.creationDate.getTime());
+        expect(await store.getTarget(t.id)).toEqual(t);
+        expect(await store.listTargets()).toEqual([t]);
+      });
+
+      it("gives every target its own ID and key", async () => {
+        const ts = await Promise.all(Array.from({ length: 20 }, (_, i) => store.createTarget(hook(`t${i}`))));
+        expect(new Set(ts.map((t) => t.id)).size).toBe(20);
+        expect(new Set(ts.map((t) => t.signingKey)).size).toBe(20);
+        expect((await store.listTargets()).length).toBe(20);
+      });
+
+      it("lists targets oldest first", async () => {
+        const a = await store.createTarget(hook("first"));
+        const b = await store.createTarget(hook("second"));
+        expect((await store.listTargets()).map((t) => t.id)).toEqual([a.id, b.id]);
+      });
+
+      it.each([
+        ["an empty name", { name: "  " }],
+        ["a name over 1000 characters", { name: "x".repeat(1001) }],
+        ["a malformed URL", { endpoint: "not a url" }],
+        ["a non-http URL", { endpoint: "ftp://example.com/x" }],
+        ["a name with a lone surrogate", { name: "bad\uD800name" }],
+        ["an endpoint with a control character", { endpoint: "http://example.com/a\u0000b" }],
+        ["an endpoint with a space", { endpoint: "http://example.com/a b" }],
+        ["an endpoint over 2048 characters", { endpoint: "http://example.com/" + "x".repeat(2048) }],
+        ["a zero timeout", { timeoutMs: 0 }],
+        ["a negative timeout", { timeoutMs: -5 }],
+        ["a timeout over 270 s", { timeoutMs: 270_001 }],
+        ["a missing timeout", { timeoutMs: undefined as unknown as number }],
+        ["an unknown type", { type: "soap" as "call" }],
+        ["an async target that interrupts", { type: "async" as const, interruptOnError: true }],
+      ])("rejects %s with InvalidArgument and stores nothing", async (_, extra) => {
+        expect(await codeOf(store.createTarget(hook("bad", extra)))).toBe(Code.InvalidArgument);
+        expect(await store.listTargets()).toEqual([]);
+      });
+
+      it("accepts the largest timeout, 270 s", async () => {
+        expect((await store.createTarget(hook("slow", { timeoutMs: 270_000 }))).timeoutMs).toBe(270_000);
+      });
+
+      it("rejects a duplicate name with AlreadyExists and keeps the first", async () => {
+        const a = await store.createTarget(hook("dup"));
+        expect(await codeOf(store.createTarget(hook("dup", { endpoint: "http://other.example/" })))).toBe(Code.AlreadyExists);
+        expect(await store.listTargets()).toEqual([a]);
+      });
+
+      it("lets exactly one of many concurrent creations of a name win", async () => {
+        const results = await Promise.allSettled(Array.from({ length: 10 }, () => store.createTarget(hook("race"))));
+        expect(results.filter((r) => r.status === "fulfilled").length).toBe(1);
+        for (const r of results) {
+          if (r.status === "rejected") expect(ConnectError.from(r.reason).code).toBe(Code.AlreadyExists);
+        }
+        expect((await store.listTargets()).length).toBe(1);
+      });
+
+      it("updates the given fields and keeps the others and the key", async () => {
+        const t = await store.createTarget(hook("u"));
+        await new Promise((r) => setTimeout(r, 5));
+        const u = await store.updateTarget(t.id, { endpoint: "https://example.com/new", timeoutMs: 1000, type: "call" });
+        expect(u).toMatchObject({ id: t.id, name: "u", endpoint: "https://example.com/new", timeoutMs: 1000, type: "call" });
+        expect(u.signingKey).toBe(t.signingKey);
+        expect(u.creationDate.getTime()).toBe(t.creationDate.getTime());
+        expect(u.changeDate.getTime()).toBeGreaterThan(t.changeDate.getTime());
+        expect(await store.getTarget(t.id)).toEqual(u);
+      });
+
+      it("rotates the signing key on request", async () => {
+        const t = await store.createTarget(hook("rot"));
+        const u = await store.updateTarget(t.id, { rotateSigningKey: true });
+        expect(u.signingKey).toMatch(/^[A-Za-z0-9]{36}$/);
+        expect(u.signingKey).not.toBe(t.signingKey);
+      });
+
+      it("turns interruptOnError off when a target becomes async", async () => {
+        const t = await store.createTarget(hook("i", { interruptOnError: true }));
+        expect((await store.updateTarget(t.id, { type: "async" })).interruptOnError).toBe(false);
+      });
+
+      it("rejects updates of unknown targets, bad fields and taken names, changing nothing", async () => {
+        const a = await store.createTarget(hook("a"));
+        const b = await store.createTarget(hook("b"));
+        expect(await codeOf(store.updateTarget("404", { name: "x" }))).toBe(Code.NotFound);
+        expect(await codeOf(store.updateTarget(a.id, { name: "b" }))).toBe(Code.AlreadyExists);
+        expect(await codeOf(store.updateTarget(a.id, { name: "ok", timeoutMs: 0 }))).toBe(Code.InvalidArgument);
+        expect(await codeOf(store.updateTarget(a.id, { endpoint: "mailto:x@y" }))).toBe(Code.InvalidArgument);
+        expect(await store.listTargets()).toEqual([a, b]);
+      });
+
+      it("lets a renamed target free its old name", async () => {
+        const a = await store.createTarget(hook("old"));
+        await store.updateTarget(a.id, { name: "new" });
+        expect((await store.createTarget(hook("old"))).name).toBe("old");
+      });
+
+      it("deletes a target, and deleting a missing one is not an error", async () => {
+        const t = await store.createTarget(hook("d"));
+        expect(await store.deleteTarget(t.id)).toBe(true);
+        expect(await store.getTarget(t.id)).toBeUndefined();
+        expect(await store.deleteTarget(t.id)).toBe(false);
+        expect((await store.createTarget(hook("d"))).name).toBe("d");
+      });
+    });
+
+    describe("executions", () => {
+      it("sets an execution under its condition's ID, in the given order", async () => {
+        const a = await store.createTarget(hook("a"));
+        const b = await store.createTarget(hook("b"));
+        const e = await store.setExecution(method, [{ target: b.id }, { target: a.id }]);
+        expect(e?.id).toBe("request/zitadel.user.v2.UserService/AddHumanUser");
+        expect(e?.condition).toEqual(method);
+        expect(e?.targets).toEqual([{ target: b.id }, { target: a.id }]);
+        expect(await store.getExecution(e!.id)).toEqual(e);
+      });
+
+      it("replaces the list and keeps the creation date", async () => {
+        const a = await store.createTarget(hook("a"));
+        const b = await store.createTarget(hook("b"));
+        const first = await store.setExecution(service, [{ target: a.id }]);
+        await new Promise((r) => setTimeout(r, 5));
+        const second = await store.setExecution(service, [{ target: b.id }]);
+        expect(second?.targets).toEqual([{ target: b.id }]);
+        expect(second?.creationDate.getTime()).toBe(first?.creationDate.getTime());
+        expect(second!.changeDate.getTime()).toBeGreaterThan(first!.changeDate.getTime());
+        expect((await store.listExecutions()).length).toBe(1);
+      });
+
+      it("removes an execution when set with no targets", async () => {
+        const a = await store.createTarget(hook("a"));
+        await store.setExecution(all, [{ target: a.id }]);
+        expect(await store.setExecution(all, [])).toBeUndefined();
+        expect(await store.getExecution("request")).toBeUndefined();
+        expect(await store.setExecution(all, [])).toBeUndefined();
+      });
+
+      it("lists executions ordered by ID", async () => {
+        const a = await store.createTarget(hook("a"));
+        await store.setExecution({ type: "response", all: true }, [{ target: a.id }]);
+        await store.setExecution(method, [{ target: a.id }]);
+        await store.setExecution({ type: "event", group: "user.human" }, [{ target: a.id }]);
+        await store.setExecution({ type: "function", name: "preuserinfo" }, [{ target: a.id }]);
+        expect((await store.listExecutions()).map((e) => e.id)).toEqual([
+          "event/user.human.*",
+          "function/preuserinfo",
+          "request/zitadel.user.v2.UserService/AddHumanUser",
+          "response",
+        ]);
+      });
+
+      it("rejects an unknown target with NotFound and writes nothing", async () => {
+        const a = await store.createTarget(hook("a"));
+        await store.setExecution(method, [{ target: a.id }]);
+        expect(await codeOf(store.setExecution(method, [{ target: a.id }, { target: "404" }]))).toBe(Code.NotFound);
+        expect((await store.getExecution("request/zitadel.user.v2.UserService/AddHumanUser"))?.targets).toEqual([{ target: a.id }]);
+      });
+
+      it.each([
+        ["two selectors", { type: "request", method: "/a.B/C", all: true }],
+        ["no selector", { type: "request" }],
+        ["a malformed method", { type: "request", method: "nope" }],
+        ["an unknown type", { type: "teleport", all: true }],
+        ["a function with no name", { type: "function", name: "" }],
+      ])("rejects a condition with %s as InvalidArgument", async (_, condition) => {
+        const a = await store.createTarget(hook("a"));
+        expect(await codeOf(store.setExecution(condition as unknown as Condition, [{ target: a.id }]))).toBe(Code.InvalidArgument);
+        expect(await store.listExecutions()).toEqual([]);
+      });
+
+      it("rejects repeated entries and entries with both or neither of target and include", async () => {
+        const a = await store.createTarget(hook("a"));
+        for (const list of [[{ target: a.id }, { target: a.id }], [{}], [{ target: a.id, include: "request" }]]) {
+          expect(await codeOf(store.setExecution(method, list as never))).toBe(Code.InvalidArgument);
+        }
+        expect(await store.listExecutions()).toEqual([]);
+      });
+
+      it("removes a deleted target from every execution and drops executions left empty", async () => {
+        const a = await store.createTarget(hook("a"));
+        const b = await store.createTarget(hook("b"));
+        await store.setExecution(method, [{ target: a.id }, { target: b.id }]);
+        await store.setExecution(service, [{ target: a.id }]);
+        await store.deleteTarget(a.id);
+        expect((await store.getExecution("request/zitadel.user.v2.UserService/AddHumanUser"))?.targets).toEqual([{ target: b.id }]);
+        expect(await store.getExecution("request/zitadel.user.v2.UserService")).toBeUndefined();
+      });
+    });
+
+    describe("includes", () => {
+      it("stores includes of existing executions of the same type", async () => {
+        const a = await store.createTarget(hook("a"));
+        const b = await store.createTarget(hook("b"));
+        await store.setExecution(service, [{ target: a.id }]);
+        const e = await store.setExecution(method, [{ target: b.id }, { include: "request/zitadel.user.v2.UserService" }]);
+        expect(e?.targets).toEqual([{ target: b.id }, { include: "request/zitadel.user.v2.UserService" }]);
+      });
+
+      it("removes includes of an execution that is removed, and executions left empty, in cascade", async () => {
+        const a = await store.createTarget(hook("a"));
+        const b = await store.createTarget(hook("b"));
+        await store.setExecution({ type: "function", name: "base" }, [{ target: a.id }]);
+        await store.setExecution({ type: "function", name: "mid" }, [{ include: "function/base" }]);
+        await store.setExecution({ type: "function", name: "top" }, [{ include: "function/mid" }]);
+        await store.setExecution({ type: "function", name: "other" }, [{ target: b.id }, { include: "function/base" }]);
+        // Deleting the only target of "base" removes it; "mid" and "top" are left empty and go too.
+        await store.deleteTarget(a.id);
+        expect((await store.listExecutions()).map((e) => [e.id, e.targets])).toEqual([["function/other", [{ target: b.id }]]]);
+        // Setting an execution with no targets cascades the same way.
+        await store.setExecution({ type: "function", name: "base" }, [{ target: b.id }]);
+        await store.setExecution({ type: "function", name: "mid" }, [{ include: "function/base" }]);
+        await store.setExecution({ type: "function", name: "base" }, []);
+        expect(await store.getExecution("function/mid")).toBeUndefined();
+      });
+
+      it("rejects an include of a missing execution with NotFound", async () => {
+        const a = await store.createTarget(hook("a"));
+        expect(await codeOf(store.setExecution(method, [{ target: a.id }, { include: "request" }]))).toBe(Code.NotFound);
+        expect(await store.listExecutions()).toEqual([]);
+      });
+
+      it("rejects an include of itself or of another type", async () => {
+        const a = await store.createTarget(hook("a"));
+        await store.setExecution({ type: "response", all: true }, [{ target: a.id }]);
+        expect(await codeOf(store.setExecution(all, [{ include: "request" }]))).toBe(Code.InvalidArgument);
+        expect(await codeOf(store.setExecution(all, [{ include: "response" }]))).toBe(Code.InvalidArgument);
+        expect(await store.getExecution("request")).toBeUndefined();
+      });
+
+      it("rejects an include cycle and keeps the previous list", async () => {
+        const a = await store.createTarget(hook("a"));
+        await store.setExecution(all, [{ target: a.id }]);
+        await store.setExecution(service, [{ include: "request" }]);
+        expect(await codeOf(store.setExecution(all, [{ target: a.id }, { include: "request/zitadel.user.v2.UserService" }]))).toBe(
+          Code.InvalidArgument,
+        );
+        expect((await store.getExecution("request"))?.targets).toEqual([{ target: a.id }]);
+      });
+
+      it("allows 3 nested levels of includes and rejects a 4th, from below and from above", async () => {
+        const a = await store.createTarget(hook("a"));
+        const fn = (n: number): Condition => ({ type: "function", name: `f${n}` });
+        await store.setExecution(fn(0), [{ target: a.id }]);
+        await store.setExecution(fn(1), [{ include: "function/f0" }]);
+        await store.setExecution(fn(2), [{ include: "function/f1" }]);
+        await store.setExecution(fn(3), [{ include: "function/f2" }]);
+        // f4 -> f3 -> f2 -> f1 -> f0 is 4 levels.
+        expect(await codeOf(store.setExecution(fn(4), [{ include: "function/f3" }]))).toBe(Code.InvalidArgument);
+        expect(await store.getExecution("function/f4")).toBeUndefined();
+        // Deepening from below: f0 gaining an include makes f3's chain 4 deep.
+        await store.setExecution(fn(9), [{ target: a.id }]);
+        expect(await codeOf(store.setExecution(fn(0), [{ target: a.id }, { include: "function/f9" }]))).toBe(Code.InvalidArgument);
+        expect((await store.getExecution("function/f0"))?.targets).toEqual([{ target: a.id }]);
+      });
+    });
+
+    describe("concurrent writes", () => {
+      it("lets exactly one of two writes that would close an include cycle win", async () => {
+        const a = await store.createTarget(hook("a"));
+        for (let i = 0; i < 5; i++) {
+          await store.setExecution({ type: "function", name: `x${i}` }, [{ target: a.id }]);
+          await store.setExecution({ type: "function", name: `y${i}` }, [{ target: a.id }]);
+          const results = await Promise.allSettled([
+            store.setExecution({ type: "function", name: `x${i}` }, [{ target: a.id }, { include: `function/y${i}` }]),
+            store.setExecution({ type: "function", name: `y${i}` }, [{ target: a.id }, { include: `function/x${i}` }]),
+          ]);
+          expect(results.filter((r) => r.status === "fulfilled").length).toBe(1);
+          for (const r of results) {
+            if (r.status === "rejected") expect(ConnectError.from(r.reason).code).toBe(Code.InvalidArgument);
+          }
+        }
+      });
+
+      it("never leaves an execution referring to a target deleted at the same time", async () => {
+        const keep = await store.createTarget(hook("keep"));
+        for (let i = 0; i < 5; i++) {
+          const t = await store.createTarget(hook(`doomed${i}`));
+          const list = i % 2 === 0 ? [{ target: t.id }] : [{ target: keep.id }, { target: t.id }];
+          const [set] = await Promise.allSettled([
+            store.setExecution({ type: "function", name: `f${i}` }, list),
+            store.deleteTarget(t.id),
+          ]);
+          if (set.status === "rejected") expect(ConnectError.from(set.reason).code).toBe(Code.NotFound);
+        }
+        const snap = await store.snapshot();
+        const ids = new Set(snap.targets.map((t) => t.id));
+        for (const e of snap.executions) {
+          expect(e.targets.length).toBeGreaterThan(0);
+          for (const entry of e.targets) {
+            if ("target" in entry) expect(ids.has(entry.target)).toBe(true);
+          }
+        }
+      });
+    });
+
+    describe("snapshots and watching", () => {
+      it("returns a snapshot of all targets and executions", async () => {
+        const a = await store.createTarget(hook("a"));
+        const e = await store.setExecution(method, [{ target: a.id }]);
+        const snap = await store.snapshot();
+        expect(snap.targets).toEqual([a]);
+        expect(snap.executions).toEqual([e]);
+      });
+
+      it("tells watchers of each change before the write resolves, until unwatched", async () => {
+        let calls = 0;
+        const stop = store.watch(() => calls++);
+        const a = await store.createTarget(hook("a"));
+        expect(calls).toBeGreaterThanOrEqual(1);
+        let before = calls;
+        await store.updateTarget(a.id, { timeoutMs: 100 });
+        expect(calls).toBeGreaterThan(before);
+        before = calls;
+        await store.setExecution(all, [{ target: a.id }]);
+        expect(calls).toBeGreaterThan(before);
+        before = calls;
+        await store.deleteTarget(a.id);
+        expect(calls).toBeGreaterThan(before);
+        stop();
+        before = calls;
+        await store.createTarget(hook("b"));
+        await new Promise((r) => setTimeout(r, 50));
+        expect(calls).toBe(before);
+      });
+    });
+  });
+}
