@@ -3,7 +3,13 @@
 // PostgreSQL, the management API and the contract suites have entry points of their own:
 // "connect-actions/postgres", "connect-actions/management" and "connect-actions/testing".
 export { type ActionsInterceptorOptions, createActionsInterceptor, defaultProtectedServices } from "./actions-interceptor.js";
-export { type CallerContext, callerContextKey, contextFromValues, type ResolveContext } from "./caller-context.js";
+export {
+  type CallerContext,
+  callerContextKey,
+  contextFromValues,
+  type ResolveContext,
+  type ResolveInstance,
+} from "./caller-context.js";
 export {
   type Condition,
   type ExecutionType,
@@ -20,6 +26,7 @@ export {
   validateExecutionTargets,
 } from "./execution.js";
 export { newId } from "./id.js";
+export { type Actions, type ActionsOptions, createActions, type RegisterManagementOptions } from "./setup.js";
 export { createJsonLogger, type JsonLoggerOptions, type Logger, type LogLevel, silentLogger } from "./logger.js";
 export {
   applyTargetPatch,
@@ -84,6 +91,7 @@ export {
   createFunctionRunner,
   type FunctionRunner,
   type FunctionRunnerOptions,
+  type FunctionRunOptions,
   knownFunctions,
   type MetadataEntry,
   runClaimsFunction,
@@ -110,6 +118,11 @@ export {
   type DeliveryPage,
   type DeliveryQuery,
   type DeliveryRecord,
+  defaultInstanceId,
+  type InstanceStore,
+  maxInstanceIdLength,
   type MemoryDeliveryLogOptions,
   type MemoryStoreOptions,
+  type StoreChange,
+  validateInstanceId,
 } from "./store/index.js";

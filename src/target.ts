@@ -14,8 +14,10 @@ export type TargetType = "webhook" | "call" | "async";
  * Target is an HTTP endpoint that executions call.
  */
 export interface Target {
-  /** Target ID, assigned by the store. */
+  /** Target ID, assigned by the store, unique across instances. */
   readonly id: string;
+  /** The instance (tenant) the target belongs to, "" for the default instance. */
+  readonly instanceId: string;
   /** Unique name, 1 to 1000 characters. */
   readonly name: string;
   readonly type: TargetType;
@@ -103,6 +105,7 @@ export function applyTargetPatch(target: Target, patch: TargetPatch, now: Date):
   const interruptOnError = patch.interruptOnError ?? (type === "async" ? false : target.interruptOnError);
   return {
     id: target.id,
+    instanceId: target.instanceId,
     name: patch.name === undefined ? target.name : validateName(patch.name),
     type,
     interruptOnError: validateInterrupt(type, interruptOnError),
@@ -114,8 +117,8 @@ export function applyTargetPatch(target: Target, patch: TargetPatch, now: Date):
   };
 }
 
-/** Matches a UTF-16 surrogate without its pair: text that no database can store as given. */
-const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+/** loneSurrogate matches a UTF-16 surrogate without its pair: text that no database can store as given. */
+export const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 function invalid(message: string): ConnectError {
   return new ConnectError(message, Code.InvalidArgument);

@@ -185,10 +185,11 @@ describe.each(combinations)("ActionService %s over %s", (version, protocol) => {
     expect((await client.listExecutionFunctions({})).functions).toEqual(knownFunctions);
     const { methods } = await client.listExecutionMethods({});
     expect(methods).toContain(addHumanUser);
-    expect(methods).toContain(`/zitadel.action.${version}.ActionService/SetExecution`);
+    // Executions never apply to the management API: it offers neither its methods nor its services.
+    expect(methods).not.toContain(`/zitadel.action.${version}.ActionService/SetExecution`);
     expect(methods).not.toContain("/zitadel.user.v2.UserService/WatchUsers");
     const { services } = await client.listExecutionServices({});
-    expect(services).toEqual(["zitadel.action.v2.ActionService", "zitadel.action.v2beta.ActionService", "zitadel.user.v2.UserService"]);
+    expect(services).toEqual(["zitadel.user.v2.UserService"]);
   });
 
   it("answers validation errors with precise codes", async () => {
@@ -268,6 +269,12 @@ describe("ActionService validation", () => {
       ["unknown method", { condition: responseOf("/zitadel.user.v2.UserService/Nope"), targets: [t.id] }, Code.NotFound],
       ["streaming method", { condition: responseOf("/zitadel.user.v2.UserService/WatchUsers"), targets: [t.id] }, Code.InvalidArgument],
       ["unknown service", { condition: requestOf({ case: "service", value: "zitadel.nope.v1.Nope" }), targets: [t.id] }, Code.NotFound],
+      ["the management API", { condition: requestOf({ case: "service", value: "zitadel.action.v2.ActionService" }), targets: [t.id] }, Code.NotFound],
+      [
+        "a method of the management API",
+        { condition: responseOf("/zitadel.action.v2beta.ActionService/DeleteTarget"), targets: [t.id] },
+        Code.NotFound,
+      ],
       [
         "unknown function",
         { condition: { conditionType: { case: "function", value: { name: "preanything" } } }, targets: [t.id] },
@@ -302,8 +309,6 @@ describe("ActionService validation", () => {
       { conditionType: { case: "event", value: { condition: { case: "all", value: true } } } },
       requestOf({ case: "method", value: "zitadel.user.v2.UserService/GetUserByID" }),
       requestOf({ case: "all", value: true }),
-      // Explicit conditions on the ActionService apply to it (only `all` skips it), so this one comes last.
-      requestOf({ case: "service", value: "zitadel.action.v2.ActionService" }),
     ];
     for (const condition of ok) {
       expect(await codeOf(client.setExecution({ condition, targets: [t.id] }))).toBe("ok");
@@ -316,7 +321,6 @@ describe("ActionService validation", () => {
       "event/user.human.added",
       "function/preuserinfo",
       "request",
-      "request/zitadel.action.v2.ActionService",
       "request/zitadel.user.v2.UserService/GetUserByID",
     ]);
   });

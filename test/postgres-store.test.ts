@@ -9,6 +9,8 @@ import { describe, expect, it } from "vitest";
 import { createExecutionPlanner } from "../src/plan/execution-planner.js";
 import { migrate, postgresMigrations } from "../src/postgres/migrations.js";
 import { createPostgresStore, type PostgresStoreOptions } from "../src/postgres/store.js";
+import { createPostgresDeliveryLog } from "../src/postgres/delivery-log.js";
+import { silentLogger } from "../src/logger.js";
 import type { TargetInput } from "../src/target.js";
 import { closedAfterEach, newSchemaName, openInFreshSchema, useTestDatabase } from "./helpers/postgres.js";
 import { recordingLogger } from "./helpers/recording-logger.js";
@@ -229,6 +231,47 @@ describe("postgres store", () => {
         expect(await migrate(pool, schema, failing.slice(0, -1))).toEqual([]);
       } finally {
         await pool.end();
+      }
+    });
+
+    it("keep the targets, executions and delivery records written before instances in the default instance", async () => {
+      const schema = newSchema();
+      const q = pg.escapeIdentifier(schema);
+      const pool = new pg.Pool({ connectionString: db.url });
+      try {
+        // The schema as the release before instances left it, with data.
+        await migrate(pool, schema, postgresMigrations.filter((m) => m.version <= 3));
+        const date = new Date("2025-01-02T03:04:05.000Z");
+        await pool.query(
+          `INSERT INTO ${q}.targets (id, name, type, interrupt_on_error, endpoint, timeout_ms, signing_key, creation_date, change_date)
+           VALUES ('1', 'old', 'call', true, 'http://127.0.0.1:9/', 1000, $1, $2, $2)`,
+          ["k".repeat(36), date],
+        );
+        await pool.query(
+          `INSERT INTO ${q}.executions (id, condition, targets, creation_date, change_date)
+           VALUES ('request', '{"type":"request","all":true}', '[{"target":"1"}]', $1, $1)`,
+          [date],
+        );
+        await pool.query(
+          `INSERT INTO ${q}.delivery_log (target_id, target_name, execution_id, trigger, endpoint, status, duration_ms, attempt, async, start_time)
+           VALUES ('1', 'old', 'request', '/a.B/C', 'http://127.0.0.1:9/', 200, 1, 1, false, $1)`,
+          [date],
+        );
+      } finally {
+        await pool.end();
+      }
+      const store = await open({ schema });
+      expect(await store.getTarget("1")).toMatchObject({ id: "1", instanceId: "", name: "old", type: "call" });
+      expect((await store.getExecution("request"))?.targets).toEqual([{ target: "1" }]);
+      expect(await store.forInstance("other").getTarget("1")).toBeUndefined();
+      // Names are now unique per instance only.
+      await store.forInstance("other").createTarget(hook("old"));
+      expect(await codeOf(store.createTarget(hook("old")))).toBe(Code.AlreadyExists);
+      const log = await createPostgresDeliveryLog({ connectionString: db.url, schema, logger: silentLogger });
+      try {
+        expect((await log.list({ instanceId: "" })).records.map((r) => [r.instanceId, r.targetName])).toEqual([["", "old"]]);
+      } finally {
+        await log.close();
       }
     });
 

@@ -4,7 +4,7 @@ import { type SampleHarness, startSampleHarness } from "./helpers/sample-harness
 
 let h: SampleHarness;
 beforeEach(async () => {
-  h = await startSampleHarness({ dispatcher: undefined });
+  h = await startSampleHarness();
 });
 afterEach(async () => {
   await h.close();
@@ -67,7 +67,7 @@ describe("sample metrics", () => {
   it("counts a call off the RPC's path, yet a scrape right after it sees the call", async () => {
     const metrics = createSampleMetrics({ processMetrics: false });
     const record = {
-      targetId: "1", targetName: "t", executionId: "request", trigger: "/a.B/C", endpoint: "http://127.0.0.1:9/",
+      instanceId: "", targetId: "1", targetName: "t", executionId: "request", trigger: "/a.B/C", endpoint: "http://127.0.0.1:9/",
       status: 200, durationMs: 3, error: undefined, attempt: 1, async: false, startTime: new Date(),
     };
     metrics.record(record);

@@ -42,6 +42,8 @@ export interface TargetResponse {
  * TargetCallRecord describes a finished target call, successful or not.
  */
 export interface TargetCallRecord {
+  /** The instance of the target, "" for the default instance. */
+  readonly instanceId: string;
   readonly targetId: string;
   readonly targetName: string;
   readonly executionId: string;
@@ -215,6 +217,7 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
 
   const record = (call: TargetCall, startTime: Date, start: number, status: number, error: string | undefined, async: boolean) => {
     const r: TargetCallRecord = {
+      instanceId: call.target.instanceId,
       targetId: call.target.id,
       targetName: call.target.name,
       executionId: call.executionId,

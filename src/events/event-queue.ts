@@ -2,6 +2,8 @@
  * EventJob is one delivery to do: an event's payload for one target.
  */
 export interface EventJob {
+  /** The instance of the event and its target, default "" (the default instance). */
+  readonly instanceId?: string;
   readonly targetId: string;
   /** The execution that chose the target, for records. */
   readonly executionId: string;

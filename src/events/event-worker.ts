@@ -126,7 +126,7 @@ export function createEventWorker(options: EventWorkerOptions): EventWorker {
   };
 
   const deliver = async (job: QueuedJob) => {
-    const plan = await planner.plan();
+    const plan = await planner.plan(job.instanceId);
     const target = plan.target(job.targetId);
     if (target === undefined) {
       await giveUp(job, "the target was deleted");

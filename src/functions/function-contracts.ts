@@ -1,5 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { FunctionRunner } from "./function-runner.js";
+import type { FunctionRunner, FunctionRunOptions } from "./function-runner.js";
 
 /**
  * knownFunctions are the function names ZITADEL defines: "preuserinfo"
@@ -77,9 +77,9 @@ export async function runClaimsFunction(
   name: "preuserinfo" | "preaccesstoken",
   request: ClaimsFunctionRequest,
   claims: Record<string, unknown>,
-  signal?: AbortSignal,
+  options?: FunctionRunOptions | AbortSignal,
 ): Promise<ClaimsFunctionResult> {
-  const answers = await runner.run(name, { function: `function/${name}`, ...request }, signal);
+  const answers = await runner.run(name, { function: `function/${name}`, ...request }, options);
   const merged: Record<string, unknown> = { ...claims };
   const metadata: MetadataEntry[] = [];
   const logs: string[] = [];
@@ -117,10 +117,10 @@ export async function runSamlFunction(
   runner: FunctionRunner,
   request: { readonly user?: unknown; readonly user_grants?: unknown },
   attributes: readonly SamlAttribute[],
-  signal?: AbortSignal,
+  options?: FunctionRunOptions | AbortSignal,
 ): Promise<SamlFunctionResult> {
   const name = "presamlresponse";
-  const answers = await runner.run(name, { function: `function/${name}`, ...request }, signal);
+  const answers = await runner.run(name, { function: `function/${name}`, ...request }, options);
   const out = [...attributes];
   const metadata: MetadataEntry[] = [];
   for (const answer of answers) {

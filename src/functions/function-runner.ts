@@ -14,6 +14,16 @@ export interface FunctionRunnerOptions {
 }
 
 /**
+ * FunctionRunOptions says where a function runs.
+ */
+export interface FunctionRunOptions {
+  /** The instance whose executions run, default defaultInstanceId (""). */
+  readonly instanceId?: string;
+  /** Cancels the synchronous target calls. Default none. */
+  readonly signal?: AbortSignal;
+}
+
+/**
  * FunctionRunner calls the targets of function executions.
  */
 export interface FunctionRunner {
@@ -23,9 +33,10 @@ export interface FunctionRunner {
    * left out). Webhooks only report failure; async targets are fired. A
    * failing target with interruptOnError rejects with its error (Code.FailedPrecondition
    * "Execution failed", or a forwarded code); one without is logged and skipped.
-   * Resolves [] when no execution exists.
+   * Resolves [] when no execution exists. The third argument is the
+   * FunctionRunOptions, or only their signal.
    */
-  run(name: string, payload: unknown, signal?: AbortSignal): Promise<unknown[]>;
+  run(name: string, payload: unknown, options?: FunctionRunOptions | AbortSignal): Promise<unknown[]>;
 }
 
 /**
@@ -34,8 +45,9 @@ export interface FunctionRunner {
 export function createFunctionRunner(options: FunctionRunnerOptions): FunctionRunner {
   const logger = options.logger ?? createJsonLogger();
   return {
-    async run(name, payload, signal) {
-      const match = (await options.planner.plan()).forFunction(name);
+    async run(name, payload, runOptions) {
+      const { instanceId, signal } = runOptions instanceof AbortSignal ? { instanceId: undefined, signal: runOptions } : (runOptions ?? {});
+      const match = (await options.planner.plan(instanceId)).forFunction(name);
       if (match === undefined || match.targets.length === 0) return [];
       const body = JSON.stringify(payload);
       const answers: unknown[] = [];

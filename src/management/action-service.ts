@@ -18,7 +18,8 @@ import {
 } from "../../gen/zitadel/action/v2/action_service_pb.js";
 import { type ExecutionSearchFilter, ExecutionType, type TargetSearchFilter } from "../../gen/zitadel/action/v2/query_pb.js";
 import type { ActionService as ActionServiceV2beta } from "../../gen/zitadel/action/v2beta/action_service_pb.js";
-import type { ActionStore } from "../store/action-store.js";
+import { type ActionStore, defaultInstanceId, type InstanceStore } from "../store/action-store.js";
+import { callerContextKey } from "../caller-context.js";
 import {
   checkPayloadType,
   conditionFromMessage,
@@ -46,11 +47,19 @@ export interface ActionServiceOptions {
   /** Where targets and executions live. */
   readonly store: ActionStore;
   /**
-   * The services the server serves. Request and response conditions must name
+   * The instance (tenant) a call manages, default the instanceID of the
+   * CallerContext under callerContextKey, else "" (the default instance). An
+   * authorization interceptor that runs before the service decides it.
+   */
+  readonly instanceOf?: (ctx: HandlerContext) => string;
+  /**
+   * The services the server serves, or a function that returns them when
+   * asked (for a router that gains services later; the answer is cached
+   * while it returns the same services). Request and response conditions must name
    * one of their unary methods or one of them; ListExecutionMethods and
    * ListExecutionServices list them.
    */
-  readonly services: readonly DescService[];
+  readonly services: readonly DescService[] | (() => readonly DescService[]);
   /**
    * The event types that exist. An event condition must name one of them, a
    * group condition a dot-separated prefix of one ("user.human" for
@@ -93,22 +102,32 @@ export type ActionServiceImpl = ServiceImpl<typeof ActionServiceV2> & ServiceImp
  * the target from every execution.
  */
 export function createActionService(options: ActionServiceOptions): ActionServiceImpl {
-  const { store } = options;
+  const instanceOf = options.instanceOf ?? ((ctx: HandlerContext) => ctx.values.get(callerContextKey).instanceID ?? defaultInstanceId);
+  /** scope returns the view of the instance that a call manages. */
+  const scope = (ctx: HandlerContext): InstanceStore => options.store.forInstance(instanceOf(ctx));
   const now = options.now ?? (() => new Date());
   const functions = options.functions ?? knownFunctions;
   const eventTypes = new Set(options.eventTypes ?? []);
-  const methods = new Map<string, DescMethod>();
-  const services = new Set<string>();
-  for (const service of options.services) {
-    services.add(service.typeName);
-    for (const method of service.methods) {
-      methods.set(`/${service.typeName}/${method.name}`, method);
+  /** The served services, methods and unary method names, indexed once per list of services. */
+  let served: { from: readonly DescService[]; services: Set<string>; methods: Map<string, DescMethod>; unaryMethods: string[] } | undefined;
+  const servedNow = () => {
+    const list = typeof options.services === "function" ? options.services() : options.services;
+    if (served === undefined || served.from.length !== list.length || served.from.some((s, i) => s !== list[i])) {
+      const methods = new Map<string, DescMethod>();
+      const services = new Set<string>();
+      for (const service of list) {
+        services.add(service.typeName);
+        for (const method of service.methods) methods.set(`/${service.typeName}/${method.name}`, method);
+      }
+      const unaryMethods = [...methods].filter(([, m]) => m.methodKind === "unary").map(([name]) => name).sort();
+      served = { from: [...list], services, methods, unaryMethods };
     }
-  }
-  const unaryMethods = [...methods].filter(([, m]) => m.methodKind === "unary").map(([name]) => name).sort();
+    return served;
+  };
 
   const checkConditionExists = (condition: Condition, field: string): void => {
     const c = condition;
+    const { methods, services } = servedNow();
     if ("method" in c) {
       const method = methods.get(c.method);
       if (method === undefined) {
@@ -211,7 +230,7 @@ export function createActionService(options: ActionServiceOptions): ActionServic
       checkPayloadType(req.payloadType);
       const timeoutMs = timeoutMsFromDuration(req.timeout);
       options.endpointGuard?.checkEndpoint(req.endpoint);
-      const target = await store.createTarget({
+      const target = await scope(ctx).createTarget({
         name: req.name,
         type: kind.type,
         interruptOnError: kind.interruptOnError,
@@ -245,7 +264,7 @@ export function createActionService(options: ActionServiceOptions): ActionServic
         timeoutMs: req.timeout === undefined ? undefined : timeoutMsFromDuration(req.timeout),
         rotateSigningKey,
       };
-      const target = await store.updateTarget(id, patch);
+      const target = await scope(ctx).updateTarget(id, patch);
       return reply(ctx, UpdateTargetResponseSchema, {
         changeDate: timestampFromDate(target.changeDate),
         signingKey: rotateSigningKey ? target.signingKey : undefined,
@@ -253,7 +272,7 @@ export function createActionService(options: ActionServiceOptions): ActionServic
     },
 
     async deleteTarget(req, ctx) {
-      const deleted = await store.deleteTarget(requireId(req.id));
+      const deleted = await scope(ctx).deleteTarget(requireId(req.id));
       return reply(ctx, DeleteTargetResponseSchema, {
         deletionDate: deleted ? timestampFromDate(now()) : undefined,
       });
@@ -261,7 +280,7 @@ export function createActionService(options: ActionServiceOptions): ActionServic
 
     async getTarget(req, ctx) {
       const id = requireId(req.id);
-      const target = await store.getTarget(id);
+      const target = await scope(ctx).getTarget(id);
       if (target === undefined) {
         throw new ConnectError(`target "${id}" not found`, Code.NotFound);
       }
@@ -270,7 +289,7 @@ export function createActionService(options: ActionServiceOptions): ActionServic
 
     async listTargets(req, ctx) {
       const filters = req.filters.map(targetFilter);
-      const sorted = sortTargets(await store.listTargets(), req.sortingColumn);
+      const sorted = sortTargets(await scope(ctx).listTargets(), req.sortingColumn);
       const page = paginate(
         sorted.filter((t) => filters.every((f) => f(t))),
         req.pagination,
@@ -291,13 +310,13 @@ export function createActionService(options: ActionServiceOptions): ActionServic
       if (entries.length > 0) {
         checkConditionExists(condition, "condition");
       }
-      await store.setExecution(condition, entries);
+      await scope(ctx).setExecution(condition, entries);
       return reply(ctx, SetExecutionResponseSchema, { setDate: timestampFromDate(now()) });
     },
 
     async listExecutions(req, ctx) {
       const filters = req.filters.map(executionFilter);
-      const sorted = sortExecutions(await store.listExecutions(), req.sortingColumn);
+      const sorted = sortExecutions(await scope(ctx).listExecutions(), req.sortingColumn);
       const page = paginate(
         sorted.filter((e) => filters.every((f) => f(e))),
         req.pagination,
@@ -313,11 +332,11 @@ export function createActionService(options: ActionServiceOptions): ActionServic
     },
 
     async listExecutionMethods(_req, ctx) {
-      return reply(ctx, ListExecutionMethodsResponseSchema, { methods: unaryMethods });
+      return reply(ctx, ListExecutionMethodsResponseSchema, { methods: servedNow().unaryMethods });
     },
 
     async listExecutionServices(_req, ctx) {
-      return reply(ctx, ListExecutionServicesResponseSchema, { services: [...services].sort() });
+      return reply(ctx, ListExecutionServicesResponseSchema, { services: [...servedNow().services].sort() });
     },
 
     async listTargetCalls(req, ctx) {
@@ -328,6 +347,7 @@ export function createActionService(options: ActionServiceOptions): ActionServic
         throw new ConnectError("pagination.offset is too large", Code.InvalidArgument);
       }
       const query = {
+        instanceId: instanceOf(ctx),
         targetId: req.targetId === "" ? undefined : requireId(req.targetId, "target_id"),
         executionId: req.executionId === "" ? undefined : req.executionId,
         failedOnly: req.failedOnly,

@@ -100,6 +100,7 @@ const toConnectError = postgresErrorMapper("postgres event queue", (sqlState) =>
 /** The columns event_jobs and event_dead_jobs share. */
 interface JobColumns {
   id: string;
+  instance_id: string;
   target_id: string;
   ordering_key: string;
   execution_id: string;
@@ -166,8 +167,8 @@ export async function createPostgresEventQueue(options: PostgresEventQueueOption
   const pool = db.pool;
 
   const q = pg.escapeIdentifier(schema);
-  const instanceId = randomUUID();
-  const ownPayload = JSON.stringify({ source: instanceId });
+  const source = randomUUID();
+  const ownPayload = JSON.stringify({ source });
   const watchers = createWatchers();
   const wakeWatchers = watchers.notify;
   let closed = false;
@@ -227,7 +228,7 @@ export async function createPostgresEventQueue(options: PostgresEventQueueOption
     )`;
   const leaseValid = "id = $1 AND lease = $2 AND lease_until > statement_timestamp()";
   const jobColumns =
-    "id, target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms, enqueued_at, attempts";
+    "id, instance_id, target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms, enqueued_at, attempts";
 
   /**
    * insertJobs inserts the jobs and locks or creates their lanes, in one
@@ -239,15 +240,16 @@ export async function createPostgresEventQueue(options: PostgresEventQueueOption
     const columns = jobColumnsOf(jobs);
     await client.query(
       `WITH input AS (
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::integer[])
-           WITH ORDINALITY AS t(target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms, n)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::integer[],
+                              $8::text[])
+           WITH ORDINALITY AS t(target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms, instance_id, n)
        ),
        inserted AS (
-         INSERT INTO ${q}.event_jobs (target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms)
-         SELECT target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms FROM input ORDER BY n
+         INSERT INTO ${q}.event_jobs (target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms, instance_id)
+         SELECT target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms, instance_id FROM input ORDER BY n
          RETURNING id, target_id, ordering_key
        ),
-       notified AS (SELECT pg_notify($8, $9) AS done)
+       notified AS (SELECT pg_notify($9, $10) AS done)
        INSERT INTO ${q}.event_lanes (target_id, ordering_key, head_id)
        SELECT i.target_id, i.ordering_key, min(i.id) FROM inserted i CROSS JOIN notified
        GROUP BY i.target_id, i.ordering_key
@@ -408,7 +410,8 @@ export async function createPostgresEventQueue(options: PostgresEventQueueOption
          ${advanceLane},
          buried AS (
            INSERT INTO ${q}.event_dead_jobs
-             (id, target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms, enqueued_at, attempts, error)
+             (id, instance_id, target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms, enqueued_at, attempts,
+              error)
            SELECT ${jobColumns}, $3 FROM done WHERE $4::bigint > 0
            RETURNING seq
          ),
@@ -430,7 +433,7 @@ export async function createPostgresEventQueue(options: PostgresEventQueueOption
         throw new ConnectError(`limit must be a non-negative integer, got ${String(limit)}`, Code.InvalidArgument);
       }
       const { rows } = await run<DeadRow>(
-        `SELECT id, target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms, enqueued_at,
+        `SELECT id, instance_id, target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms, enqueued_at,
            attempts, error, died_at
          FROM ${q}.event_dead_jobs ORDER BY seq DESC LIMIT $1`,
         [limit],
@@ -481,6 +484,9 @@ function isLeaseOf(job: QueuedJob): boolean {
 function jobColumnsOf(jobs: readonly EventJob[]): unknown[][] {
   jobs.forEach((job, i) => {
     const bad = (what: string) => new ConnectError(`job ${i}: ${what}`, Code.InvalidArgument);
+    if (job.instanceId !== undefined && (typeof job.instanceId !== "string" || job.instanceId.includes("\0"))) {
+      throw bad("instanceId must be a string without NUL characters");
+    }
     for (const key of ["targetId", "orderingKey", "executionId", "eventType", "body"] as const) {
       if (typeof job[key] !== "string") throw bad(`${key} must be a string`);
       if (job[key].includes("\0")) throw bad(`${key} must not contain NUL characters`);
@@ -490,12 +496,16 @@ function jobColumnsOf(jobs: readonly EventJob[]): unknown[][] {
       throw bad(`timeoutMs must be a positive integer up to ${maxTimeoutMs}`);
     }
   });
-  return unnestColumns(jobs, ["targetId", "orderingKey", "executionId", "eventType", "body", "createdAt", "timeoutMs"]);
+  return [
+    ...unnestColumns(jobs, ["targetId", "orderingKey", "executionId", "eventType", "body", "createdAt", "timeoutMs"]),
+    jobs.map((job) => job.instanceId ?? ""),
+  ];
 }
 
 /** jobFromRow returns the fields of a queued or dead job that both tables hold alike. */
 function jobFromRow(row: JobColumns): EventJob & { id: string } {
   return {
+    instanceId: row.instance_id,
     targetId: row.target_id,
     executionId: row.execution_id,
     eventType: row.event_type,

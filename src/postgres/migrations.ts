@@ -33,6 +33,10 @@ export interface PostgresMigration {
  *    with unsettled jobs, pointing at the lane's head job and saying when it
  *    may be claimed; `event_dead_jobs`, the given-up jobs.
  * 3. The delivery log (createPostgresDeliveryLog): `delivery_log`.
+ * 4. Instances: `instance_id` on targets, executions, queued and dead event
+ *    jobs, and the delivery log;
+ *    target names unique per instance, executions keyed by (instance, ID).
+ *    Existing rows keep working in the default instance ('').
  */
 export const postgresMigrations: readonly PostgresMigration[] = Object.freeze([
   {
@@ -132,6 +136,23 @@ export const postgresMigrations: readonly PostgresMigration[] = Object.freeze([
       CREATE INDEX delivery_log_execution_idx ON ${schema}.delivery_log (execution_id, id);
       CREATE INDEX delivery_log_start_time_idx ON ${schema}.delivery_log (start_time);
       CREATE INDEX delivery_log_failed_idx ON ${schema}.delivery_log (id) WHERE error IS NOT NULL;
+    `,
+  },
+  {
+    version: 4,
+    name: "instances",
+    sql: (schema: string) => `
+      ALTER TABLE ${schema}.targets ADD COLUMN instance_id text COLLATE "C" NOT NULL DEFAULT '';
+      ALTER TABLE ${schema}.targets DROP CONSTRAINT targets_name_key;
+      ALTER TABLE ${schema}.targets ADD CONSTRAINT targets_instance_name_key UNIQUE (instance_id, name);
+      CREATE INDEX targets_instance_seq_idx ON ${schema}.targets (instance_id, seq);
+      ALTER TABLE ${schema}.executions ADD COLUMN instance_id text COLLATE "C" NOT NULL DEFAULT '';
+      ALTER TABLE ${schema}.executions DROP CONSTRAINT executions_pkey;
+      ALTER TABLE ${schema}.executions ADD CONSTRAINT executions_pkey PRIMARY KEY (instance_id, id);
+      ALTER TABLE ${schema}.delivery_log ADD COLUMN instance_id text COLLATE "C" NOT NULL DEFAULT '';
+      ALTER TABLE ${schema}.event_jobs ADD COLUMN instance_id text COLLATE "C" NOT NULL DEFAULT '';
+      ALTER TABLE ${schema}.event_dead_jobs ADD COLUMN instance_id text COLLATE "C" NOT NULL DEFAULT '';
+      CREATE INDEX delivery_log_instance_idx ON ${schema}.delivery_log (instance_id, id);
     `,
   },
 ]);

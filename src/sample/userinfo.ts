@@ -16,6 +16,8 @@ export interface UserinfoOptions {
   readonly users: Map<string, User>;
   readonly runner: FunctionRunner;
   readonly logger: Logger;
+  /** The instance whose preuserinfo executions run. */
+  readonly instanceId: string;
 }
 
 type Req = NodeServerRequest;
@@ -80,6 +82,7 @@ export function createUserinfoHandler(options: UserinfoOptions): (req: Req, res:
             application: { client_id: "sample-client" },
           },
           claims,
+          { instanceId: options.instanceId },
         );
         if (result.metadata.length > 0 && user.human !== undefined) {
           const kept = user.human.metadata.filter((m) => !result.metadata.some((n) => n.key === m.key));

@@ -2,7 +2,7 @@
 // describeStoreContract with a factory that returns a fresh, empty store.
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { ActionStore } from "../store/action-store.js";
+import type { ActionStore, StoreChange } from "../store/action-store.js";
 import type { Condition } from "../condition.js";
 import type { TargetInput } from "../target.js";
 import { codeOf } from "./support.js";
@@ -335,6 +335,114 @@ export function describeStoreContract(name: string, factory: () => Promise<Store
             if ("target" in entry) expect(ids.has(entry.target)).toBe(true);
           }
         }
+      });
+    });
+
+    describe("cascades", () => {
+      it("reads every execution it changes afresh, so a cascade never writes back a stale list", async () => {
+        // x = [T, include e], e = [T]: deleting T empties e, which removes the include from x, which empties x.
+        const t = await store.createTarget(hook("t"));
+        await store.setExecution({ type: "function", name: "e" }, [{ target: t.id }]);
+        await store.setExecution({ type: "function", name: "x" }, [{ target: t.id }, { include: "function/e" }]);
+        await store.deleteTarget(t.id);
+        expect(await store.listExecutions()).toEqual([]);
+        // Setting e again does not bring x back.
+        const u = await store.createTarget(hook("u"));
+        await store.setExecution({ type: "function", name: "e" }, [{ target: u.id }]);
+        expect((await store.listExecutions()).map((e) => e.id)).toEqual(["function/e"]);
+      });
+
+      it("keeps what other entries a cascade leaves, in order", async () => {
+        const t = await store.createTarget(hook("t"));
+        const u = await store.createTarget(hook("u"));
+        await store.setExecution({ type: "function", name: "e" }, [{ target: t.id }]);
+        await store.setExecution({ type: "function", name: "x" }, [{ target: u.id }, { target: t.id }, { include: "function/e" }]);
+        await store.deleteTarget(t.id);
+        expect((await store.listExecutions()).map((e) => [e.id, e.targets])).toEqual([["function/x", [{ target: u.id }]]]);
+      });
+    });
+
+    describe("instances", () => {
+      it("manages the default instance with its own methods", async () => {
+        const a = await store.createTarget(hook("a"));
+        expect(a.instanceId).toBe("");
+        expect(store.instanceId).toBe("");
+        expect(await store.forInstance("").getTarget(a.id)).toEqual(a);
+      });
+
+      it("keeps the targets and executions of each instance apart", async () => {
+        const one = store.forInstance("one");
+        const two = store.forInstance("two");
+        const a1 = await one.createTarget(hook("same name"));
+        const a2 = await two.createTarget(hook("same name"));
+        expect([a1.instanceId, a2.instanceId]).toEqual(["one", "two"]);
+        expect(await one.listTargets()).toEqual([a1]);
+        expect(await two.listTargets()).toEqual([a2]);
+        expect(await store.listTargets()).toEqual([]);
+        // Another instance's target is not found, whatever the call.
+        expect(await one.getTarget(a2.id)).toBeUndefined();
+        expect(await codeOf(one.updateTarget(a2.id, { name: "stolen" }))).toBe(Code.NotFound);
+        expect(await one.deleteTarget(a2.id)).toBe(false);
+        expect(await codeOf(one.setExecution(method, [{ target: a2.id }]))).toBe(Code.NotFound);
+        expect(await two.getTarget(a2.id)).toEqual(a2);
+        // The same condition in two instances: two executions.
+        const e1 = await one.setExecution(method, [{ target: a1.id }]);
+        const e2 = await two.setExecution(method, [{ target: a2.id }]);
+        expect(e1?.id).toBe(e2?.id);
+        expect((await one.getExecution(e1!.id))?.targets).toEqual([{ target: a1.id }]);
+        expect((await two.getExecution(e2!.id))?.targets).toEqual([{ target: a2.id }]);
+        expect(await one.snapshot()).toEqual({ targets: [a1], executions: [e1] });
+        // Includes stay within the instance.
+        await two.setExecution(service, [{ target: a2.id }]);
+        expect(await codeOf(one.setExecution(method, [{ target: a1.id }, { include: "request/zitadel.user.v2.UserService" }]))).toBe(
+          Code.NotFound,
+        );
+        // Deleting in one instance leaves the other alone.
+        await one.deleteTarget(a1.id);
+        expect(await one.listExecutions()).toEqual([]);
+        expect((await two.listExecutions()).length).toBe(2);
+        expect(await two.getTarget(a2.id)).toEqual(a2);
+      });
+
+      it.each([
+        ["a control character", "a\u0001b"],
+        ["over 200 characters", "x".repeat(201)],
+      ])("rejects an instance ID with %s", async (_, id) => {
+        expect(() => store.forInstance(id)).toThrow(expect.objectContaining({ code: Code.InvalidArgument }));
+      });
+    });
+
+    describe("changes and loading", () => {
+      it("tells watchers which instance, targets and executions changed, cascades included", async () => {
+        const changes: StoreChange[] = [];
+        const stop = store.watch((c) => changes.push(c));
+        const one = store.forInstance("one");
+        const a = await one.createTarget(hook("a"));
+        expect(changes.at(-1)).toMatchObject({ instanceId: "one", targetIds: [a.id] });
+        await one.updateTarget(a.id, { timeoutMs: 100 });
+        expect(changes.at(-1)).toMatchObject({ instanceId: "one", targetIds: [a.id] });
+        await one.setExecution({ type: "function", name: "base" }, [{ target: a.id }]);
+        expect(changes.at(-1)).toMatchObject({ instanceId: "one", executionIds: ["function/base"] });
+        await one.setExecution({ type: "function", name: "top" }, [{ include: "function/base" }]);
+        await one.deleteTarget(a.id);
+        const last = changes.at(-1)!;
+        expect(last.instanceId).toBe("one");
+        expect(last.targetIds).toEqual([a.id]);
+        expect([...(last.executionIds ?? [])].sort()).toEqual(["function/base", "function/top"]);
+        stop();
+      });
+
+      it("loads the given targets and executions that exist", async () => {
+        const one = store.forInstance("one");
+        const a = await one.createTarget(hook("a"));
+        const b = await one.createTarget(hook("b"));
+        const e = await one.setExecution(method, [{ target: a.id }]);
+        const other = await store.createTarget(hook("other"));
+        expect(await one.load({ targetIds: [b.id, "404", other.id], executionIds: [e!.id, "request"] })).toEqual({
+          targets: [b],
+          executions: [e],
+        });
+        expect(await one.load({})).toEqual({ targets: [], executions: [] });
       });
     });
 

@@ -1,7 +1,7 @@
 import { type Client, createClient, type Transport } from "@connectrpc/connect";
 import { connectNodeAdapter, createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { UserService } from "../../gen/zitadel/user/v2/user_service_pb.js";
-import type { ActionStore } from "../../src/store/action-store.js";
+import type { ActionStore, InstanceStore } from "../../src/store/action-store.js";
 import { type ActionsInterceptorOptions, createActionsInterceptor } from "../../src/actions-interceptor.js";
 import { createExecutionPlanner } from "../../src/plan/execution-planner.js";
 import { type Logger, silentLogger } from "../../src/logger.js";
@@ -20,7 +20,10 @@ export const protocols: readonly Protocol[] = ["connect", "grpc", "grpc-web"];
  */
 export interface InterceptedServer {
   readonly url: string;
-  readonly store: ActionStore;
+  /** The store of the calls' instance, "test-instance". */
+  readonly store: InstanceStore;
+  /** The whole store, every instance. */
+  readonly actionStore: ActionStore;
   readonly dispatcher: TargetDispatcher;
   readonly records: TargetCallRecord[];
   readonly logs: { level: string; message: string; attributes?: Record<string, unknown> }[];
@@ -66,7 +69,8 @@ export async function startInterceptedServer(
   };
   return {
     url,
-    store,
+    store: store.forInstance("test-instance"),
+    actionStore: store,
     dispatcher,
     records,
     logs,
