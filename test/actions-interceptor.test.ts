@@ -6,7 +6,7 @@ import type { Condition } from "../src/condition.js";
 import { verifySignature } from "../src/dispatch/signature.js";
 import type { Target, TargetInput } from "../src/target.js";
 import { createGrpcJsClient, type GrpcJsClient } from "./helpers/grpc-js-client.js";
-import { addUser, type InterceptedServer, protocols, startInterceptedServer } from "./helpers/intercepted-server.js";
+import { addUser, humanOf, type InterceptedServer, protocols, startInterceptedServer } from "./helpers/intercepted-server.js";
 import { startTargetServer, type TargetServer } from "./helpers/target-server.js";
 
 const execAsync = promisify(exec);
@@ -60,7 +60,7 @@ function api(kind: Kind): Api {
   };
   return {
     add: (req) => wrap(client.addHumanUser(req)),
-    givenName: async (userId) => (await wrap(client.getUserByID({ userId }))).user?.human?.profile?.givenName ?? "",
+    givenName: async (userId) => humanOf((await wrap(client.getUserByID({ userId }))).user)?.profile?.givenName ?? "",
   };
 }
 
@@ -255,7 +255,7 @@ describe("target semantics", () => {
     expect(targets.callsTo("/second")[0]!.json.request.profile).toEqual({ givenName: "First", familyName: "X" });
     const client = server.client("connect");
     const user = await client.getUserByID({ userId });
-    expect(user.user?.human?.profile).toMatchObject({ givenName: "First", familyName: "Second" });
+    expect(humanOf(user.user)?.profile).toMatchObject({ givenName: "First", familyName: "Second" });
   });
 
   it("stops at the first interrupting failure: later targets and the handler do not run", async () => {

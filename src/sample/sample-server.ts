@@ -4,7 +4,7 @@ import { createConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { ActionService as ActionServiceV2 } from "../../gen/zitadel/action/v2/action_service_pb.js";
 import { ActionService as ActionServiceV2beta } from "../../gen/zitadel/action/v2beta/action_service_pb.js";
-import { type User, UserService } from "../../gen/zitadel/user/v2/user_service_pb.js";
+import { UserService } from "../../gen/zitadel/user/v2/user_service_pb.js";
 import { createActionService } from "../management/action-service.js";
 import type { ActionStore } from "../store/action-store.js";
 import { createActionsInterceptor } from "../actions-interceptor.js";
@@ -28,7 +28,7 @@ import { createTargetDispatcher, type TargetDispatcher } from "../dispatch/targe
 import { listenCleartext } from "./cleartext-server.js";
 import { createGuideCompatAdapters } from "./guide-compat.js";
 import { createSampleMetrics, metricsPath } from "./metrics.js";
-import { createUserService, type UserEvent, userEventTypes } from "./user-service.js";
+import { createUserService, type SampleUsers, type UserEvent, userEventTypes } from "./user-service.js";
 import { createUserinfoHandler, userinfoPath } from "./userinfo.js";
 
 /**
@@ -219,7 +219,7 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
     eventQueue,
     endpointGuard,
   });
-  const users = new Map<string, User>();
+  const users: SampleUsers = new Map();
   router.service(UserService, createUserService({ onEvent, users }));
   router.service(ActionServiceV2beta, actions);
   router.service(ActionServiceV2, actions);
