@@ -20,6 +20,7 @@ import type { ActionStore } from "../src/store/action-store.js";
 import { createMemoryStore } from "../src/store/memory-store.js";
 import { createTargetDispatcher } from "../src/dispatch/target-dispatcher.js";
 import type { TargetInput } from "../src/target.js";
+import { humanOf } from "./helpers/intercepted-server.js";
 import { startTargetServer, type TargetServer } from "./helpers/target-server.js";
 
 const addHuman = "/zitadel.user.v2.UserService/AddHumanUser";
@@ -87,7 +88,7 @@ describe("the interceptor", () => {
     const nameOf = async (instance: string | undefined) => {
       const headers: Record<string, string> = instance === undefined ? {} : { "x-instance": instance };
       const { userId } = await client.addHumanUser(addUser("Original"), { headers });
-      return (await client.getUserByID({ userId })).user?.human?.profile?.givenName;
+      return humanOf((await client.getUserByID({ userId })).user)?.profile?.givenName;
     };
     expect(await nameOf("a")).toBe("FromA");
     expect(await nameOf("b")).toBe("FromB");
@@ -266,7 +267,7 @@ describe("createActions", () => {
     await admin.setExecution({ condition: { conditionType: { case: "request", value: { condition: { case: "method", value: addHuman } } } }, targets: [id] }, { headers: auth });
     expect((await admin.listExecutionServices({}, { headers: auth })).services).toEqual(["zitadel.user.v2.UserService"]);
     const { userId } = await users.addHumanUser(addUser("Original"));
-    expect((await users.getUserByID({ userId })).user?.human?.profile?.givenName).toBe("Changed");
+    expect(humanOf((await users.getUserByID({ userId })).user)?.profile?.givenName).toBe("Changed");
     await actions.deliveryLog.flush();
     expect((await actions.deliveryLog.list()).records.map((r) => [r.targetName, r.status])).toEqual([["call", 200]]);
   });

@@ -92,12 +92,14 @@ export function durationFromMs(ms: number): { seconds: bigint; nanos: number } {
 }
 
 /**
- * checkPayloadType accepts PAYLOAD_TYPE_UNSPECIFIED and PAYLOAD_TYPE_JSON and
- * throws a ConnectError with Code.Unimplemented for JWT and JWE, and
+ * checkPayloadType accepts PAYLOAD_TYPE_UNSPECIFIED and PAYLOAD_TYPE_JSON (and
+ * undefined: zitadel.action.v2beta has no payload_type) and throws a
+ * ConnectError with Code.Unimplemented for JWT and JWE, and
  * Code.InvalidArgument for an unknown value.
  */
-export function checkPayloadType(payloadType: PayloadType): void {
+export function checkPayloadType(payloadType: PayloadType | undefined): void {
   switch (payloadType) {
+    case undefined:
     case PayloadType.UNSPECIFIED:
     case PayloadType.JSON:
       return;

@@ -1,10 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import {
-  ExecutionFieldName,
-  type PaginationRequest,
-  TargetFieldName,
-  TextFilterMethod,
-} from "../../gen/zitadel/action/v2/query_pb.js";
+import { ExecutionFieldName, TargetFieldName } from "../../gen/zitadel/action/v2/query_pb.js";
+import { type PaginationRequest, TextFilterMethod } from "../../gen/zitadel/filter/v2/filter_pb.js";
 import type { Execution } from "../execution.js";
 import type { Target } from "../target.js";
 

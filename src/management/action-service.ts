@@ -339,6 +339,13 @@ export function createActionService(options: ActionServiceOptions): ActionServic
       return reply(ctx, ListExecutionServicesResponseSchema, { services: [...servedNow().services].sort() });
     },
 
+    // The public keys of targets (JWE payloads) are declared as in ZITADEL v4 but not implemented yet.
+    addPublicKey: publicKeysNotImplemented,
+    activatePublicKey: publicKeysNotImplemented,
+    deactivatePublicKey: publicKeysNotImplemented,
+    removePublicKey: publicKeysNotImplemented,
+    listPublicKeys: publicKeysNotImplemented,
+
     async listTargetCalls(req, ctx) {
       if (options.deliveryLog === undefined) {
         throw new ConnectError("this server keeps no delivery log", Code.Unimplemented);
@@ -403,6 +410,11 @@ export function createActionService(options: ActionServiceOptions): ActionServic
   // Every method creates its reply with the schema of the called method (see
   // reply), so the same object serves both versions.
   return impl as unknown as ActionServiceImpl;
+}
+
+/** publicKeysNotImplemented answers the public-key RPCs of zitadel.action.v2 with Code.Unimplemented. */
+function publicKeysNotImplemented(): never {
+  throw new ConnectError("public keys are not implemented yet", Code.Unimplemented);
 }
 
 const actionPackages = new Set(["zitadel.action.v2", "zitadel.action.v2beta"]);

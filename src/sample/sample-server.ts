@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { createConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
-import { type User, UserService } from "../../gen/zitadel/user/v2/user_service_pb.js";
+import { UserService } from "../../gen/zitadel/user/v2/user_service_pb.js";
 import { type CallerContext, callerContextKey } from "../caller-context.js";
 import type { EndpointGuard } from "../dispatch/endpoint-guard.js";
 import type { TargetCallRecord, TargetDispatcher } from "../dispatch/target-dispatcher.js";
@@ -21,7 +21,7 @@ import { createMemoryStore } from "../store/memory-store.js";
 import { listenCleartext } from "./cleartext-server.js";
 import { createGuideCompatAdapters } from "./guide-compat.js";
 import { createSampleMetrics, metricsPath } from "./metrics.js";
-import { createUserService, type UserEvent, userEventTypes } from "./user-service.js";
+import { createUserService, type SampleUsers, type UserEvent, userEventTypes } from "./user-service.js";
 import { createUserinfoHandler, userinfoPath } from "./userinfo.js";
 
 /**
@@ -196,7 +196,7 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
     // As the REST gateway: no request message over 4 MiB, after decompression.
     readMaxBytes: 4 * 1024 * 1024,
   });
-  const users = new Map<string, User>();
+  const users: SampleUsers = new Map();
   router.service(UserService, createUserService({ onEvent, users }));
   // The ActionService manages the targets and executions of the caller's instance.
   actions.registerManagement(router, { interceptors: [context] });

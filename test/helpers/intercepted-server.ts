@@ -1,6 +1,7 @@
 import { type Client, createClient, type Transport } from "@connectrpc/connect";
 import { connectNodeAdapter, createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { UserService } from "../../gen/zitadel/user/v2/user_service_pb.js";
+import type { HumanUser, User } from "../../gen/zitadel/user/v2/user_pb.js";
 import type { ActionStore, InstanceStore } from "../../src/store/action-store.js";
 import { type ActionsInterceptorOptions, createActionsInterceptor } from "../../src/actions-interceptor.js";
 import { createExecutionPlanner } from "../../src/plan/execution-planner.js";
@@ -89,3 +90,8 @@ export const addUser = (given = "Ada", family = "Lovelace", email = `ada.${Math.
   profile: { givenName: given, familyName: family },
   email: { email },
 });
+
+/** humanOf returns the human part of a user of the sample UserService, undefined for other users. */
+export function humanOf(user: User | undefined): HumanUser | undefined {
+  return user?.type.case === "human" ? user.type.value : undefined;
+}
