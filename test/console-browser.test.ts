@@ -30,7 +30,10 @@ const shots = new Map<string, Buffer>();
 
 async function screenshot(name: string): Promise<void> {
   // Let the fonts and pending layout settle; the screenshot waits for a stable frame itself.
-  await page.evaluate(() => document.fonts.ready.then(() => undefined));
+  // Notices fade after a few seconds; they are not part of the page.
+  // (Page functions are given as strings: this project's TypeScript has no DOM types.)
+  await page.evaluate('document.getElementById("toasts")?.remove()');
+  await page.evaluate("document.fonts.ready.then(() => undefined)");
   const png = await page.screenshot({ animations: "disabled", caret: "hide" });
   shots.set(name, png);
   if (updateScreenshots) {
@@ -92,13 +95,13 @@ describe("web console in chromium", { timeout: 180_000 }, () => {
     const alert = page.getByRole("alert");
     await alert.waitFor();
     expect(await alert.textContent()).toMatch(/This token was not accepted: .*invalid bearer token.*\(Unauthenticated\)/);
-    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    expect(await page.evaluate("sessionStorage.length")).toBe(0);
 
     await token.fill(h.server.adminToken);
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.getByRole("heading", { name: "Targets" }).waitFor();
     await page.getByText("No targets yet.").waitFor();
-    expect(await page.evaluate(() => Object.values(sessionStorage))).toEqual([h.server.adminToken]);
+    expect(await page.evaluate("Object.values(sessionStorage)")).toEqual([h.server.adminToken]);
   });
 
   it("creates a target through the form and shows its signing key once", async () => {
@@ -241,7 +244,6 @@ describe("web console in chromium", { timeout: 180_000 }, () => {
     const text = await failed.textContent();
     expect(text).toContain("user.human.added");
     expect(text).toContain("crm sync");
-    expect(text).toContain("event/user.human.added");
     expect(text).toContain(userId);
     expect(text).toMatch(/400/);
     await failed.getByRole("button", { name: /Payload of the delivery/ }).click();
@@ -309,16 +311,16 @@ describe("web console in chromium", { timeout: 180_000 }, () => {
   });
 
   it("goes back to the sign-in page when the stored token stops working, and signs out", async () => {
-    await page.evaluate(() => sessionStorage.setItem(Object.keys(sessionStorage)[0]!, "a-stale-token"));
+    await page.evaluate('sessionStorage.setItem(Object.keys(sessionStorage)[0], "a-stale-token")');
     await page.reload();
     await page.getByText("The ActionService no longer accepts the token: sign in again.").waitFor();
-    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    expect(await page.evaluate("sessionStorage.length")).toBe(0);
 
     await page.getByLabel("Management token").fill(h.server.adminToken);
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.getByText("Signed out.").waitFor();
-    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    expect(await page.evaluate("sessionStorage.length")).toBe(0);
   });
 
   it("took a PNG of each page and reported no script, CSP or Trusted Types error", () => {

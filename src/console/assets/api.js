@@ -77,7 +77,7 @@ export function createApi(options) {
         signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (e) {
-      const reason = e instanceof DOMException && e.name === "TimeoutError" ? `no answer within ${timeoutMs / 1000} s` : String(e?.message ?? e);
+      const reason = e instanceof DOMException && e.name === "TimeoutError" ? `no answer within ${timeoutMs / 1000} s` : e instanceof Error ? e.message : String(e);
       throw new ApiError(14, `The ActionService at ${options.baseUrl || location.origin} could not be reached: ${reason}`, 0);
     }
     const text = await response.text();

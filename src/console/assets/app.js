@@ -26,7 +26,7 @@ const routes = [
 
 const tokenKey = "connect-actions.console.token";
 const apiBaseUrl = document.querySelector('meta[name="connect-actions-api"]')?.getAttribute("content") ?? "";
-const root = document.getElementById("app");
+const root = /** @type {HTMLElement} */ (document.getElementById("app"));
 
 let token = sessionStorage.getItem(tokenKey) ?? "";
 /** @type {{ unmount(): void } | undefined} */

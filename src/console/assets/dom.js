@@ -6,12 +6,14 @@
  * dropped), `text` (textContent), `dataset` (data-* attributes), `on<Event>` (listeners) and the DOM
  * properties `value`, `checked`, `disabled`, `selected`, `hidden` (set as properties). Children may be
  * nodes, strings, numbers, arrays of them, or null/undefined/false (skipped).
- * @param {string} tag
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
  * @param {Record<string, any> | null} [props]
  * @param {...any} children
- * @returns {HTMLElement}
+ * @returns {HTMLElementTagNameMap[K]}
  */
 export function h(tag, props, ...children) {
+  /** @type {any} */
   const el = document.createElement(tag);
   for (const [key, value] of Object.entries(props ?? {})) {
     if (value === undefined || value === null || value === false) {
@@ -49,8 +51,8 @@ export function append(parent, children) {
 }
 
 /**
- * replace empties a node and adds children.
- * @param {Node} parent
+ * replace empties an element and adds children.
+ * @param {Element} parent
  * @param {...any} children
  */
 export function replace(parent, ...children) {
@@ -145,4 +147,30 @@ export function button(label, onClick, options = {}) {
  */
 export function badge(text, tone = "", title) {
   return h("span", { class: ["badge", tone ? `badge-${tone}` : ""], text, title });
+}
+
+/**
+ * breakable returns a text as nodes with line-break opportunities (<wbr>) after each "/" and ".", so that
+ * long method names, execution IDs and keys wrap at their separators rather than mid-word.
+ * @param {string | undefined} text
+ * @returns {Node[]}
+ */
+export function breakable(text) {
+  const nodes = [];
+  for (const part of String(text ?? "").split(/(?<=[/.])/)) {
+    if (nodes.length > 0) nodes.push(document.createElement("wbr"));
+    nodes.push(document.createTextNode(part));
+  }
+  return nodes;
+}
+
+/**
+ * formatWhen shows an RFC 3339 timestamp compactly: the time for today, else the date and time.
+ * @param {string | undefined} value
+ */
+export function formatWhen(value) {
+  if (!value) return "";
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) return value;
+  return date.toDateString() === new Date().toDateString() ? timeOnly.format(date) : dateTime.format(date);
 }

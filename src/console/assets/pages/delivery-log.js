@@ -4,7 +4,7 @@
 //
 // Extension point (issue 11): delivery records will carry excerpts of the payload sent and of the answer;
 // `details` below shows them once the calls have them.
-import { badge, button, field, formatDateTime, formatDuration, formatTime, h, replace } from "../dom.js";
+import { badge, breakable, button, field, formatDateTime, formatDuration, formatTime, formatWhen, h, replace } from "../dom.js";
 import { executionId } from "../conditions.js";
 import { emptyState, errorText, pageHeader, table } from "../ui.js";
 
@@ -197,13 +197,17 @@ export const deliveryLogPage = {
         });
         rows.push([
           toggle,
-          h("span", { class: "nowrap", title: call.startTime, text: formatDateTime(call.startTime) }),
-          h("span", { text: call.targetName || names.get(call.targetId) || call.targetId }),
-          h("span", { class: "mono wrap", text: call.executionId }),
-          h("span", { class: "mono wrap", text: call.trigger }),
+          h("span", { class: "nowrap", title: formatDateTime(call.startTime), text: formatWhen(call.startTime) }),
+          h(
+            "span",
+            { class: "target-cell" },
+            h("span", { text: call.targetName || names.get(call.targetId) || call.targetId }),
+            call.async ? badge("async", "", "Called in the background: did not delay the RPC") : null,
+          ),
+          conditionCell(call),
           statusBadge(call),
           h("span", { class: "nowrap", text: formatDuration(call.duration) }),
-          [String(call.attempt ?? 1), call.async ? [" ", badge("async", "", "Did not delay the RPC")] : null],
+          String(call.attempt ?? 1),
           h("span", { class: "error-text", text: call.error ?? "" }),
         ]);
         rowProps.push({ class: ["call", call.error ? "call-failed" : ""], dataset: { callId: call.id } });
@@ -212,7 +216,7 @@ export const deliveryLogPage = {
           rowProps.push({ class: "details-row" });
         }
       }
-      const built = table(["", "Time", "Target", "Condition", "Trigger", "Status", "Duration", "Attempt", "Error"], rows.map((r) => r ?? []), (i) => rowProps[i]);
+      const built = table(["", "Time", "Target", "Condition", "Status", "Duration", "Attempt", "Error"], rows.map((r) => r ?? []), (i) => rowProps[i]);
       // Fill the detail rows: one cell across all columns.
       const trs = built.querySelectorAll("tbody tr");
       let callIndex = -1;
@@ -221,9 +225,22 @@ export const deliveryLogPage = {
           callIndex++;
           return;
         }
-        tr.replaceChildren(h("td", { colspan: "9" }, details(calls[callIndex])));
+        tr.replaceChildren(h("td", { colspan: "8" }, details(calls[callIndex])));
       });
       replace(list, total > calls.length ? h("p", { class: "hint", text: `The ${calls.length} newest of ${total} calls.` }) : null, built);
+    }
+
+    /** conditionCell shows the execution ID, and the trigger when the ID does not already name it. */
+    function conditionCell(call) {
+      const id = call.executionId ?? "";
+      const type = id.split("/", 1)[0];
+      const named = id === type + call.trigger || id === `${type}/${call.trigger}`;
+      return h(
+        "span",
+        { class: "mono" },
+        breakable(id),
+        named ? null : h("span", { class: "trigger" }, "by ", breakable(call.trigger)),
+      );
     }
 
     function details(call) {
@@ -234,6 +251,7 @@ export const deliveryLogPage = {
           ["Call ID", call.id],
           ["Target ID", call.targetId],
           ["Endpoint", call.endpoint],
+          ["Trigger", call.trigger],
           ["Started", call.startTime],
           ["Error", call.error || "—"],
         ].map(([k, v]) => [h("dt", { text: k }), h("dd", { class: "mono wrap", text: v ?? "" })]),

@@ -4,7 +4,7 @@
 // Extension point (issue 11): the best-match preview (ExplainExecution: for a method, service, event or
 // function, the execution that matches, its targets in order with includes expanded, and the levels it
 // beat) goes into `previewSlot` below, as a form that asks the api client once it has explainExecution.
-import { badge, button, formatDateTime, h, replace } from "../dom.js";
+import { badge, breakable, button, formatDateTime, h, replace } from "../dom.js";
 import { describe, executionId, executionTypes, kindLabel, label, make } from "../conditions.js";
 import { confirmAction, emptyState, errorText, openDialog, pageHeader, setBusy, table, toast } from "../ui.js";
 import { typeOf } from "./targets.js";
@@ -91,7 +91,7 @@ export const executionsPage = {
 
     function conditionCell(condition) {
       const d = describe(condition);
-      return h("div", { class: "condition" }, badge(kindLabel(d.kind)), d.kind === "all" ? null : h("span", { class: "mono wrap", text: label(condition) }));
+      return h("div", { class: "condition" }, badge(kindLabel(d.kind)), d.kind === "all" ? null : h("span", { class: "mono" }, breakable(label(condition))));
     }
 
     function targetName(id) {
@@ -259,7 +259,7 @@ export const executionsPage = {
           h(
             "select",
             { name: "method", "aria-label": "Method name" },
-            [...byService].map(([service, methods]) => h("optgroup", { label: service }, methods.map((m) => h("option", { value: m, text: m.slice(m.lastIndexOf("/") + 1) })))),
+            [...byService].map(([service, methods]) => h("optgroup", { label: service }, methods.map((m) => h("option", { value: m, text: m })))),
           ),
         );
         controls.set("service", h("select", { name: "service", "aria-label": "Service name" }, choices.services.map((s) => h("option", { value: s, text: s }))));

@@ -4,7 +4,7 @@
 // Extension point (issue 11): retry (RetryFailedEventDeliveries: one delivery, or all of a target or an
 // event type) becomes a row action next to "Details" and a page action in the header, once the api
 // client has retryFailedEventDeliveries.
-import { button, formatDateTime, h, replace } from "../dom.js";
+import { breakable, button, formatDateTime, formatWhen, h, replace } from "../dom.js";
 import { emptyState, errorText, pageHeader, setBusy, table } from "../ui.js";
 
 /** How many of the newest given-up deliveries are listed. */
@@ -81,13 +81,17 @@ export const failedDeliveriesPage = {
               render();
             },
           }),
-          h("span", { class: "nowrap", title: d.failedDate, text: formatDateTime(d.failedDate) }),
-          h("span", { class: "mono", text: d.eventType }),
+          h("span", { class: "nowrap", title: formatDateTime(d.failedDate), text: formatWhen(d.failedDate) }),
+          h(
+            "span",
+            { class: "mono" },
+            breakable(d.eventType),
+            d.executionId === `event/${d.eventType}` ? null : h("span", { class: "trigger" }, "via ", breakable(d.executionId)),
+          ),
           name
             ? h("a", { href: `#/deliveries?target=${encodeURIComponent(d.targetId)}`, title: "Delivery log of this target", text: name })
             : h("span", { class: "muted", title: d.targetId, text: `${d.targetId} (deleted)` }),
-          h("span", { class: "mono wrap", text: d.executionId }),
-          h("span", { class: "mono wrap", text: d.orderingKey }),
+          h("span", { class: "mono" }, breakable(d.orderingKey)),
           String(d.attempts ?? 0),
           h("span", { class: "error-text", text: d.error ?? "" }),
         ]);
@@ -97,7 +101,7 @@ export const failedDeliveriesPage = {
           props.push({ class: "details-row" });
         }
       }
-      const built = table(["", "Given up", "Event", "Target", "Condition", "Aggregate", "Attempts", "Error"], rows.map((r) => r ?? []), (i) => props[i]);
+      const built = table(["", "Given up", "Event", "Target", "Aggregate", "Attempts", "Error"], rows.map((r) => r ?? []), (i) => props[i]);
       let index = -1;
       built.querySelectorAll("tbody tr").forEach((tr, i) => {
         if (rows[i] !== null) {
@@ -108,10 +112,11 @@ export const failedDeliveriesPage = {
         tr.replaceChildren(
           h(
             "td",
-            { colspan: "8" },
+            { colspan: "7" },
             h("dl", { class: "details" }, [
               [h("dt", { text: "Delivery ID" }), h("dd", { class: "mono", text: d.id })],
               [h("dt", { text: "Target ID" }), h("dd", { class: "mono", text: d.targetId })],
+              [h("dt", { text: "Condition" }), h("dd", { class: "mono", text: d.executionId })],
               [h("dt", { text: "Event stored" }), h("dd", { text: formatDateTime(d.createdDate) })],
               [h("dt", { text: "Payload" }), h("dd", null, h("pre", { class: "payload", text: prettyBody(d.body ?? "") }))],
             ]),

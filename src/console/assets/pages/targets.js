@@ -3,7 +3,7 @@
 // Extension point (issue 11): "Test" (TestTarget: a signed sample payload for a condition, showing the
 // status, latency and an excerpt of the answer) becomes one more row action in `actionsOf` once the
 // api client has testTarget.
-import { badge, button, durationSeconds, field, formatDateTime, formatDuration, h, replace } from "../dom.js";
+import { badge, breakable, button, durationSeconds, field, formatDateTime, formatDuration, h, replace } from "../dom.js";
 import { confirmAction, emptyState, errorText, openDialog, pageHeader, setBusy, showSecret, table, toast } from "../ui.js";
 
 /** The target types: the JSON field of the oneof, a short name and what it does. */
@@ -59,7 +59,7 @@ export const targetsPage = {
               return [
                 h("strong", { text: t.name }),
                 badge(type.name, "info", type.help),
-                h("span", { class: "mono wrap", text: t.endpoint }),
+                h("span", { class: "mono" }, breakable(t.endpoint)),
                 formatDuration(t.timeout),
                 type.key === "restAsync" ? h("span", { class: "muted", text: "—" }) : interrupt ? badge("interrupt", "warn", "A failed call fails the RPC") : h("span", { class: "muted", text: "continue" }),
                 h("span", { class: "nowrap", text: formatDateTime(t.changeDate) }),
