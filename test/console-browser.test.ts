@@ -129,6 +129,24 @@ describe("web console in chromium", { timeout: 180_000 }, () => {
     expect(await page.locator("body").textContent()).not.toContain(shown);
   });
 
+  it("edits a target through the same form", async () => {
+    const id = await targetIdByName("user-added webhook");
+    await row("target-id", id).getByRole("button", { name: "Edit" }).click();
+    const dialog = page.locator('dialog[data-dialog="target"]');
+    expect(await dialog.getByLabel("Endpoint").inputValue()).toBe(h.targets.endpoint("/hook"));
+    await dialog.getByLabel("Timeout (seconds)").fill("7.5");
+    await dialog.getByLabel(/Interrupt on error/).check();
+    await dialog.getByRole("button", { name: "Save" }).click();
+    await dialog.waitFor({ state: "detached" });
+    await row("target-id", id).getByText("interrupt").waitFor();
+    const { target } = await h.actions().getTarget({ id });
+    expect(target).toMatchObject({
+      name: "user-added webhook",
+      timeout: { seconds: 7n, nanos: 500_000_000 },
+      targetType: { case: "restWebhook", value: { interruptOnError: true } },
+    });
+  });
+
   it("sets an execution with ordered targets through the editor, fed by ListExecutionMethods", async () => {
     const audit = await h.actions().createTarget({
       name: "audit trail",
@@ -212,6 +230,8 @@ describe("web console in chromium", { timeout: 180_000 }, () => {
     // Paused, the page keeps what it shows while new calls are recorded; resumed, it shows them.
     await page.getByRole("button", { name: "Pause" }).click();
     await page.getByText(/^Paused/).waitFor();
+    // A refresh that was already under way when paused ends first.
+    await page.locator('section[aria-label="Target calls"][aria-busy="false"]').waitFor();
     await h.users().addHumanUser({ profile: { givenName: "Grace", familyName: "Hopper" }, email: { email: "grace@example.com" } });
     await h.targets.waitFor("/hook", 2, wait);
     await waitFor(async () => (await h.actions().listTargetCalls({ targetId: hook })).calls.length === 2, wait, "the second call in the delivery log");
@@ -251,6 +271,30 @@ describe("web console in chromium", { timeout: 180_000 }, () => {
     await payload.waitFor();
     expect(JSON.parse((await payload.textContent())!)).toMatchObject({ aggregateID: userId, event_type: "user.human.added" });
     await screenshot("failed-deliveries");
+  });
+
+  it("sets an event group execution that includes another event execution", async () => {
+    await page.getByRole("link", { name: "Executions" }).click();
+    await page.getByRole("tab", { name: "Event" }).click();
+    await row("execution-id", "event/user.human.added").waitFor();
+    await page.getByRole("button", { name: "Set execution" }).click();
+    const dialog = page.locator('dialog[data-dialog="execution"]');
+    await dialog.getByRole("radio", { name: "Event group" }).check();
+    await dialog.getByLabel("Event group name", { exact: true }).fill("user.human");
+    await dialog.getByLabel("Execution to include").selectOption("event/user.human.added");
+    await dialog.getByRole("button", { name: "Add" }).nth(1).click();
+    expect(await dialog.locator('ol[aria-label="Includes, in order"] .ordered-name').allTextContents()).toEqual(["user.human.added"]);
+    await dialog.getByRole("button", { name: "Save" }).click();
+    await dialog.waitFor({ state: "detached" });
+    const group = row("execution-id", "event/user.human.*");
+    await group.waitFor();
+    expect(await group.locator(".chip").allTextContents()).toEqual(["user.human.added"]);
+    const { executions } = await h.actions().listExecutions({});
+    const eventCondition = (c: (typeof executions)[number]["condition"]) => (c?.conditionType.case === "event" ? c.conditionType.value.condition : undefined);
+    const set = executions.find((e) => eventCondition(e.condition)?.case === "group");
+    expect(eventCondition(set?.condition)).toEqual({ case: "group", value: "user.human" });
+    expect(set?.targets).toEqual([]);
+    expect(set?.includes.map(eventCondition)).toEqual([{ case: "event", value: "user.human.added" }]);
   });
 
   it("captures the targets, executions and delivery log pages", async () => {
@@ -299,12 +343,13 @@ describe("web console in chromium", { timeout: 180_000 }, () => {
     expect(executions.find((e) => e.condition?.conditionType.case === "response")?.targets).toEqual([await targetIdByName("user-added webhook")]);
   });
 
-  it("deletes an execution by setting an empty list", async () => {
+  it("deletes an execution by setting an empty list, which empties the execution including it", async () => {
     await page.getByRole("link", { name: "Executions" }).click();
     await page.getByRole("tab", { name: "Event" }).click();
     const event = row("execution-id", "event/user.human.added");
     await event.getByRole("button", { name: "Delete" }).click();
     await page.locator('dialog[data-dialog="confirm"]').getByRole("button", { name: "Delete" }).click();
+    // The group execution only included the deleted one, so it goes too.
     await page.getByText("No event executions.").waitFor();
     const { executions } = await h.actions().listExecutions({});
     expect(executions.map((e) => e.condition?.conditionType.case)).toEqual(["response"]);

@@ -148,6 +148,7 @@ export const deliveryLogPage = {
         return;
       }
       inFlight = true;
+      list.setAttribute("aria-busy", "true");
       try {
         const { calls, total } = await api.listTargetCalls({ ...filter, limit });
         if (stopped) return;
@@ -162,6 +163,7 @@ export const deliveryLogPage = {
         problem.hidden = false;
       } finally {
         inFlight = false;
+        list.setAttribute("aria-busy", "false");
         if (!stopped) {
           if (again) {
             again = false;

@@ -131,6 +131,9 @@ export const executionsPage = {
       const includeSelect = h("select", { "aria-label": "Execution to include" });
 
       const renderLists = () => {
+        // Rebuilding the choices keeps what is selected in them (a blur of the condition field re-renders too).
+        const pickedTarget = targetSelect.value;
+        const pickedInclude = includeSelect.value;
         renderOrdered(targetsList, chosenTargets, (id) => {
           const t = targets.find((x) => x.id === id);
           return [h("span", { class: "ordered-name", text: t?.name ?? id }), t ? badge(typeOf(t).name, "info") : badge("missing", "bad")];
@@ -150,6 +153,10 @@ export const executionsPage = {
           h("option", { value: "", text: includable.length === 0 ? `No other ${type.label.toLowerCase()} executions` : "Include an execution…" }),
           includable.map((e) => h("option", { value: executionId(e.condition), text: `${kindLabel(describe(e.condition).kind)}: ${label(e.condition)}` })),
         );
+        targetSelect.value = pickedTarget;
+        if (targetSelect.value !== pickedTarget) targetSelect.value = "";
+        includeSelect.value = pickedInclude;
+        if (includeSelect.value !== pickedInclude) includeSelect.value = "";
       };
       picker.onChange(renderLists);
       renderLists();
@@ -308,7 +315,7 @@ export const executionsPage = {
       const id = executionId(execution.condition);
       return confirmAction({
         title: "Delete execution",
-        message: ["Delete the execution ", h("strong", { class: "mono", text: id }), "? Its targets stop being called for this condition; executions that include it lose its targets."],
+        message: ["Delete the execution ", h("strong", { class: "mono", text: id }), "? Its targets stop being called for this condition. Executions that include it lose its targets, and are removed when nothing else is left in them."],
         confirmLabel: "Delete",
         run: () => api.setExecution(execution.condition, [], []),
       }).then(async (done) => {
