@@ -302,8 +302,15 @@ describe("web console in chromium", { timeout: 180_000 }, () => {
     await row("target-name", "crm sync").waitFor();
     await screenshot("targets");
 
+    // One more response execution, for the picture: the service's, including the method's.
+    await h.actions().setExecution({
+      condition: { conditionType: { case: "response", value: { condition: { case: "service", value: "zitadel.user.v2.UserService" } } } },
+      targets: [await targetIdByName("crm sync")],
+      includes: [{ conditionType: { case: "response", value: { condition: { case: "method", value: "/zitadel.user.v2.UserService/AddHumanUser" } } } }],
+    });
     await page.getByRole("link", { name: "Executions" }).click();
     await page.getByRole("tab", { name: "Response" }).click();
+    await row("execution-id", "response/zitadel.user.v2.UserService").waitFor();
     await row("execution-id", "response/zitadel.user.v2.UserService/AddHumanUser").waitFor();
     await screenshot("executions");
 
@@ -340,7 +347,8 @@ describe("web console in chromium", { timeout: 180_000 }, () => {
     const { targets } = await h.actions().listTargets({});
     expect(targets.map((t) => t.name).sort()).toEqual(["crm sync", "user-added webhook"]);
     const { executions } = await h.actions().listExecutions({});
-    expect(executions.find((e) => e.condition?.conditionType.case === "response")?.targets).toEqual([await targetIdByName("user-added webhook")]);
+    const method = executions.find((e) => e.condition?.conditionType.case === "response" && e.condition.conditionType.value.condition.case === "method");
+    expect(method?.targets).toEqual([await targetIdByName("user-added webhook")]);
   });
 
   it("deletes an execution by setting an empty list, which empties the execution including it", async () => {
@@ -352,7 +360,7 @@ describe("web console in chromium", { timeout: 180_000 }, () => {
     // The group execution only included the deleted one, so it goes too.
     await page.getByText("No event executions.").waitFor();
     const { executions } = await h.actions().listExecutions({});
-    expect(executions.map((e) => e.condition?.conditionType.case)).toEqual(["response"]);
+    expect(executions.map((e) => e.condition?.conditionType.case)).toEqual(["response", "response"]);
   });
 
   it("goes back to the sign-in page when the stored token stops working, and signs out", async () => {

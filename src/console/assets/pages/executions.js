@@ -69,7 +69,7 @@ export const executionsPage = {
               targetList(e.targets ?? []),
               (e.includes ?? []).length === 0
                 ? h("span", { class: "muted", text: "—" })
-                : h("ol", { class: "chips" }, e.includes.map((c) => h("li", { class: "chip mono", text: label(c) }))),
+                : h("ol", { class: "chips" }, e.includes.map((c) => h("li", { class: "chip mono" }, breakable(label(c))))),
               h("span", { class: "nowrap", text: formatDateTime(e.changeDate) }),
               h("div", { class: "row-actions" }, [
                 button("Calls", () => context.navigate(`#/deliveries?condition=${encodeURIComponent(executionId(e.condition))}`), {
