@@ -56,8 +56,6 @@ async function targetIdByName(name: string): Promise<string> {
 
 beforeAll(async () => {
   h = await startSampleHarness({
-    // The sample's own dispatcher, which records every call in its delivery log.
-    dispatcher: undefined,
     eventWorker: { pollIntervalMs: 50, retry: { initialDelayMs: 50, maxDelayMs: 200 } },
   });
   chrome = await startChromium();
