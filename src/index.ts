@@ -1,7 +1,7 @@
 // "connect-actions": ZITADEL-style Actions V2 for Connect-ES services. The interceptor and its model,
 // execution plans, stores (interfaces and memory implementations), target dispatch, events and functions.
-// PostgreSQL, the management API and the contract suites have entry points of their own:
-// "connect-actions/postgres", "connect-actions/management" and "connect-actions/testing".
+// PostgreSQL, the management API, the web console and the contract suites have entry points of their own:
+// "connect-actions/postgres", "connect-actions/management", "connect-actions/console" and "connect-actions/testing".
 export { type ActionsInterceptorOptions, createActionsInterceptor, defaultProtectedServices } from "./actions-interceptor.js";
 export {
   type CallerContext,

@@ -4,6 +4,7 @@ import { createConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { UserService } from "../../gen/zitadel/user/v2/user_service_pb.js";
 import { type CallerContext, callerContextKey } from "../caller-context.js";
+import { createConsoleHandler } from "../console/console-handler.js";
 import type { EndpointGuard } from "../dispatch/endpoint-guard.js";
 import type { TargetCallRecord, TargetDispatcher } from "../dispatch/target-dispatcher.js";
 import type { EventQueue } from "../events/event-queue.js";
@@ -203,11 +204,13 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
   const rpcAndRest = createNodeRouterHandler({ router, logger, adaptRequest: createGuideCompatAdapters(logger) });
   const userinfo =
     options.actions === false ? undefined : createUserinfoHandler({ users, runner: actions.runner, logger, instanceId: instanceID });
+  const webConsole = createConsoleHandler({ basePath: "/console" }); // the web console, signed in with adminToken
   const handler: typeof rpcAndRest = Object.assign(
     (req: Parameters<typeof rpcAndRest>[0], res: Parameters<typeof rpcAndRest>[1]) => {
       const path = req.url?.split("?", 1)[0];
       if (path === metricsPath) metrics.handler(req, res);
       else if (path === userinfoPath && userinfo !== undefined) userinfo(req, res);
+      else if (webConsole.handles(req.url ?? "")) webConsole(req, res);
       else rpcAndRest(req, res);
     },
     { restGateway: rpcAndRest.restGateway },

@@ -7,6 +7,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
+import { createConsoleHandler } from "connect-actions/console";
 import { ActionServiceV2 } from "connect-actions/management";
 import { GreetService } from "../../gen/example/greet/v1/greet_pb.js";
 
@@ -120,6 +121,14 @@ if (postgres) {
   process.stdout.write(`event delivered through PostgreSQL: ${JSON.stringify(event.event_payload)}\n`);
   hook.close();
 }
+
+// The web console's assets ship with the package: its handler serves the page.
+const console = http.createServer(createConsoleHandler()).listen(0, "127.0.0.1");
+await new Promise((resolve) => console.once("listening", resolve));
+const page = await fetch(`http://127.0.0.1:${(console.address() as AddressInfo).port}/console/`);
+if (page.status !== 200 || !(await page.text()).includes("<html")) fail(`the console page answered ${page.status}`);
+console.close();
+process.stdout.write("console page served from the package\n");
 
 // Graceful stop: SIGTERM ends the service process on its own.
 const exited = new Promise((resolve) => service.once("exit", resolve));
