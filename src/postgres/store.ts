@@ -80,6 +80,12 @@ export interface PostgresStore extends ActionStore {
 
 /** First key of the advisory lock that serializes changes to the executions of one instance. */
 const graphLockClass = 0x0ca_0002;
+/**
+ * First key of the advisory lock that serializes the updates of the targets
+ * of one instance: two renames that swap names would otherwise wait for each
+ * other's unique index entry, a deadlock PostgreSQL breaks after a second.
+ */
+const renameLockClass = 0x0ca_0003;
 
 /**
  * toConnectError turns an error of the driver into a ConnectError (see
@@ -267,6 +273,7 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
         open();
         if (!storableId(id)) throw new ConnectError(`target "${String(id)}" not found`, Code.NotFound);
         const next = await transaction(async (client) => {
+          await client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [renameLockClass, `${schema}/${instanceId}`]);
           const { rows } = await client.query<TargetRow>(
             `SELECT ${targetColumns} FROM ${q}.targets WHERE instance_id = $1 AND id = $2 FOR UPDATE`,
             [instanceId, id],
