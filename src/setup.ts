@@ -59,6 +59,11 @@ export interface ActionsOptions {
   readonly worker?: Partial<Omit<EventWorkerOptions, "queue" | "planner" | "dispatcher" | "logger">> | false;
   /** Logger, default JSON lines on stderr at level "info". */
   readonly logger?: Logger;
+  /**
+   * Loop protection, see ActionsInterceptorOptions.maxHops; it applies to
+   * functions too (FunctionRunnerOptions.maxHops). Default defaultMaxHops (1).
+   */
+  readonly maxHops?: number;
 }
 
 /**
@@ -160,9 +165,10 @@ export function createActions(options: ActionsOptions): Actions {
     resolveContext: options.resolveContext,
     resolveInstance: options.resolveInstance,
     instanceID: options.instanceID,
+    maxHops: options.maxHops,
   });
   const publisher = createEventPublisher({ planner, queue: eventQueue });
-  const runner = createFunctionRunner({ planner, dispatcher, logger });
+  const runner = createFunctionRunner({ planner, dispatcher, logger, maxHops: options.maxHops });
   const worker =
     options.worker === false ? undefined : createEventWorker({ ...options.worker, queue: eventQueue, planner, dispatcher, logger });
   worker?.start();

@@ -78,8 +78,8 @@ describe("checked-out clients", () => {
         10_000,
         "the guard to log the failure",
       );
-      expect((await a.query("SELECT 1 AS one")).rows[0].one).toBe(1);
-      expect((await b.query("SELECT 1 AS one")).rows[0].one).toBe(1);
+      expect((await a.query("SELECT 1 AS one")).rows[0]?.one).toBe(1);
+      expect((await b.query("SELECT 1 AS one")).rows[0]?.one).toBe(1);
     } finally {
       await a.end();
       await b.end();

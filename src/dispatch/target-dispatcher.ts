@@ -3,6 +3,7 @@ import { context, propagation, type Span, SpanKind, SpanStatusCode, trace } from
 import { Agent, type Dispatcher } from "undici";
 import { createEndpointGuard, type EndpointGuard } from "./endpoint-guard.js";
 import { createFairQueue } from "./fair-queue.js";
+import { hopHeader } from "./hop.js";
 import { ExchangeError, exchange } from "./http-exchange.js";
 import { type Logger, createJsonLogger } from "../logger.js";
 import { signatureHeader, signPayload } from "./signature.js";
@@ -27,6 +28,11 @@ export interface TargetCall {
   readonly timeoutMs?: number;
   /** Only the status counts: the body is read (up to the limit) but not parsed. Default false. */
   readonly ignoreBody?: boolean;
+  /**
+   * The value of the call's hopHeader (Actions-Hop): how many target calls
+   * led to it, itself included. Default 1.
+   */
+  readonly hop?: number;
 }
 
 /**
@@ -331,6 +337,7 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
         "content-type": "application/json",
         "user-agent": userAgent,
         [signatureHeader]: signPayload(call.body, target.signingKey),
+        [hopHeader]: String(call.hop ?? 1),
       };
       // The span explicitly: without a context manager, the active context does not hold it.
       if (trace.isSpanContextValid(span.spanContext())) {

@@ -69,6 +69,8 @@ export interface SampleServerOptions {
   readonly processMetrics?: boolean;
   /** Options of the event worker (concurrency, retry policy, max age, ...), default its defaults. */
   readonly eventWorker?: Partial<Omit<EventWorkerOptions, "queue" | "planner" | "dispatcher">>;
+  /** Loop protection, see ActionsOptions.maxHops; default defaultMaxHops (1). */
+  readonly maxHops?: number;
 }
 
 /**
@@ -174,6 +176,7 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
     },
     worker: options.actions === false ? false : options.eventWorker,
     logger,
+    maxHops: options.maxHops,
   });
   const onEvent = async (event: UserEvent) => {
     if (options.actions === false) return;

@@ -1,6 +1,7 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { ConnectError } from "@connectrpc/connect";
 import { Gender, type User } from "../../gen/zitadel/user/v2/user_pb.js";
+import { hopsOf } from "../dispatch/hop.js";
 import { rfc3339Nano } from "../events/action-event.js";
 import { runClaimsFunction } from "../functions/function-contracts.js";
 import type { FunctionRunner } from "../functions/function-runner.js";
@@ -84,7 +85,8 @@ export function createUserinfoHandler(options: UserinfoOptions): (req: Req, res:
             org: { id: user.details?.resourceOwner ?? "" },
           },
           claims,
-          { instanceId: options.instanceId },
+          // A request a target call made (Actions-Hop) is refused rather than run the function again: no loop.
+          { instanceId: options.instanceId, hops: hopsOf(headersOf(req.headers)) },
         );
         for (const m of result.metadata) metadata.set(m.key, m.value);
         send(res, 200, result.claims);
@@ -143,4 +145,14 @@ export function zitadelUser(user: User): Record<string, unknown> {
 /** omitEmpty drops undefined and "" values, as Go's `omitempty` does. */
 function omitEmpty(object: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(object).filter(([, v]) => v !== undefined && v !== ""));
+}
+
+/** headersOf returns the headers of a Node.js request as Headers (repeated headers joined with ", "). */
+function headersOf(raw: Req["headers"]): Headers {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(raw)) {
+    if (name.startsWith(":") || value === undefined) continue;
+    headers.set(name, Array.isArray(value) ? value.join(", ") : String(value));
+  }
+  return headers;
 }
