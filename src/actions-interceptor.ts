@@ -14,9 +14,15 @@ import { createTargetDispatcher, errorDetail, executionFailed, type TargetDispat
  * defaultProtectedServices are the services the interceptor never intercepts,
  * whatever executions exist (`all`, service or method ones): the
  * ActionService, so that no target can lock administrators out of the API
- * that would fix it. The ActionService refuses conditions that name them.
+ * that would fix it, and gRPC's health service (grpc.health.v1.Health), so
+ * that no target can make a healthy server look dead to its orchestrator.
+ * The ActionService refuses conditions that name them.
  */
-export const defaultProtectedServices: readonly string[] = ["zitadel.action.v2beta.ActionService", "zitadel.action.v2.ActionService"];
+export const defaultProtectedServices: readonly string[] = [
+  "zitadel.action.v2beta.ActionService",
+  "zitadel.action.v2.ActionService",
+  "grpc.health.v1.Health",
+];
 
 /**
  * ActionsInterceptorOptions configures createActionsInterceptor. Give either

@@ -25,8 +25,21 @@ export {
   maxIncludeDepth,
   validateExecutionTargets,
 } from "./execution.js";
+export {
+  type CheckStatus,
+  createGrpcHealthService,
+  createHealth,
+  createHealthHandler,
+  type GrpcHealthServiceOptions,
+  type Health,
+  type HealthCheck,
+  type HealthHandler,
+  type HealthHandlerOptions,
+  type HealthOptions,
+  type HealthStatus,
+} from "./health/index.js";
 export { newId } from "./id.js";
-export { type Actions, type ActionsOptions, createActions, type RegisterManagementOptions } from "./setup.js";
+export { type Actions, type ActionsCloseOptions, type ActionsOptions, createActions, type RegisterManagementOptions } from "./setup.js";
 export { createJsonLogger, type JsonLoggerOptions, type Logger, type LogLevel, silentLogger } from "./logger.js";
 export {
   applyTargetPatch,
@@ -81,6 +94,7 @@ export {
   type EventQueue,
   type EventWorker,
   type EventWorkerOptions,
+  type EventWorkerStopOptions,
   isPermanentFailure,
   type MemoryEventQueueOptions,
   type QueuedJob,

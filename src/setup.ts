@@ -117,8 +117,22 @@ export interface Actions {
    * close stops the worker after its deliveries in flight, waits for fired
    * (async) target calls, and closes the dispatcher, the delivery log, the
    * event queue and the store, given or not. Calling it again is harmless.
+   *
+   * For a graceful shutdown, pass a `signal` that aborts when the grace
+   * period ends: the deliveries and fired calls still running then are
+   * cancelled, and the cancelled deliveries are released at once (due
+   * again), so another replica delivers them without waiting for their
+   * leases to run out. Without a signal, close waits as long as they take.
    */
-  close(): Promise<void>;
+  close(options?: ActionsCloseOptions): Promise<void>;
+}
+
+/**
+ * ActionsCloseOptions configures Actions.close.
+ */
+export interface ActionsCloseOptions {
+  /** Cancels what still runs when it aborts, default none (wait for it). */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -206,11 +220,11 @@ export function createActions(options: ActionsOptions): Actions {
       router.service(ActionServiceV2beta, impl, serviceOptions);
       router.service(ActionServiceV2, impl, serviceOptions);
     },
-    close() {
+    close(closeOptions = {}) {
       closing ??= (async () => {
-        await worker?.stop();
+        await worker?.stop({ signal: closeOptions.signal });
         planner.close();
-        await dispatcher.close();
+        await dispatcher.close({ signal: closeOptions.signal });
         await deliveryLog.close();
         await eventQueue.close();
         await store.close();

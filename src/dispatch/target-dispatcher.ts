@@ -87,8 +87,12 @@ export interface TargetDispatcher {
   fire(call: TargetCall): void;
   /** idle resolves when no fired call runs or waits. */
   idle(): Promise<void>;
-  /** close waits for fired calls, then closes all connections. */
-  close(): Promise<void>;
+  /**
+   * close waits for fired calls, then closes all connections. When
+   * `options.signal` aborts first (the end of a shutdown's grace period),
+   * the fired calls still running or waiting are cancelled.
+   */
+  close(options?: { readonly signal?: AbortSignal }): Promise<void>;
 }
 
 /**
@@ -383,6 +387,8 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
   };
 
   // Fired calls: a bounded number run, taking turns between targets; a bounded number wait.
+  /** Cancels the fired calls when a close's grace period ends. */
+  const firedCancel = new AbortController();
   let idleWaiters: (() => void)[] = [];
   let pumpScheduled = false;
   const isIdle = () => fired.running === 0 && fired.waiting === 0 && !pumpScheduled;
@@ -399,7 +405,7 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
     maxWaiting: maxQueue,
     laneOf: (call) => call.target.id,
     run: (call) =>
-      send(call, true).then(
+      send({ ...call, signal: call.signal === undefined ? firedCancel.signal : AbortSignal.any([call.signal, firedCancel.signal]) }, true).then(
         () => undefined,
         (e: unknown) => {
           logger.warn("async target failed", {
@@ -437,8 +443,16 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
       if (isIdle()) return Promise.resolve();
       return new Promise<void>((resolve) => idleWaiters.push(resolve));
     },
-    async close() {
-      await this.idle();
+    async close(closeOptions = {}) {
+      const { signal } = closeOptions;
+      const onAbort = () => firedCancel.abort();
+      if (signal?.aborted) onAbort();
+      else signal?.addEventListener("abort", onAbort, { once: true });
+      try {
+        await this.idle();
+      } finally {
+        signal?.removeEventListener("abort", onAbort);
+      }
       await ownAgent?.close();
     },
   };

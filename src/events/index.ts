@@ -6,6 +6,7 @@ export {
   createEventWorker,
   type EventWorker,
   type EventWorkerOptions,
+  type EventWorkerStopOptions,
   isPermanentFailure,
   type RetryPolicy,
   retryDelayMs,

@@ -141,7 +141,7 @@ export function createActionService(options: ActionServiceOptions): ActionServic
     const named = "method" in c ? c.method.split("/")[1] : "service" in c ? c.service : undefined;
     if (named !== undefined && protectedServices.has(named)) {
       throw new ConnectError(
-        `${field}: ${named} is never intercepted, so that no execution can lock administrators out of it; ` +
+        `${field}: ${named} is never intercepted (protectedServices), so that no execution can lock anyone out of it; ` +
           "executions cannot name it or its methods",
         Code.InvalidArgument,
       );

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { createConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
+import { Health as HealthService } from "../../gen/grpc/health/v1/health_pb.js";
 import { UserService } from "../../gen/zitadel/user/v2/user_service_pb.js";
 import { type CallerContext, callerContextKey } from "../caller-context.js";
 import { createConsoleHandler } from "../console/console-handler.js";
@@ -10,10 +11,15 @@ import type { TargetCallRecord, TargetDispatcher } from "../dispatch/target-disp
 import type { EventQueue } from "../events/event-queue.js";
 import type { EventWorkerOptions } from "../events/event-worker.js";
 import { createMemoryEventQueue } from "../events/memory-event-queue.js";
+import { createGrpcHealthService } from "../health/grpc-health.js";
+import { createHealth, type Health, type HealthCheck } from "../health/health.js";
+import { createHealthHandler } from "../health/health-handler.js";
 import { createJsonLogger, type Logger } from "../logger.js";
 import { createNodeRouterHandler } from "../management/node-router-handler.js";
 import { createPostgresDeliveryLog } from "../postgres/delivery-log.js";
 import { createPostgresEventQueue } from "../postgres/event-queue.js";
+import { createPostgresHealthCheck } from "../postgres/health-check.js";
+import { createPostgresOutbox } from "../postgres/outbox.js";
 import { createPostgresStore } from "../postgres/store.js";
 import { createActions } from "../setup.js";
 import type { ActionStore, InstanceStore } from "../store/action-store.js";
@@ -22,7 +28,8 @@ import { createMemoryStore } from "../store/memory-store.js";
 import { listenCleartext } from "./cleartext-server.js";
 import { createGuideCompatAdapters } from "./guide-compat.js";
 import { createSampleMetrics, metricsPath } from "./metrics.js";
-import { createUserService, type SampleUsers, type UserEvent, userEventTypes } from "./user-service.js";
+import { createUserService, type UserEvent, userEventTypes } from "./user-service.js";
+import { createMemoryUserStore, createPostgresUserStore, type SampleUserStore } from "./user-store.js";
 import { createUserinfoHandler, userinfoPath } from "./userinfo.js";
 
 /**
@@ -71,6 +78,21 @@ export interface SampleServerOptions {
   readonly eventWorker?: Partial<Omit<EventWorkerOptions, "queue" | "planner" | "dispatcher">>;
   /** Loop protection, see ActionsOptions.maxHops; default defaultMaxHops (1). */
   readonly maxHops?: number;
+  /** How often readiness checks the database, default 2 000 ms (see createHealth). */
+  readonly healthIntervalMs?: number;
+}
+
+/**
+ * SampleShutdownOptions configures SampleServer.shutdown.
+ */
+export interface SampleShutdownOptions {
+  /**
+   * How long requests and event deliveries in flight may take to finish,
+   * default 25 000 ms (Kubernetes kills a pod 30 s after SIGTERM).
+   */
+  readonly graceMs?: number;
+  /** How often progress is logged while waiting, default 1 000 ms. */
+  readonly progressIntervalMs?: number;
 }
 
 /**
@@ -95,8 +117,25 @@ export interface SampleServer {
   readonly adminToken: string;
   readonly deliveryLog: DeliveryLog;
   readonly eventQueue: EventQueue;
-  /** close stops the server, then waits for async target calls. */
+  /**
+   * The sample's users: in PostgreSQL with databaseUrl (written in one
+   * transaction with their events), else in memory.
+   */
+  readonly users: SampleUserStore;
+  /** Liveness and readiness (GET /livez, /healthz, /readyz and grpc.health.v1.Health). */
+  readonly health: Health;
+  /** close stops the server at once (open requests end), then waits for async target calls and deliveries. */
   close(): Promise<void>;
+  /**
+   * shutdown stops the server gracefully, logging its progress: readiness
+   * turns false and no connection is accepted; the requests in flight
+   * (including those waiting for a request-phase target) and the event
+   * deliveries in flight get the grace period to finish; what still runs
+   * then is cancelled (cancelled deliveries are released at once, so another
+   * replica takes them over); then everything is closed. Calling it again,
+   * or close(), while it runs waits for the same end.
+   */
+  shutdown(options?: SampleShutdownOptions): Promise<void>;
 }
 
 /**
@@ -122,12 +161,14 @@ export function sampleContext(instanceID: string): Interceptor {
  */
 async function connectPostgres(connectionString: string, logger: Logger) {
   const pool = new pg.Pool({ connectionString, connectionTimeoutMillis: 10_000, max: 20 });
+  // A connection that drops while idle (a restart, a terminated backend) must not end the process.
   pool.on("error", (error) => logger.warn("postgres: idle connection failed", { error }));
   try {
     const store = await createPostgresStore({ pool, logger });
     const eventQueue = await createPostgresEventQueue({ pool, logger });
     const deliveryLog = await createPostgresDeliveryLog({ pool, logger });
     return {
+      pool,
       store,
       eventQueue,
       deliveryLog,
@@ -178,21 +219,41 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
     logger,
     maxHops: options.maxHops,
   });
-  const onEvent = async (event: UserEvent) => {
-    if (options.actions === false) return;
-    await actions.publisher.publish({
-      aggregateID: event.aggregateID,
-      aggregateType: event.aggregateType,
-      resourceOwner: event.resourceOwner,
-      instanceID,
-      version: "v2",
-      sequence: event.sequence,
-      eventType: event.eventType,
-      createdAt: event.createdAt,
-      userID: event.creator,
-      payload: event.payload,
-    });
-  };
+  const toActionEvent = (event: UserEvent) => ({
+    aggregateID: event.aggregateID,
+    aggregateType: event.aggregateType,
+    resourceOwner: event.resourceOwner,
+    instanceID,
+    version: "v2",
+    sequence: event.sequence,
+    eventType: event.eventType,
+    createdAt: event.createdAt,
+    userID: event.creator,
+    payload: event.payload,
+  });
+  let users: SampleUserStore;
+  try {
+    // With PostgreSQL (and its event queue), users and the deliveries of their events are written in one
+    // transaction (the outbox pattern): an acknowledged write always gets its events, a failed one leaves nothing.
+    users =
+      postgres !== undefined && eventQueue === postgres.eventQueue && options.actions !== false
+        ? await createPostgresUserStore({
+            pool: postgres.pool,
+            outbox: createPostgresOutbox({ queue: postgres.eventQueue, publisher: actions.publisher }),
+            toActionEvent,
+          })
+        : createMemoryUserStore({
+            onEvent: async (event) => {
+              if (options.actions !== false) await actions.publisher.publish(toActionEvent(event));
+            },
+          });
+  } catch (error) {
+    await actions.close();
+    await postgres?.end();
+    throw error;
+  }
+  const checks: HealthCheck[] = postgres === undefined ? [] : [createPostgresHealthCheck({ pool: postgres.pool })];
+  const health = createHealth({ checks, logger, intervalMs: options.healthIntervalMs });
   const context = sampleContext(instanceID);
   const router = createConnectRouter({
     interceptors: [context, ...(options.actions === false ? [] : [actions.interceptor]), ...(options.interceptors ?? [])],
@@ -200,18 +261,21 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
     // As the REST gateway: no request message over 4 MiB, after decompression.
     readMaxBytes: 4 * 1024 * 1024,
   });
-  const users: SampleUsers = new Map();
-  router.service(UserService, createUserService({ onEvent, users }));
+  router.service(UserService, createUserService({ users }));
+  // Health checks never run through the actions interceptor: no target can make the server look dead.
+  router.service(HealthService, createGrpcHealthService(health, { services: [UserService.typeName] }), { interceptors: [] });
   // The ActionService manages the targets and executions of the caller's instance.
   actions.registerManagement(router, { interceptors: [context] });
   const rpcAndRest = createNodeRouterHandler({ router, logger, adaptRequest: createGuideCompatAdapters(logger) });
   const userinfo =
     options.actions === false ? undefined : createUserinfoHandler({ users, runner: actions.runner, logger, instanceId: instanceID });
   const webConsole = createConsoleHandler({ basePath: "/console" }); // the web console, signed in with adminToken
+  const probes = createHealthHandler(health); // /livez, /healthz, /readyz
   const handler: typeof rpcAndRest = Object.assign(
     (req: Parameters<typeof rpcAndRest>[0], res: Parameters<typeof rpcAndRest>[1]) => {
       const path = req.url?.split("?", 1)[0];
-      if (path === metricsPath) metrics.handler(req, res);
+      if (probes.handles(req.url ?? "")) probes(req, res);
+      else if (path === metricsPath) metrics.handler(req, res);
       else if (path === userinfoPath && userinfo !== undefined) userinfo(req, res);
       else if (webConsole.handles(req.url ?? "")) webConsole(req, res);
       else rpcAndRest(req, res);
@@ -220,13 +284,46 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
   );
   let listener: Awaited<ReturnType<typeof listenCleartext>>;
   try {
+    await health.check();
     listener = await listenCleartext(handler, { port: options.port, host: options.host });
   } catch (error) {
+    health.close();
     await actions.close();
     await postgres?.end();
     throw error;
   }
   const host = options.host ?? "127.0.0.1";
+  let stopping: Promise<void> | undefined;
+
+  const shutdown = async (shutdownOptions: SampleShutdownOptions = {}) => {
+    const graceMs = shutdownOptions.graceMs ?? 25_000;
+    const started = Date.now();
+    const deadline = new AbortController();
+    const graceTimer = setTimeout(() => deadline.abort(), graceMs);
+    const inFlight = () => ({
+      requests: listener.inFlight(),
+      deliveries: actions.worker?.inFlight() ?? 0,
+    });
+    logger.info("shutting down: not ready, accepting no connections, letting what is in flight finish", { graceMs, ...inFlight() });
+    health.drain();
+    const progress = setInterval(() => {
+      logger.info("shutting down: waiting", { ...inFlight(), remainingMs: Math.max(0, graceMs - (Date.now() - started)) });
+    }, shutdownOptions.progressIntervalMs ?? 1000);
+    const onDeadline = () => logger.warn("shutting down: grace period over, cancelling what still runs", { graceMs, ...inFlight() });
+    deadline.signal.addEventListener("abort", onDeadline, { once: true });
+    try {
+      await Promise.all([listener.shutdown(deadline.signal), actions.worker?.stop({ signal: deadline.signal })]);
+      logger.info("shutting down: requests and deliveries done, closing", { ...inFlight() });
+      await actions.close({ signal: deadline.signal });
+      health.close();
+      await postgres?.end();
+      logger.info("shut down", { durationMs: Date.now() - started });
+    } finally {
+      clearInterval(progress);
+      clearTimeout(graceTimer);
+      deadline.signal.removeEventListener("abort", onDeadline);
+    }
+  };
   return {
     url: `http://${host.includes(":") ? `[${host}]` : host}:${listener.port}`,
     port: listener.port,
@@ -236,10 +333,21 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
     adminToken,
     deliveryLog: actions.deliveryLog,
     eventQueue,
-    async close() {
-      await listener.close();
-      await actions.close();
-      await postgres?.end();
+    users,
+    health,
+    close() {
+      stopping ??= (async () => {
+        health.drain();
+        await listener.close();
+        await actions.close();
+        health.close();
+        await postgres?.end();
+      })();
+      return stopping;
+    },
+    shutdown(shutdownOptions) {
+      stopping ??= shutdown(shutdownOptions);
+      return stopping;
     },
   };
 }

@@ -8,14 +8,14 @@ import type { FunctionRunner } from "../functions/function-runner.js";
 import type { Logger } from "../logger.js";
 import type { NodeServerRequest, NodeServerResponse } from "../management/node-router-handler.js";
 import { restStatusFromCode } from "../management/rest-gateway.js";
-import type { SampleUsers } from "./user-service.js";
+import type { SampleUserStore } from "./user-store.js";
 
 /**
  * UserinfoOptions configures createUserinfoHandler.
  */
 export interface UserinfoOptions {
-  /** The sample's users by ID. */
-  readonly users: SampleUsers;
+  /** The sample's users. */
+  readonly users: SampleUserStore;
   readonly runner: FunctionRunner;
   readonly logger: Logger;
   /** The instance whose preuserinfo executions run. */
@@ -51,7 +51,14 @@ export function createUserinfoHandler(options: UserinfoOptions): (req: Req, res:
         return;
       }
       const token = /^Bearer\s+(\S+)$/i.exec(String(req.headers.authorization ?? ""))?.[1];
-      const entry = token === undefined ? undefined : options.users.get(token);
+      let entry: Awaited<ReturnType<SampleUserStore["get"]>>;
+      try {
+        entry = token === undefined ? undefined : await options.users.get(token);
+      } catch (e) {
+        const error = ConnectError.from(e);
+        send(res, restStatusFromCode(error.code), { error: "server_error", error_description: error.rawMessage });
+        return;
+      }
       if (entry === undefined) {
         send(res, 401, { error: "invalid_token", error_description: "the bearer token must be the ID of an existing user" }, {
           "www-authenticate": 'Bearer error="invalid_token"',
@@ -88,7 +95,7 @@ export function createUserinfoHandler(options: UserinfoOptions): (req: Req, res:
           // A request a target call made (Actions-Hop) is refused rather than run the function again: no loop.
           { instanceId: options.instanceId, hops: hopsOf(headersOf(req.headers)) },
         );
-        for (const m of result.metadata) metadata.set(m.key, m.value);
+        if (result.metadata.length > 0) await options.users.setMetadata(user.userId, result.metadata);
         send(res, 200, result.claims);
       } catch (e) {
         const error = ConnectError.from(e);
