@@ -304,15 +304,18 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
       requests: listener.inFlight(),
       deliveries: actions.worker?.inFlight() ?? 0,
     });
-    logger.info("shutting down: not ready, accepting no connections, letting what is in flight finish", { graceMs, ...inFlight() });
+    // Not ready and accepting no connections first (both at once, in this tick), then say so.
     health.drain();
+    const requestsDone = listener.shutdown(deadline.signal);
+    const deliveriesDone = actions.worker?.stop({ signal: deadline.signal });
+    logger.info("shutting down: not ready, accepting no connections, letting what is in flight finish", { graceMs, ...inFlight() });
     const progress = setInterval(() => {
       logger.info("shutting down: waiting", { ...inFlight(), remainingMs: Math.max(0, graceMs - (Date.now() - started)) });
     }, shutdownOptions.progressIntervalMs ?? 1000);
     const onDeadline = () => logger.warn("shutting down: grace period over, cancelling what still runs", { graceMs, ...inFlight() });
     deadline.signal.addEventListener("abort", onDeadline, { once: true });
     try {
-      await Promise.all([listener.shutdown(deadline.signal), actions.worker?.stop({ signal: deadline.signal })]);
+      await Promise.all([requestsDone, deliveriesDone]);
       logger.info("shutting down: requests and deliveries done, closing", { ...inFlight() });
       await actions.close({ signal: deadline.signal });
       health.close();
