@@ -274,11 +274,9 @@ describe("postgres event queue", () => {
       Code.InvalidArgument,
     );
     expect(await codeOf(createPostgresEventQueue({ connectionString: db.url, maxDead: -1 }))).toBe(Code.InvalidArgument);
-    const started = Date.now();
     expect(
       await codeOf(createPostgresEventQueue({ connectionString: "postgres://postgres@127.0.0.1:1/postgres", logger: silentLogger })),
     ).toBe(Code.Unavailable);
-    expect(Date.now() - started).toBeLessThan(10_000);
   });
 
   it("shares the store's schema: the queue's tables are migrations of the same list", async () => {
