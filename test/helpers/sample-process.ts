@@ -28,7 +28,7 @@ export interface SampleProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** waitForLog resolves the first log line whose message starts with `prefix`. */
   waitForLog(prefix: string, timeoutMs?: number): Promise<LogLine>;
-  /** kill sends SIGKILL unless it exited already. */
+  /** kill sends SIGKILL unless it exited already (with `viaNpm`, to npm's whole process group). */
   kill(): void;
 }
 
@@ -38,8 +38,14 @@ export interface SampleProcess {
  * runs `npm start` instead of node.
  */
 export async function spawnSample(env: Record<string, string>, options: { viaNpm?: boolean } = {}): Promise<SampleProcess> {
+  // npm runs in a process group of its own, so that kill() also reaches the server if npm cannot pass the signal on.
   const child = options.viaNpm
-    ? spawn("npm", ["start", "--silent"], { cwd: root, env: { ...process.env, PORT: "0", LOG_LEVEL: "info", ...env }, stdio: ["ignore", "ignore", "pipe"] })
+    ? spawn("npm", ["start", "--silent"], {
+        cwd: root,
+        env: { ...process.env, PORT: "0", LOG_LEVEL: "info", ...env },
+        stdio: ["ignore", "ignore", "pipe"],
+        detached: true,
+      })
     : spawn(process.execPath, ["--import", "tsx", main], {
         cwd: root,
         env: { PATH: process.env.PATH ?? "", PORT: "0", LOG_LEVEL: "info", ...env },
@@ -95,7 +101,13 @@ export async function spawnSample(env: Record<string, string>, options: { viaNpm
   try {
     listening = await waitForLog("sample server listening");
   } catch (error) {
-    child.kill("SIGKILL");
+    if (options.viaNpm) {
+      try {
+        process.kill(-child.pid!, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    } else child.kill("SIGKILL");
     throw error;
   }
   return {
@@ -107,7 +119,15 @@ export async function spawnSample(env: Record<string, string>, options: { viaNpm
     exited,
     waitForLog,
     kill() {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      if (options.viaNpm) {
+        try {
+          process.kill(-child.pid!, "SIGKILL"); // the whole group: npm and the server it started
+        } catch {
+          // already gone
+        }
+      } else if (child.exitCode === null && child.signalCode === null) {
+        child.kill("SIGKILL");
+      }
     },
   };
 }
