@@ -7,6 +7,10 @@ import type { Condition } from "../condition.js";
 import type { TargetInput } from "../target.js";
 import { codeOf } from "./support.js";
 
+/**
+ * StoreFixture is what a store's factory gives describeStoreContract: a fresh,
+ * empty store, and how to dispose of it.
+ */
 export interface StoreFixture {
   readonly store: ActionStore;
   /** Called after each test. */
@@ -25,6 +29,20 @@ const method: Condition = { type: "request", method: "/zitadel.user.v2.UserServi
 const service: Condition = { type: "request", service: "zitadel.user.v2.UserService" };
 const all: Condition = { type: "request", all: true };
 
+/**
+ * describeStoreContract declares the ActionStore contract tests (vitest) for
+ * the stores `factory` makes, one fresh store per test: validation, atomic
+ * writes, includes and cascades, concurrent writes, instances, changes and
+ * loading, watching. An implementation for another database calls it from a
+ * test file of its own:
+ *
+ * ```ts
+ * describeStoreContract("my store", async () => {
+ *   const store = await createMyStore();
+ *   return { store, cleanup: () => store.close() };
+ * });
+ * ```
+ */
 export function describeStoreContract(name: string, factory: () => Promise<StoreFixture>): void {
   describe(`ActionStore contract: ${name}`, () => {
     let fixture: StoreFixture;
