@@ -58,6 +58,7 @@ export {
   createMemorySigningKeySource,
   decryptJwePayload,
   type DecryptPayloadOptions,
+  defaultPublishAheadMs,
   defaultPublishedLifetimeMs,
   defaultSigningLifetimeMs,
   type JsonWebKeySet,

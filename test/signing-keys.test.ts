@@ -117,6 +117,33 @@ describe.each(factories)("signing keys: %s", (_, factory) => {
     expect((await source.publicKeys("i")).keys.map((k) => k.kid)).toEqual([second.keyId]);
   });
 
+  it("publishes the next key an hour before it signs, so that verifiers know it in time", async () => {
+    const c = clock();
+    const source = await open({ now: c.now, cacheMs: 0 });
+    const first = await source.signingKey("i");
+    c.advance(4 * hour);
+    expect((await source.signingKey("i")).keyId).toBe(first.keyId);
+    expect((await source.publicKeys("i")).keys.length).toBe(1);
+    c.advance(hour + 1000);
+    // Within the last hour: the key still signs, and its successor is generated in the background.
+    expect((await source.signingKey("i")).keyId).toBe(first.keyId);
+    const deadline = Date.now() + 20_000;
+    let kids = (await source.publicKeys("i")).keys.map((k) => k.kid);
+    while (kids.length < 2 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      kids = (await source.publicKeys("i")).keys.map((k) => k.kid);
+    }
+    expect(kids.length).toBe(2);
+    expect(kids[1]).toBe(first.keyId);
+    expect((await source.signingKey("i")).keyId).toBe(first.keyId);
+    // When the first key's signing time is over, the published one takes over.
+    c.advance(hour);
+    const next = await source.signingKey("i");
+    expect(next.keyId).toBe(kids[0]);
+    expect(next.signsFrom.getTime()).toBe(first.signsUntil.getTime());
+    expect((await source.publicKeys("i")).keys.map((k) => k.kid)).toEqual(kids);
+  });
+
   it("keeps the keys of instances apart", async () => {
     const source = await open({ now: () => new Date() });
     const a = await source.signingKey("a");

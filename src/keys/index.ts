@@ -10,6 +10,7 @@ export {
 } from "./payload-verify.js";
 export {
   createMemorySigningKeySource,
+  defaultPublishAheadMs,
   defaultPublishedLifetimeMs,
   defaultSigningLifetimeMs,
   type JsonWebKeySet,

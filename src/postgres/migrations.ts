@@ -187,6 +187,7 @@ export const postgresMigrations: readonly PostgresMigration[] = Object.freeze([
         private_key text NOT NULL,
         public_jwk jsonb NOT NULL,
         creation_date timestamptz NOT NULL,
+        signs_from timestamptz NOT NULL,
         signs_until timestamptz NOT NULL,
         expires_at timestamptz NOT NULL,
         PRIMARY KEY (instance_id, id)

@@ -2,6 +2,8 @@ import { createPrivateKey } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import pg from "pg";
 import {
+  activeKeyOf,
+  needsNextKey,
   type PublicJwk,
   resolveLifetimes,
   type SigningAlgorithm,
@@ -54,6 +56,7 @@ interface SigningKeyRow {
   private_key: string;
   public_jwk: unknown;
   creation_date: Date | string;
+  signs_from: Date | string;
   signs_until: Date | string;
   expires_at: Date | string;
 }
@@ -86,7 +89,7 @@ export async function createPostgresSigningKeySource(options: PostgresSigningKey
   const now = () => new Date(Math.trunc(clock().getTime()));
   const db = openPool(options, { component: "postgres signing keys", schema, logger, mapError: toConnectError });
   const q = pg.escapeIdentifier(schema);
-  const columns = "id, instance_id, algorithm, private_key, public_jwk, creation_date, signs_until, expires_at";
+  const columns = "id, instance_id, algorithm, private_key, public_jwk, creation_date, signs_from, signs_until, expires_at";
   /** The active key of each instance as read, and until when it may be used without reading again. */
   const cache = new Map<string, { key: SigningKey; until: number }>();
   const loading = new Map<string, Promise<SigningKey>>();
@@ -101,7 +104,7 @@ export async function createPostgresSigningKeySource(options: PostgresSigningKey
   };
   const insert = async (client: pg.ClientBase, key: SigningKey) => {
     await client.query(
-      `INSERT INTO ${q}.signing_keys (${columns}) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8)`,
+      `INSERT INTO ${q}.signing_keys (${columns}) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9)`,
       [
         key.keyId,
         key.instanceId,
@@ -109,36 +112,55 @@ export async function createPostgresSigningKeySource(options: PostgresSigningKey
         key.privateKey.export({ type: "pkcs8", format: "pem" }),
         JSON.stringify(key.publicJwk),
         key.creationDate,
+        key.signsFrom,
         key.signsUntil,
         key.expiresAt,
       ],
     );
   };
-  /** generate makes a new key the instance's active key, in a transaction under the instance's lock. */
-  const generate = (instanceId: string, force: boolean) =>
+  /** keysOf reads the instance's keys that have not expired. */
+  const keysOf = async (client: pg.ClientBase | undefined, instanceId: string, date: Date): Promise<SigningKey[]> => {
+    const text = `SELECT ${columns} FROM ${q}.signing_keys WHERE instance_id = $1 AND expires_at > $2 ORDER BY creation_date DESC, id DESC`;
+    const rows = client === undefined ? (await db.query<SigningKeyRow>(text, [instanceId, date])).rows : (await client.query<SigningKeyRow>(text, [instanceId, date])).rows;
+    return rows.map(keyFromRow);
+  };
+  /**
+   * generate runs `decide` in a transaction under the instance's lock, with
+   * the instance's keys as of then (another replica may have added one while
+   * this one waited): it returns a key to keep, or "new" with when the new
+   * key starts signing. Expired keys are deleted on the way.
+   */
+  const generate = (instanceId: string, decide: (keys: SigningKey[], date: Date) => SigningKey | { signsFrom: Date; rotate?: boolean }) =>
     db.transaction(async (client) => {
       await client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [keyLockClass, `${schema}/${instanceId}`]);
       const date = now();
-      if (!force) {
-        // Another replica may have generated one while this one waited for the lock.
-        const { rows } = await client.query<SigningKeyRow>(
-          `SELECT ${columns} FROM ${q}.signing_keys WHERE instance_id = $1 AND signs_until > $2 ORDER BY creation_date DESC, id DESC LIMIT 1`,
-          [instanceId, date],
-        );
-        if (rows[0] !== undefined) return keyFromRow(rows[0]);
+      const decision = decide(await keysOf(client, instanceId, date), date);
+      if ("keyId" in decision) return decision;
+      const key = await newSigningKey(instanceId, lifetimes, date, decision.signsFrom);
+      if (decision.rotate === true) {
+        await client.query(`UPDATE ${q}.signing_keys SET signs_until = $2 WHERE instance_id = $1 AND signs_until > $2`, [instanceId, date]);
       }
-      const key = await newSigningKey(instanceId, lifetimes, date);
-      await client.query(`UPDATE ${q}.signing_keys SET signs_until = $2 WHERE instance_id = $1 AND signs_until > $2`, [instanceId, date]);
       await client.query(`DELETE FROM ${q}.signing_keys WHERE instance_id = $1 AND expires_at <= $2`, [instanceId, date]);
       await insert(client, key);
       return key;
     });
   const load = async (instanceId: string): Promise<SigningKey> => {
-    const { rows } = await db.query<SigningKeyRow>(
-      `SELECT ${columns} FROM ${q}.signing_keys WHERE instance_id = $1 AND signs_until > $2 ORDER BY creation_date DESC, id DESC LIMIT 1`,
-      [instanceId, now()],
-    );
-    return remember(rows[0] === undefined ? await generate(instanceId, false) : keyFromRow(rows[0]));
+    let date = now();
+    let keys = await keysOf(undefined, instanceId, date);
+    let active = activeKeyOf(keys, date);
+    if (active === undefined) {
+      active = await generate(instanceId, (k, d) => activeKeyOf(k, d) ?? { signsFrom: d });
+      date = now();
+      keys = [active, ...keys];
+    }
+    if (needsNextKey(keys, active, lifetimes, date)) {
+      const from = active;
+      // In the background: the caller signs with the active key meanwhile.
+      void generate(instanceId, (k, d) => (needsNextKey(k, from, lifetimes, d) ? { signsFrom: from.signsUntil } : from)).catch((error: unknown) =>
+        logger.warn("postgres signing keys: the next key could not be generated", { error, instanceId }),
+      );
+    }
+    return remember(active);
   };
 
   await db.prepare();
@@ -172,7 +194,7 @@ export async function createPostgresSigningKeySource(options: PostgresSigningKey
     async rotate(instanceId) {
       open();
       validateInstanceId(instanceId);
-      return remember(await generate(instanceId, true));
+      return remember(await generate(instanceId, (_, date) => ({ signsFrom: date, rotate: true })));
     },
 
     async close() {
@@ -196,6 +218,7 @@ function keyFromRow(row: SigningKeyRow): SigningKey {
     privateKey: createPrivateKey(row.private_key),
     publicJwk: jwkFromColumn(row.public_jwk),
     creationDate: toDate(row.creation_date),
+    signsFrom: toDate(row.signs_from),
     signsUntil: toDate(row.signs_until),
     expiresAt: toDate(row.expires_at),
   });
