@@ -1,5 +1,6 @@
 // "connect-actions": ZITADEL-style Actions V2 for Connect-ES services. The interceptor and its model,
-// execution plans, stores (interfaces and memory implementations), target dispatch, events and functions.
+// execution plans, stores (interfaces and memory implementations), target dispatch, events and functions,
+// the keys of JWT and JWE payloads and the helpers of target authors.
 // PostgreSQL, the management API, the web console and the contract suites have entry points of their own:
 // "connect-actions/postgres", "connect-actions/management", "connect-actions/console" and "connect-actions/testing".
 export { type ActionsInterceptorOptions, createActionsInterceptor, defaultProtectedServices } from "./actions-interceptor.js";
@@ -32,12 +33,50 @@ export {
   applyTargetPatch,
   generateSigningKey,
   maxTargetTimeoutMs,
+  type PayloadType,
   type Target,
+  type TargetEncryptionKey,
   type TargetInput,
   type TargetPatch,
   type TargetType,
   validateTargetInput,
 } from "./target.js";
+export {
+  isKeyUsable,
+  maxPublicKeyBytes,
+  maxPublicKeysPerTarget,
+  minRsaKeyBits,
+  type ParsedPublicKey,
+  parsePublicKey,
+  type PublicKeyInput,
+  type PublicKeyType,
+  type TargetPublicKey,
+  validatePublicKeyInput,
+} from "./target-key.js";
+export {
+  createJwksHandler,
+  createMemorySigningKeySource,
+  decryptJwePayload,
+  type DecryptPayloadOptions,
+  defaultPublishAheadMs,
+  defaultPublishedLifetimeMs,
+  defaultSigningLifetimeMs,
+  type JsonWebKeySet,
+  type JwksHandlerOptions,
+  type JwksInput,
+  jwksPath,
+  type JwksRequest,
+  type JwksResponse,
+  type MemorySigningKeySourceOptions,
+  type PrivateKeyInput,
+  type PublicJwk,
+  type SigningAlgorithm,
+  type SigningKey,
+  type SigningKeyLifetimes,
+  type SigningKeySource,
+  type VerifyPayloadOptions,
+  verifyJwtPayload,
+} from "./keys/index.js";
 export {
   canonicalHeaderName,
   codeFromHttpStatus,

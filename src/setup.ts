@@ -16,6 +16,7 @@ import { createActionService } from "./management/action-service.js";
 import { createBearerAuthInterceptor } from "./management/bearer-auth.js";
 import { createExecutionPlanner, type ExecutionPlanner } from "./plan/execution-planner.js";
 import type { ActionStore } from "./store/action-store.js";
+import { createMemorySigningKeySource, type SigningKeySource } from "./keys/signing-key-source.js";
 import { createMemoryDeliveryLog, type DeliveryLog } from "./store/delivery-log.js";
 
 /**
@@ -47,10 +48,17 @@ export interface ActionsOptions {
   /** Keeps target calls away from denied addresses, default createEndpointGuard(). */
   readonly endpointGuard?: EndpointGuard;
   /**
+   * The instances' signing keys, which sign JWT and JWE payloads, default
+   * createMemorySigningKeySource() (keys of this process only: with several
+   * replicas, use createPostgresSigningKeySource). Serve their public keys
+   * with createJwksHandler.
+   */
+  readonly signingKeys?: SigningKeySource;
+  /**
    * Options of the target dispatcher (timeouts, connections, async limits),
    * default its defaults. Its `onCall` is called after the delivery log records the call.
    */
-  readonly dispatcher?: Omit<TargetDispatcherOptions, "logger" | "endpointGuard">;
+  readonly dispatcher?: Omit<TargetDispatcherOptions, "logger" | "endpointGuard" | "signingKeys">;
   /**
    * Options of the event worker, or false to run no worker in this process
    * (another process delivers). Default: a worker with its default options,
@@ -105,13 +113,15 @@ export interface Actions {
   readonly planner: ExecutionPlanner;
   /** Sends target calls. */
   readonly dispatcher: TargetDispatcher;
+  /** The signing keys of JWT and JWE payloads, given or created; serve their JWKS with createJwksHandler. */
+  readonly signingKeys: SigningKeySource;
   readonly store: ActionStore;
   readonly eventQueue: EventQueue;
   readonly deliveryLog: DeliveryLog;
   /**
    * close stops the worker after its deliveries in flight, waits for fired
    * (async) target calls, and closes the dispatcher, the delivery log, the
-   * event queue and the store, given or not. Calling it again is harmless.
+   * event queue, the signing keys and the store, given or not. Calling it again is harmless.
    */
   close(): Promise<void>;
 }
@@ -141,10 +151,12 @@ export function createActions(options: ActionsOptions): Actions {
   const deliveryLog = options.deliveryLog ?? createMemoryDeliveryLog();
   const endpointGuard = options.endpointGuard ?? createEndpointGuard();
   const onCall = options.dispatcher?.onCall;
+  const signingKeys = options.signingKeys ?? createMemorySigningKeySource();
   const dispatcher = createTargetDispatcher({
     ...options.dispatcher,
     logger,
     endpointGuard,
+    signingKeys,
     onCall: (record) => {
       deliveryLog.record(record);
       onCall?.(record);
@@ -176,6 +188,7 @@ export function createActions(options: ActionsOptions): Actions {
     runner,
     planner,
     dispatcher,
+    signingKeys,
     store,
     eventQueue,
     deliveryLog,
@@ -207,6 +220,7 @@ export function createActions(options: ActionsOptions): Actions {
         await dispatcher.close();
         await deliveryLog.close();
         await eventQueue.close();
+        await signingKeys.close();
         await store.close();
       })();
       return closing;

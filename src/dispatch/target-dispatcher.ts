@@ -4,6 +4,8 @@ import { Agent, type Dispatcher } from "undici";
 import { createEndpointGuard, type EndpointGuard } from "./endpoint-guard.js";
 import { createFairQueue } from "./fair-queue.js";
 import { ExchangeError, exchange } from "./http-exchange.js";
+import type { SigningKeySource } from "../keys/signing-key-source.js";
+import { createPayloadEncoder, PayloadEncodingError } from "./payload-token.js";
 import { type Logger, createJsonLogger } from "../logger.js";
 import { signatureHeader, signPayload } from "./signature.js";
 import type { Target } from "../target.js";
@@ -15,7 +17,10 @@ export interface TargetCall {
   readonly target: Target;
   /** The execution that chose the target, for logs and records. */
   readonly executionId: string;
-  /** The JSON body to POST. */
+  /**
+   * The JSON payload. It is the body of a "json" target; a "jwt" or "jwe"
+   * target gets it signed (and encrypted), see PayloadType.
+   */
   readonly body: string;
   /** Aborts the call, for example when the RPC is cancelled. */
   readonly signal?: AbortSignal;
@@ -120,6 +125,11 @@ export interface TargetDispatcherOptions {
    * Agent; with a custom `dispatcher`, only IP-literal endpoints are checked.
    */
   readonly endpointGuard?: EndpointGuard;
+  /**
+   * The instances' signing keys, which sign the payloads of "jwt" and "jwe"
+   * targets; default none: calls of such targets fail (permanently).
+   */
+  readonly signingKeys?: SigningKeySource;
 }
 
 /**
@@ -252,6 +262,16 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
   const agent: Dispatcher = options.dispatcher ?? ownAgent!;
   const origins = new Map<string, { origin: string; path: string; denied: string | undefined }>();
   const tracer = trace.getTracer("connect-actions");
+  const payloads = createPayloadEncoder(options.signingKeys);
+  /** encode returns the body of a "jwt" or "jwe" target, or throws an "Execution failed" error saying why not. */
+  const encode = async (target: Target, json: string): Promise<string> => {
+    try {
+      return await payloads.encode(target, json);
+    } catch (e) {
+      if (e instanceof PayloadEncodingError) throw executionFailed(e.message, 0, e.permanent);
+      throw executionFailed(`the ${target.payloadType} payload of target "${target.name}" could not be made: ${errorDetail(e)}`);
+    }
+  };
 
   const record = (call: TargetCall, startTime: Date, start: number, status: number, error: string | undefined, async: boolean) => {
     const r: TargetCallRecord = {
@@ -327,10 +347,13 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
       if (where.denied !== undefined) {
         throw executionFailed(`target "${target.name}" is not allowed: ${where.denied}`, 0, true);
       }
+      let body = call.body;
+      // As in ZITADEL: the token is the body, still with Content-Type application/json and the signature over it.
+      if (target.payloadType === "jwt" || target.payloadType === "jwe") body = await encode(target, body);
       const headers: Record<string, string> = {
         "content-type": "application/json",
         "user-agent": userAgent,
-        [signatureHeader]: signPayload(call.body, target.signingKey),
+        [signatureHeader]: signPayload(body, target.signingKey),
       };
       // The span explicitly: without a context manager, the active context does not hold it.
       if (trace.isSpanContextValid(span.spanContext())) {
@@ -340,7 +363,7 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
         origin: where.origin,
         path: where.path,
         headers,
-        body: call.body,
+        body,
         timeoutMs: Math.min(target.timeoutMs, call.timeoutMs ?? Infinity),
         maxBytes,
         signal: call.signal,

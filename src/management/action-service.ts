@@ -3,7 +3,10 @@ import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import {
   ActionService as ActionServiceV2,
+  ActivatePublicKeyResponseSchema,
+  AddPublicKeyResponseSchema,
   CreateTargetResponseSchema,
+  DeactivatePublicKeyResponseSchema,
   DeleteTargetResponseSchema,
   GetTargetResponseSchema,
   ListExecutionFunctionsResponseSchema,
@@ -11,27 +14,43 @@ import {
   ListExecutionServicesResponseSchema,
   ListExecutionsResponseSchema,
   ListFailedEventDeliveriesResponseSchema,
+  ListPublicKeysResponseSchema,
   ListTargetCallsResponseSchema,
   ListTargetsResponseSchema,
+  RemovePublicKeyResponseSchema,
   SetExecutionResponseSchema,
   UpdateTargetResponseSchema,
 } from "../../gen/zitadel/action/v2/action_service_pb.js";
-import { type ExecutionSearchFilter, ExecutionType, type TargetSearchFilter } from "../../gen/zitadel/action/v2/query_pb.js";
+import {
+  type ExecutionSearchFilter,
+  ExecutionType,
+  type PublicKeySearchFilter,
+  type TargetSearchFilter,
+} from "../../gen/zitadel/action/v2/query_pb.js";
 import type { ActionService as ActionServiceV2beta } from "../../gen/zitadel/action/v2beta/action_service_pb.js";
 import { type ActionStore, defaultInstanceId, type InstanceStore } from "../store/action-store.js";
 import { callerContextKey } from "../caller-context.js";
 import {
-  checkPayloadType,
   conditionFromMessage,
   durationFromMs,
   durationMs,
   executionIdOf,
   executionToMessage,
+  payloadTypeFromMessage,
+  publicKeyToMessage,
   targetToMessage,
   targetTypeFromMessage,
   timeoutMsFromDuration,
 } from "./action-service-convert.js";
-import { checkTextFilterMethod, matchText, paginate, sortExecutions, sortTargets } from "./action-service-list.js";
+import {
+  checkTextFilterMethod,
+  matchText,
+  matchTimestamp,
+  paginate,
+  sortExecutions,
+  sortPublicKeys,
+  sortTargets,
+} from "./action-service-list.js";
 import { type Condition, type ExecutionType as ConditionType, executionTypeOf } from "../condition.js";
 import type { Execution, ExecutionTarget } from "../execution.js";
 import { checkDeliveryQuery, type DeliveryLog } from "../store/delivery-log.js";
@@ -39,6 +58,7 @@ import type { EndpointGuard } from "../dispatch/endpoint-guard.js";
 import type { EventQueue } from "../events/event-queue.js";
 import { knownFunctions } from "../functions/function-contracts.js";
 import type { Target, TargetPatch } from "../target.js";
+import type { TargetPublicKey } from "../target-key.js";
 
 /**
  * ActionServiceOptions configures createActionService.
@@ -95,11 +115,15 @@ export type ActionServiceImpl = ServiceImpl<typeof ActionServiceV2> & ServiceImp
  * - Code.NotFound: an unknown target (GetTarget, UpdateTarget, SetExecution),
  *   included execution, method, service, function or event type.
  * - Code.AlreadyExists: a target name that is taken.
- * - Code.Unimplemented: payload types other than JSON.
+ * - Code.FailedPrecondition: activating an expired public key, removing the
+ *   active one.
+ * - Code.ResourceExhausted: a target's 101st public key.
  *
  * SetExecution appends `includes` after `targets`; an empty list removes the
  * execution (even when its condition no longer exists). DeleteTarget removes
- * the target from every execution.
+ * the target from every execution, and its public keys. The public-key RPCs
+ * (v2 only) follow ZITADEL's rules: see InstanceStore.addPublicKey and the
+ * methods after it.
  */
 export function createActionService(options: ActionServiceOptions): ActionServiceImpl {
   const instanceOf = options.instanceOf ?? ((ctx: HandlerContext) => ctx.values.get(callerContextKey).instanceID ?? defaultInstanceId);
@@ -158,6 +182,8 @@ export function createActionService(options: ActionServiceOptions): ActionServic
     }
   };
 
+  /** requireTrimmedId is requireId of the trimmed ID, as ZITADEL trims the IDs of the public-key RPCs. */
+  const requireTrimmedId = (id: string, field: string): string => requireId(id.trim(), field);
   const requireId = (id: string, field = "id"): string => {
     if (id === "") throw new ConnectError(`${field} must not be empty`, Code.InvalidArgument);
     if (id.length > 200) throw new ConnectError(`${field} must be at most 200 characters`, Code.InvalidArgument);
@@ -181,6 +207,32 @@ export function createActionService(options: ActionServiceOptions): ActionServic
       }
       default:
         throw new ConnectError(`filters[${i}] must have a filter set`, Code.InvalidArgument);
+    }
+  };
+
+  const publicKeyFilter = (filter: PublicKeySearchFilter, i: number): ((k: TargetPublicKey) => boolean) => {
+    const f = filter.filter;
+    const field = `filters[${i}]`;
+    switch (f.case) {
+      case "keyIdsFilter": {
+        const ids = new Set(f.value.ids);
+        return (k) => ids.has(k.keyId);
+      }
+      case "activeFilter": {
+        const active = f.value;
+        return (k) => k.active === active;
+      }
+      case "expirationDateFilter": {
+        const at = f.value.timestamp;
+        const date = at === undefined ? undefined : timestampDate(at);
+        if (date === undefined || Number.isNaN(date.getTime()) || at!.nanos < 0 || at!.nanos > 999_999_999) {
+          throw new ConnectError(`${field}.expiration_date_filter.timestamp must be a valid time`, Code.InvalidArgument);
+        }
+        const match = matchTimestamp(date, f.value.method, `${field}.expiration_date_filter`);
+        return (k) => match(k.expirationDate);
+      }
+      default:
+        throw new ConnectError(`${field} must have a filter set`, Code.InvalidArgument);
     }
   };
 
@@ -227,7 +279,7 @@ export function createActionService(options: ActionServiceOptions): ActionServic
       if (kind === undefined) {
         throw new ConnectError("one of restWebhook, restCall or restAsync must be set", Code.InvalidArgument);
       }
-      checkPayloadType(req.payloadType);
+      const payloadType = payloadTypeFromMessage(req.payloadType);
       const timeoutMs = timeoutMsFromDuration(req.timeout);
       options.endpointGuard?.checkEndpoint(req.endpoint);
       const target = await scope(ctx).createTarget({
@@ -236,6 +288,7 @@ export function createActionService(options: ActionServiceOptions): ActionServic
         interruptOnError: kind.interruptOnError,
         endpoint: req.endpoint,
         timeoutMs,
+        payloadType,
       });
       return reply(ctx, CreateTargetResponseSchema, {
         id: target.id,
@@ -247,7 +300,7 @@ export function createActionService(options: ActionServiceOptions): ActionServic
     async updateTarget(req, ctx) {
       const id = requireId(req.id);
       const kind = targetTypeFromMessage(req.targetType);
-      checkPayloadType(req.payloadType);
+      const payloadType = payloadTypeFromMessage(req.payloadType);
       if (req.endpoint !== undefined) options.endpointGuard?.checkEndpoint(req.endpoint);
       let rotateSigningKey = false;
       if (req.expirationSigningKey !== undefined) {
@@ -262,6 +315,7 @@ export function createActionService(options: ActionServiceOptions): ActionServic
         interruptOnError: kind?.interruptOnError,
         endpoint: req.endpoint,
         timeoutMs: req.timeout === undefined ? undefined : timeoutMsFromDuration(req.timeout),
+        payloadType,
         rotateSigningKey,
       };
       const target = await scope(ctx).updateTarget(id, patch);
@@ -339,12 +393,47 @@ export function createActionService(options: ActionServiceOptions): ActionServic
       return reply(ctx, ListExecutionServicesResponseSchema, { services: [...servedNow().services].sort() });
     },
 
-    // The public keys of targets (JWE payloads) are declared as in ZITADEL v4 but not implemented yet.
-    addPublicKey: publicKeysNotImplemented,
-    activatePublicKey: publicKeysNotImplemented,
-    deactivatePublicKey: publicKeysNotImplemented,
-    removePublicKey: publicKeysNotImplemented,
-    listPublicKeys: publicKeysNotImplemented,
+    async addPublicKey(req, ctx) {
+      const targetId = requireTrimmedId(req.targetId, "target_id");
+      let expirationDate: Date | undefined;
+      if (req.expirationDate !== undefined) {
+        expirationDate = timestampDate(req.expirationDate);
+        if (Number.isNaN(expirationDate.getTime()) || req.expirationDate.nanos < 0 || req.expirationDate.nanos > 999_999_999) {
+          throw new ConnectError("expiration_date must be a valid time", Code.InvalidArgument);
+        }
+      }
+      const key = await scope(ctx).addPublicKey(targetId, { publicKey: req.publicKey, expirationDate });
+      return reply(ctx, AddPublicKeyResponseSchema, { keyId: key.keyId, creationDate: timestampFromDate(key.creationDate) });
+    },
+
+    async activatePublicKey(req, ctx) {
+      const key = await scope(ctx).activatePublicKey(requireTrimmedId(req.targetId, "target_id"), requireTrimmedId(req.keyId, "key_id"));
+      return reply(ctx, ActivatePublicKeyResponseSchema, { changeDate: timestampFromDate(key.changeDate) });
+    },
+
+    async deactivatePublicKey(req, ctx) {
+      const key = await scope(ctx).deactivatePublicKey(requireTrimmedId(req.targetId, "target_id"), requireTrimmedId(req.keyId, "key_id"));
+      return reply(ctx, DeactivatePublicKeyResponseSchema, { changeDate: timestampFromDate(key.changeDate) });
+    },
+
+    async removePublicKey(req, ctx) {
+      const removed = await scope(ctx).removePublicKey(requireTrimmedId(req.targetId, "target_id"), requireTrimmedId(req.keyId, "key_id"));
+      return reply(ctx, RemovePublicKeyResponseSchema, { deletionDate: removed ? timestampFromDate(now()) : undefined });
+    },
+
+    async listPublicKeys(req, ctx) {
+      const targetId = requireTrimmedId(req.targetId, "target_id");
+      const filters = req.filters.map(publicKeyFilter);
+      const sorted = sortPublicKeys(await scope(ctx).listPublicKeys(targetId), req.sortingColumn);
+      const page = paginate(
+        sorted.filter((k) => filters.every((f) => f(k))),
+        req.pagination,
+      );
+      return reply(ctx, ListPublicKeysResponseSchema, {
+        pagination: { totalResult: page.totalResult, appliedLimit: page.appliedLimit },
+        publicKeys: page.items.map(publicKeyToMessage),
+      });
+    },
 
     async listTargetCalls(req, ctx) {
       if (options.deliveryLog === undefined) {
@@ -410,11 +499,6 @@ export function createActionService(options: ActionServiceOptions): ActionServic
   // Every method creates its reply with the schema of the called method (see
   // reply), so the same object serves both versions.
   return impl as unknown as ActionServiceImpl;
-}
-
-/** publicKeysNotImplemented answers the public-key RPCs of zitadel.action.v2 with Code.Unimplemented. */
-function publicKeysNotImplemented(): never {
-  throw new ConnectError("public keys are not implemented yet", Code.Unimplemented);
 }
 
 const actionPackages = new Set(["zitadel.action.v2", "zitadel.action.v2beta"]);

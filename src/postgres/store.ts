@@ -21,12 +21,21 @@ import { createWatchers } from "./watchers.js";
 import {
   applyTargetPatch,
   generateSigningKey,
+  type PayloadType,
   type Target,
   type TargetInput,
   type TargetPatch,
   type TargetType,
   validateTargetInput,
 } from "../target.js";
+import {
+  isKeyUsable,
+  maxPublicKeysPerTarget,
+  type PublicKeyInput,
+  type PublicKeyType,
+  type TargetPublicKey,
+  validatePublicKeyInput,
+} from "../target-key.js";
 
 /**
  * PostgresStoreOptions configures createPostgresStore. Set at most one of
@@ -97,6 +106,23 @@ interface TargetRow {
   endpoint: string;
   timeout_ms: number;
   signing_key: string;
+  payload_type: string;
+  creation_date: Date | string;
+  change_date: Date | string;
+  /** The active public key, null when there is none. */
+  key_id: string | null;
+  key_pem: string | null;
+  key_expiration: Date | string | null;
+}
+
+interface PublicKeyRow {
+  id: string;
+  target_id: string;
+  public_key: string;
+  fingerprint: string;
+  key_type: string;
+  active: boolean;
+  expiration_date: Date | string | null;
   creation_date: Date | string;
   change_date: Date | string;
 }
@@ -172,7 +198,15 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
     return (await db.query<R>(text, values)).rows;
   };
 
-  const targetColumns = "id, instance_id, name, type, interrupt_on_error, endpoint, timeout_ms, signing_key, creation_date, change_date";
+  const targetColumns =
+    "id, instance_id, name, type, interrupt_on_error, endpoint, timeout_ms, signing_key, payload_type, creation_date, change_date";
+  // Targets with their active public key; filter with "t." columns, order by t.seq, lock with FOR UPDATE OF t.
+  const targetSelect = `SELECT ${targetColumns
+    .split(", ")
+    .map((c) => `t.${c}`)
+    .join(", ")}, k.id AS key_id, k.public_key AS key_pem, k.expiration_date AS key_expiration
+    FROM ${q}.targets t LEFT JOIN ${q}.target_public_keys k ON k.target_id = t.id AND k.active`;
+  const keyColumns = "id, target_id, public_key, fingerprint, key_type, active, expiration_date, creation_date, change_date";
   const executionColumns = "id, condition, targets, creation_date, change_date";
 
   // --- one instance ------------------------------------------------------------
@@ -213,6 +247,26 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
       }
     };
 
+    /** lockTarget locks a target of this instance against changes of its keys, or throws Code.NotFound. */
+    const lockTarget = async (client: pg.ClientBase, targetId: string) => {
+      const { rowCount } = await client.query(`SELECT 1 FROM ${q}.targets WHERE instance_id = $1 AND id = $2 FOR UPDATE`, [
+        instanceId,
+        targetId,
+      ]);
+      if (rowCount !== 1) throw targetNotFound(targetId);
+    };
+    /** lockKey locks a target of this instance and returns one of its keys, or throws Code.NotFound. */
+    const lockKey = async (client: pg.ClientBase, targetId: string, keyId: string): Promise<PublicKeyRow> => {
+      if (!storableId(targetId)) throw targetNotFound(targetId);
+      await lockTarget(client, targetId);
+      const { rows } = await client.query<PublicKeyRow>(
+        storableId(keyId) ? `SELECT ${keyColumns} FROM ${q}.target_public_keys WHERE target_id = $1 AND id = $2` : "SELECT NULL WHERE false",
+        storableId(keyId) ? [targetId, keyId] : [],
+      );
+      if (rows[0] === undefined) throw new ConnectError(`public key "${String(keyId)}" of target "${targetId}" not found`, Code.NotFound);
+      return rows[0];
+    };
+
     return {
       instanceId,
 
@@ -234,7 +288,7 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
             try {
               inserted = (
                 await client.query(
-                  `INSERT INTO ${q}.targets (${targetColumns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+                  `INSERT INTO ${q}.targets (${targetColumns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
                    ON CONFLICT (id) DO NOTHING`,
                   [
                     candidate.id,
@@ -245,6 +299,7 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
                     candidate.endpoint,
                     candidate.timeoutMs,
                     candidate.signingKey,
+                    candidate.payloadType,
                     date,
                   ],
                 )
@@ -267,10 +322,10 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
         open();
         if (!storableId(id)) throw new ConnectError(`target "${String(id)}" not found`, Code.NotFound);
         const next = await transaction(async (client) => {
-          const { rows } = await client.query<TargetRow>(
-            `SELECT ${targetColumns} FROM ${q}.targets WHERE instance_id = $1 AND id = $2 FOR UPDATE`,
-            [instanceId, id],
-          );
+          const { rows } = await client.query<TargetRow>(`${targetSelect} WHERE t.instance_id = $1 AND t.id = $2 FOR UPDATE OF t`, [
+            instanceId,
+            id,
+          ]);
           const row = rows[0];
           if (row === undefined) {
             throw new ConnectError(`target "${id}" not found`, Code.NotFound);
@@ -279,7 +334,7 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
           try {
             await client.query(
               `UPDATE ${q}.targets SET name = $2, type = $3, interrupt_on_error = $4, endpoint = $5, timeout_ms = $6,
-                 signing_key = $7, change_date = $8
+                 signing_key = $7, payload_type = $8, change_date = $9
                WHERE id = $1`,
               [
                 id,
@@ -289,6 +344,7 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
                 updated.endpoint,
                 updated.timeoutMs,
                 updated.signingKey,
+                updated.payloadType,
                 updated.changeDate,
               ],
             );
@@ -336,18 +392,125 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
       async getTarget(id: string) {
         open();
         if (!storableId(id)) return undefined;
-        const rows = await read<TargetRow>(`SELECT ${targetColumns} FROM ${q}.targets WHERE instance_id = $1 AND id = $2`, [
-          instanceId,
-          id,
-        ]);
+        const rows = await read<TargetRow>(`${targetSelect} WHERE t.instance_id = $1 AND t.id = $2`, [instanceId, id]);
         return rows[0] === undefined ? undefined : targetFromRow(rows[0]);
       },
 
       async listTargets() {
-        const rows = await read<TargetRow>(`SELECT ${targetColumns} FROM ${q}.targets WHERE instance_id = $1 ORDER BY seq`, [
-          instanceId,
-        ]);
+        const rows = await read<TargetRow>(`${targetSelect} WHERE t.instance_id = $1 ORDER BY t.seq`, [instanceId]);
         return rows.map(targetFromRow);
+      },
+
+      async addPublicKey(targetId: string, input: PublicKeyInput) {
+        open();
+        const fields = validatePublicKeyInput(input, now());
+        if (!storableId(targetId)) throw targetNotFound(targetId);
+        return transaction(async (client) => {
+          await lockTarget(client, targetId);
+          const { rows } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${q}.target_public_keys WHERE target_id = $1`, [
+            targetId,
+          ]);
+          if (Number(rows[0]?.n ?? 0) >= maxPublicKeysPerTarget) {
+            throw new ConnectError(
+              `target "${targetId}" has ${maxPublicKeysPerTarget} public keys already; remove one first`,
+              Code.ResourceExhausted,
+            );
+          }
+          for (;;) {
+            const date = now();
+            const inserted = await client.query<PublicKeyRow>(
+              `INSERT INTO ${q}.target_public_keys (id, instance_id, target_id, public_key, fingerprint, key_type, active,
+                 expiration_date, creation_date, change_date)
+               VALUES ($1, $2, $3, $4, $5, $6, false, $7, $8, $8)
+               ON CONFLICT (id) DO NOTHING RETURNING ${keyColumns}`,
+              [newId(), instanceId, targetId, fields.pem, fields.fingerprint, fields.keyType, fields.expirationDate ?? null, date],
+            );
+            // No row: another process generated the same ID; draw a new one.
+            if (inserted.rows[0] !== undefined) return publicKeyFromRow(inserted.rows[0], date);
+          }
+        });
+      },
+
+      async activatePublicKey(targetId: string, keyId: string) {
+        open();
+        const result = await transaction(async (client) => {
+          const key = await lockKey(client, targetId, keyId);
+          const date = now();
+          const expiration = key.expiration_date === null ? undefined : toDate(key.expiration_date);
+          if (!isKeyUsable(expiration, date)) {
+            throw new ConnectError(`public key "${keyId}" of target "${targetId}" has expired`, Code.FailedPrecondition);
+          }
+          if (key.active) return { key: publicKeyFromRow(key, date), changed: false };
+          await client.query(`UPDATE ${q}.target_public_keys SET active = false, change_date = $2 WHERE target_id = $1 AND active`, [
+            targetId,
+            date,
+          ]);
+          const { rows } = await client.query<PublicKeyRow>(
+            `UPDATE ${q}.target_public_keys SET active = true, change_date = $2 WHERE id = $1 RETURNING ${keyColumns}`,
+            [keyId, date],
+          );
+          await notify(client, { instanceId, targetIds: [targetId], executionIds: [] });
+          return { key: publicKeyFromRow(rows[0]!, date), changed: true };
+        });
+        if (result.changed) watchers.notify({ instanceId, targetIds: [targetId], executionIds: [] });
+        return result.key;
+      },
+
+      async deactivatePublicKey(targetId: string, keyId: string) {
+        open();
+        const result = await transaction(async (client) => {
+          const key = await lockKey(client, targetId, keyId);
+          const date = now();
+          if (!key.active) return { key: publicKeyFromRow(key, date), changed: false };
+          const { rows } = await client.query<PublicKeyRow>(
+            `UPDATE ${q}.target_public_keys SET active = false, change_date = $2 WHERE id = $1 RETURNING ${keyColumns}`,
+            [keyId, date],
+          );
+          await notify(client, { instanceId, targetIds: [targetId], executionIds: [] });
+          return { key: publicKeyFromRow(rows[0]!, date), changed: true };
+        });
+        if (result.changed) watchers.notify({ instanceId, targetIds: [targetId], executionIds: [] });
+        return result.key;
+      },
+
+      async removePublicKey(targetId: string, keyId: string) {
+        open();
+        if (!storableId(targetId) || !storableId(keyId)) return false;
+        const result = await transaction(async (client) => {
+          const { rows } = await client.query<PublicKeyRow>(
+            `SELECT ${keyColumns.split(", ").map((c) => `k.${c}`).join(", ")}
+             FROM ${q}.targets t JOIN ${q}.target_public_keys k ON k.target_id = t.id
+             WHERE t.instance_id = $1 AND t.id = $2 AND k.id = $3 FOR UPDATE OF t, k`,
+            [instanceId, targetId, keyId],
+          );
+          const key = rows[0];
+          if (key === undefined) return { removed: false, changed: false };
+          const expiration = key.expiration_date === null ? undefined : toDate(key.expiration_date);
+          if (key.active && isKeyUsable(expiration, now())) {
+            throw new ConnectError(
+              `public key "${keyId}" is the active key of target "${targetId}": deactivate it before removing it`,
+              Code.FailedPrecondition,
+            );
+          }
+          await client.query(`DELETE FROM ${q}.target_public_keys WHERE id = $1`, [keyId]);
+          if (key.active) await notify(client, { instanceId, targetIds: [targetId], executionIds: [] });
+          return { removed: true, changed: key.active };
+        });
+        if (result.changed) watchers.notify({ instanceId, targetIds: [targetId], executionIds: [] });
+        return result.removed;
+      },
+
+      async listPublicKeys(targetId: string) {
+        open();
+        if (!storableId(targetId)) return [];
+        const rows = await read<PublicKeyRow>(
+          `SELECT ${keyColumns.split(", ").map((c) => `k.${c}`).join(", ")}
+           FROM ${q}.targets t JOIN ${q}.target_public_keys k ON k.target_id = t.id
+           WHERE t.instance_id = $1 AND t.id = $2 ORDER BY k.seq`,
+          [instanceId, targetId],
+        );
+        const date = now();
+        return rows.map((row) => publicKeyFromRow(row, date));
       },
 
       async setExecution(condition: Condition, list: readonly ExecutionTarget[]) {
@@ -448,10 +611,7 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
 
       async snapshot(): Promise<ActionSnapshot> {
         return transaction(async (client) => {
-          const targets = await client.query<TargetRow>(
-            `SELECT ${targetColumns} FROM ${q}.targets WHERE instance_id = $1 ORDER BY seq`,
-            [instanceId],
-          );
+          const targets = await client.query<TargetRow>(`${targetSelect} WHERE t.instance_id = $1 ORDER BY t.seq`, [instanceId]);
           const executions = await client.query<ExecutionRow>(
             `SELECT ${executionColumns} FROM ${q}.executions WHERE instance_id = $1 ORDER BY id`,
             [instanceId],
@@ -472,10 +632,10 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
             targetIds.length === 0
               ? []
               : (
-                  await client.query<TargetRow>(
-                    `SELECT ${targetColumns} FROM ${q}.targets WHERE instance_id = $1 AND id = ANY($2::text[]) ORDER BY seq`,
-                    [instanceId, targetIds],
-                  )
+                  await client.query<TargetRow>(`${targetSelect} WHERE t.instance_id = $1 AND t.id = ANY($2::text[]) ORDER BY t.seq`, [
+                    instanceId,
+                    targetIds,
+                  ])
                 ).rows.map(targetFromRow);
           const executions =
             executionIds.length === 0
@@ -563,6 +723,11 @@ const maxNotifyBytes = 7900;
  */
 const storableId = isStorableText;
 
+/** targetNotFound is the error of an unknown target: Code.NotFound. */
+function targetNotFound(id: string): ConnectError {
+  return new ConnectError(`target "${String(id)}" not found`, Code.NotFound);
+}
+
 /**
  * nameTaken turns a unique violation of the target name into
  * Code.AlreadyExists, and returns other errors unchanged.
@@ -596,6 +761,32 @@ function targetFromRow(row: TargetRow): Target {
     endpoint: row.endpoint,
     timeoutMs: Number(row.timeout_ms),
     signingKey: row.signing_key,
+    payloadType: row.payload_type as PayloadType,
+    ...(row.key_id === null || row.key_pem === null
+      ? {}
+      : {
+          encryptionKey: Object.freeze({
+            keyId: row.key_id,
+            publicKey: row.key_pem,
+            ...(row.key_expiration === null ? {} : { expirationDate: toDate(row.key_expiration) }),
+          }),
+        }),
+    creationDate: toDate(row.creation_date),
+    changeDate: toDate(row.change_date),
+  });
+}
+
+/** publicKeyFromRow returns the record of a key row, `active` as of `now`. */
+function publicKeyFromRow(row: PublicKeyRow, now: Date): TargetPublicKey {
+  const expirationDate = row.expiration_date === null ? undefined : toDate(row.expiration_date);
+  return Object.freeze({
+    keyId: row.id,
+    targetId: row.target_id,
+    publicKey: row.public_key,
+    fingerprint: row.fingerprint,
+    keyType: row.key_type as PublicKeyType,
+    active: row.active && isKeyUsable(expirationDate, now),
+    ...(expirationDate === undefined ? {} : { expirationDate }),
     creationDate: toDate(row.creation_date),
     changeDate: toDate(row.change_date),
   });

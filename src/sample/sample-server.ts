@@ -14,7 +14,10 @@ import { createJsonLogger, type Logger } from "../logger.js";
 import { createNodeRouterHandler } from "../management/node-router-handler.js";
 import { createPostgresDeliveryLog } from "../postgres/delivery-log.js";
 import { createPostgresEventQueue } from "../postgres/event-queue.js";
+import { createPostgresSigningKeySource } from "../postgres/signing-key-source.js";
 import { createPostgresStore } from "../postgres/store.js";
+import { createJwksHandler, jwksPath } from "../keys/jwks-handler.js";
+import { createMemorySigningKeySource, type SigningKeySource } from "../keys/signing-key-source.js";
 import { createActions } from "../setup.js";
 import type { ActionStore, InstanceStore } from "../store/action-store.js";
 import { createMemoryDeliveryLog, type DeliveryLog } from "../store/delivery-log.js";
@@ -63,6 +66,8 @@ export interface SampleServerOptions {
   readonly deliveryLog?: DeliveryLog;
   /** Where event deliveries wait, default a new memory event queue. */
   readonly eventQueue?: EventQueue;
+  /** The signing keys of JWT and JWE payloads (their JWKS is served at /oauth/v2/keys), default new memory ones. */
+  readonly signingKeys?: SigningKeySource;
   /** Keeps target calls away from denied addresses, default createEndpointGuard() (strict when NODE_ENV is "production"). */
   readonly endpointGuard?: EndpointGuard;
   /** Report Node.js process metrics on /metrics, default true. */
@@ -93,6 +98,8 @@ export interface SampleServer {
   readonly adminToken: string;
   readonly deliveryLog: DeliveryLog;
   readonly eventQueue: EventQueue;
+  /** The signing keys of JWT and JWE payloads, whose JWKS the sample serves at /oauth/v2/keys. */
+  readonly signingKeys: SigningKeySource;
   /** close stops the server, then waits for async target calls. */
   close(): Promise<void>;
 }
@@ -115,8 +122,8 @@ export function sampleContext(instanceID: string): Interceptor {
 }
 
 /**
- * connectPostgres opens one pool and the PostgreSQL store, event queue and
- * delivery log on it (migrating the schema once).
+ * connectPostgres opens one pool and the PostgreSQL store, event queue,
+ * delivery log and signing keys on it.
  */
 async function connectPostgres(connectionString: string, logger: Logger) {
   const pool = new pg.Pool({ connectionString, connectionTimeoutMillis: 10_000, max: 20 });
@@ -125,10 +132,12 @@ async function connectPostgres(connectionString: string, logger: Logger) {
     const store = await createPostgresStore({ pool, logger });
     const eventQueue = await createPostgresEventQueue({ pool, logger });
     const deliveryLog = await createPostgresDeliveryLog({ pool, logger });
+    const signingKeys = await createPostgresSigningKeySource({ pool, logger });
     return {
       store,
       eventQueue,
       deliveryLog,
+      signingKeys,
       /** end ends the pool, once the store, queue and log are closed. */
       end: () => pool.end(),
     };
@@ -166,6 +175,7 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
     adminTokens: adminToken,
     eventTypes: userEventTypes,
     endpointGuard: options.endpointGuard,
+    signingKeys: options.signingKeys ?? postgres?.signingKeys ?? createMemorySigningKeySource(),
     dispatcher: {
       onCall: (record) => {
         metrics.record(record);
@@ -205,11 +215,14 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
   const userinfo =
     options.actions === false ? undefined : createUserinfoHandler({ users, runner: actions.runner, logger, instanceId: instanceID });
   const webConsole = createConsoleHandler({ basePath: "/console" }); // the web console, signed in with adminToken
+  // The public keys that verify JWT payloads (and the JWTs inside JWE payloads), where ZITADEL serves them.
+  const jwks = createJwksHandler({ keys: actions.signingKeys, instanceOf: () => instanceID, logger });
   const handler: typeof rpcAndRest = Object.assign(
     (req: Parameters<typeof rpcAndRest>[0], res: Parameters<typeof rpcAndRest>[1]) => {
       const path = req.url?.split("?", 1)[0];
       if (path === metricsPath) metrics.handler(req, res);
       else if (path === userinfoPath && userinfo !== undefined) userinfo(req, res);
+      else if (path === jwksPath) jwks(req, res);
       else if (webConsole.handles(req.url ?? "")) webConsole(req, res);
       else rpcAndRest(req, res);
     },
@@ -233,6 +246,7 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
     adminToken,
     deliveryLog: actions.deliveryLog,
     eventQueue,
+    signingKeys: actions.signingKeys,
     async close() {
       await listener.close();
       await actions.close();
