@@ -25,7 +25,9 @@ export {
   maxIncludeDepth,
   validateExecutionTargets,
 } from "./execution.js";
+export { createHostInstanceResolver, type HostInstanceResolverOptions, hostNameOf, type RequestAddress } from "./host-instance.js";
 export { newId } from "./id.js";
+export type { ManagementAuthorizer, ManagementPrincipal, ManagementRequest, ManagementRole } from "./management/authorize.js";
 export { type Actions, type ActionsOptions, createActions, type RegisterManagementOptions } from "./setup.js";
 export { createJsonLogger, type JsonLoggerOptions, type Logger, type LogLevel, silentLogger } from "./logger.js";
 export {
@@ -79,6 +81,7 @@ export {
   type EventWorker,
   type EventWorkerOptions,
   isPermanentFailure,
+  type ListDeadOptions,
   type MemoryEventQueueOptions,
   type QueuedJob,
   retryDelayMs,
