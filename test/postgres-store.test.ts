@@ -25,8 +25,8 @@ const hook = (name: string): TargetInput => ({ name, type: "webhook", endpoint: 
 const create = (options: PostgresStoreOptions = {}) =>
   createPostgresStore({ connectionString: db.url, logger: recordingLogger(), ...options });
 
-describeStoreContract("postgres", async () => {
-  const { opened: store, cleanup } = await openInFreshSchema(db, "s", (schema) => create({ schema }));
+describeStoreContract("postgres", async (limits) => {
+  const { opened: store, cleanup } = await openInFreshSchema(db, "s", (schema) => create({ schema, ...limits }));
   return { store, cleanup };
 });
 
