@@ -473,7 +473,14 @@ describe("async targets while the async queue is full", () => {
     const records: TargetCallRecord[] = [];
     const logs: { message: string; attributes?: Record<string, unknown> }[] = [];
     const logger: Logger = { ...silentLogger, warn: (message, attributes) => logs.push({ message, attributes }) };
-    const dispatcher = createTargetDispatcher({ logger, maxAsyncConcurrency: 1, maxAsyncQueue: 2, onCall: (r) => records.push(r) });
+    // One instance may fill the whole waiting room here (the default is three quarters of it).
+    const dispatcher = createTargetDispatcher({
+      logger,
+      maxAsyncConcurrency: 1,
+      maxAsyncQueue: 2,
+      maxAsyncQueuePerInstance: 2,
+      onCall: (r) => records.push(r),
+    });
     const busy = await startInterceptedServer({ dispatcher, logger });
     try {
       // The target holds every call until released.
