@@ -169,6 +169,8 @@ export interface Actions {
  * ```
  */
 export function createActions(options: ActionsOptions): Actions {
+  // Checked first: a bad option must not leave a started worker behind.
+  const authorize = managementAuthorizer(options);
   const logger = options.logger ?? createJsonLogger();
   const { store } = options;
   const eventQueue = options.eventQueue ?? createMemoryEventQueue();
@@ -200,7 +202,6 @@ export function createActions(options: ActionsOptions): Actions {
   const worker =
     options.worker === false ? undefined : createEventWorker({ ...options.worker, queue: eventQueue, planner, dispatcher, logger });
   worker?.start();
-  const authorize = managementAuthorizer(options);
   let closing: Promise<void> | undefined;
 
   return {

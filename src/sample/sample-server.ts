@@ -100,6 +100,8 @@ export interface SampleServer {
   readonly port: number;
   /** The targets and executions of the sample's default instance (instanceID). */
   readonly store: InstanceStore;
+  /** The default instance: of requests to hosts that are not in instanceTokens. */
+  readonly instanceID: string;
   /** The instance of a request to a host name: its own for the hosts of instanceTokens, else the default one. */
   instanceOfHost(host: string): string;
   /** The whole store, every instance. */
@@ -191,17 +193,20 @@ export function generateAdminToken(): string {
  */
 export async function startSampleServer(options: SampleServerOptions = {}): Promise<SampleServer> {
   const logger = options.logger ?? createJsonLogger();
-  const postgres = options.databaseUrl === undefined ? undefined : await connectPostgres(options.databaseUrl, logger);
-  const eventQueue = options.eventQueue ?? postgres?.eventQueue ?? createMemoryEventQueue();
-  const metrics = createSampleMetrics({ eventQueue, processMetrics: options.processMetrics });
-  const instanceID = options.instanceID ?? "sample-instance";
   const adminToken = options.adminToken ?? generateAdminToken();
   // Each host of instanceTokens is an instance of its own, named after the host; other hosts are instanceID.
   const instanceTokens = Object.fromEntries(Object.entries(options.instanceTokens ?? {}).map(([host, token]) => [hostKey(host), token]));
+  if (Object.values(instanceTokens).includes(adminToken)) {
+    throw new ConnectError("instanceTokens: an instance token must differ from the admin token", Code.InvalidArgument);
+  }
+  const instanceID = options.instanceID ?? "sample-instance";
   const instanceOf = createHostInstanceResolver({
     hosts: Object.fromEntries(Object.keys(instanceTokens).map((host) => [host, host])),
     fallback: instanceID,
   });
+  const postgres = options.databaseUrl === undefined ? undefined : await connectPostgres(options.databaseUrl, logger);
+  const eventQueue = options.eventQueue ?? postgres?.eventQueue ?? createMemoryEventQueue();
+  const metrics = createSampleMetrics({ eventQueue, processMetrics: options.processMetrics });
   const actions = createActions({
     store: options.store ?? postgres?.store ?? createMemoryStore(),
     eventQueue,
@@ -300,6 +305,7 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
     url: `http://${host.includes(":") ? `[${host}]` : host}:${listener.port}`,
     port: listener.port,
     store: actions.store.forInstance(instanceID),
+    instanceID,
     instanceOfHost: (host) => instanceOf({ url: `http://${host}/`, header: new Headers() }),
     actionStore: actions.store,
     dispatcher: actions.dispatcher,
