@@ -26,7 +26,8 @@ import { createMemoryDeliveryLog, type DeliveryLog } from "../src/store/delivery
 import { createMemoryStore } from "../src/store/memory-store.js";
 import { testJob } from "../src/testing/support.js";
 import { newSchemaName, useTestDatabase } from "./helpers/postgres.js";
-import { type TenantProtocol, tenantCaller } from "./helpers/tenant-client.js";
+import { loopbackAgent, type TenantProtocol, tenantCaller } from "./helpers/tenant-client.js";
+import { fetch as undiciFetch } from "undici";
 
 const systemToken = "system-token-0123456789";
 const tokenA = "token-of-a-0123456789";
@@ -305,5 +306,50 @@ describe.each(Object.keys(backends))("management per instance (%s)", (backendNam
     expect(rest.code).toBe("ok");
     // b's own token manages b.
     expect((await call.v2!("grpc", "b.localhost", tokenB, "getTarget", { id: seeded.b.targetId })).code).toBe("ok");
+  });
+});
+
+describe("caps per instance over the API", () => {
+  it("answers a creation beyond the instance's cap with ResourceExhausted naming the cap (HTTP 429), per instance", async () => {
+    const actions = createActions({
+      store: createMemoryStore({ maxTargetsPerInstance: 1, maxExecutionsPerInstance: 1 }),
+      adminTokens: systemToken,
+      resolveInstance: createHostInstanceResolver({ hosts: { "a.localhost": "a", "b.localhost": "b" } }),
+      worker: false,
+      logger: silentLogger,
+    });
+    const router = createConnectRouter({ interceptors: [actions.interceptor] });
+    router.service(UserService, createUserService());
+    actions.registerManagement(router);
+    const handler = createNodeRouterHandler({ router, logger: silentLogger });
+    const listener = await listenCleartext(handler);
+    try {
+      const call = tenantCaller({ port: listener.port, service: ActionServiceV2, routes: handler.restGateway!.routes });
+      const target = (name: string) => ({ name, restWebhook: {}, endpoint: "http://127.0.0.1:9/", timeout: "5s" });
+      const first = await call("rest", "a.localhost", systemToken, "createTarget", target("one"));
+      expect(first.code).toBe("ok");
+      const id = (first as { json: { id: string } }).json.id;
+      for (const protocol of protocols) {
+        const refused = await call(protocol, "a.localhost", systemToken, "createTarget", target("two"));
+        expect(refused).toEqual({ code: Code.ResourceExhausted, message: expect.stringContaining("maxTargetsPerInstance") });
+      }
+      expect((await call("grpc", "b.localhost", systemToken, "createTarget", target("two"))).code).toBe("ok");
+      const execution = (method: string) => ({ condition: { request: { method } }, targets: [id] });
+      expect((await call("connect", "a.localhost", systemToken, "setExecution", execution(addHuman))).code).toBe("ok");
+      const tooMany = await call("rest", "a.localhost", systemToken, "setExecution", execution("/zitadel.user.v2.UserService/GetUserByID"));
+      expect(tooMany).toEqual({ code: Code.ResourceExhausted, message: expect.stringContaining("maxExecutionsPerInstance") });
+      // The HTTP status of the REST answer.
+      const res = await undiciFetch(`http://a.localhost:${listener.port}/v2beta/actions/targets`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${systemToken}`, "content-type": "application/json" },
+        body: JSON.stringify(target("three")),
+        dispatcher: loopbackAgent,
+      });
+      expect(res.status).toBe(429);
+      await res.arrayBuffer();
+    } finally {
+      await listener.close();
+      await actions.close();
+    }
   });
 });
