@@ -5,6 +5,7 @@ import { createConnectRouter } from "@connectrpc/connect";
 import type { JsonValue } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import pg from "pg";
+import { fetch as undiciFetch } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ActionService as ActionServiceV2 } from "../gen/zitadel/action/v2/action_service_pb.js";
 import { ActionService as ActionServiceV2beta } from "../gen/zitadel/action/v2beta/action_service_pb.js";
@@ -27,7 +28,6 @@ import { createMemoryStore } from "../src/store/memory-store.js";
 import { testJob } from "../src/testing/support.js";
 import { newSchemaName, useTestDatabase } from "./helpers/postgres.js";
 import { loopbackAgent, type TenantProtocol, tenantCaller } from "./helpers/tenant-client.js";
-import { fetch as undiciFetch } from "undici";
 
 const systemToken = "system-token-0123456789";
 const tokenA = "token-of-a-0123456789";
