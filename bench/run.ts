@@ -244,7 +244,7 @@ function resolutionBench(): void {
     const targets: Target[] = [];
     const executions: Execution[] = [];
     for (let i = 0; i < n; i++) {
-      targets.push({ id: `t${i}`, instanceId: "", name: `t${i}`, type: "webhook", interruptOnError: false, endpoint: "http://x/", timeoutMs: 1000, signingKey: "k", creationDate: date, changeDate: date });
+      targets.push({ id: `t${i}`, instanceId: "", name: `t${i}`, type: "webhook", interruptOnError: false, endpoint: "http://x/", timeoutMs: 1000, signingKey: "k", payloadType: "json", creationDate: date, changeDate: date });
       const condition = { type: "request" as const, method: `/bench.v1.Service${i % 100}/Method${i}` };
       executions.push({ id: executionId(condition), condition, targets: [{ target: `t${i}` }], creationDate: date, changeDate: date });
     }
@@ -287,7 +287,7 @@ function resolutionBench(): void {
  * (adding the span, signing, exchange and record; everything but the network).
  */
 async function interceptorBench(): Promise<void> {
-  const store = createMemoryStore();
+  const store = createMemoryStore({ maxTargetsPerInstance: Infinity, maxExecutionsPerInstance: Infinity });
   for (let i = 0; i < 10_000; i++) {
     const t = await store.createTarget({ name: `t${i}`, type: "webhook", endpoint: "http://127.0.0.1:9/", timeoutMs: 1000 });
     await store.setExecution({ type: "request", method: `/bench.v1.Service${i % 100}/Method${i}` }, [{ target: t.id }]);

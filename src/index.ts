@@ -1,5 +1,6 @@
 // "connect-actions": ZITADEL-style Actions V2 for Connect-ES services. The interceptor and its model,
-// execution plans, stores (interfaces and memory implementations), target dispatch, events and functions.
+// execution plans, stores (interfaces and memory implementations), target dispatch, events and functions,
+// the keys of JWT and JWE payloads and the helpers of target authors.
 // PostgreSQL, the management API, the web console and the contract suites have entry points of their own:
 // "connect-actions/postgres", "connect-actions/management", "connect-actions/console" and "connect-actions/testing".
 export { type ActionsInterceptorOptions, createActionsInterceptor, defaultProtectedServices } from "./actions-interceptor.js";
@@ -36,21 +37,62 @@ export {
   type HealthHandler,
   type HealthHandlerOptions,
   type HealthOptions,
+  HealthService,
   type HealthStatus,
 } from "./health/index.js";
+export { createHostInstanceResolver, type HostInstanceResolverOptions, hostNameOf, type RequestAddress } from "./host-instance.js";
 export { newId } from "./id.js";
+export type { ManagementAuthorizer, ManagementPrincipal, ManagementRequest, ManagementRole } from "./management/authorize.js";
 export { type Actions, type ActionsCloseOptions, type ActionsOptions, createActions, type RegisterManagementOptions } from "./setup.js";
 export { createJsonLogger, type JsonLoggerOptions, type Logger, type LogLevel, silentLogger } from "./logger.js";
 export {
   applyTargetPatch,
   generateSigningKey,
   maxTargetTimeoutMs,
+  type PayloadType,
   type Target,
+  type TargetEncryptionKey,
   type TargetInput,
   type TargetPatch,
   type TargetType,
   validateTargetInput,
 } from "./target.js";
+export {
+  isKeyUsable,
+  maxPublicKeyBytes,
+  maxPublicKeysPerTarget,
+  minRsaKeyBits,
+  type ParsedPublicKey,
+  parsePublicKey,
+  type PublicKeyInput,
+  type PublicKeyType,
+  type TargetPublicKey,
+  validatePublicKeyInput,
+} from "./target-key.js";
+export {
+  createJwksHandler,
+  createMemorySigningKeySource,
+  decryptJwePayload,
+  type DecryptPayloadOptions,
+  defaultPublishAheadMs,
+  defaultPublishedLifetimeMs,
+  defaultSigningLifetimeMs,
+  type JsonWebKeySet,
+  type JwksHandlerOptions,
+  type JwksInput,
+  jwksPath,
+  type JwksRequest,
+  type JwksResponse,
+  type MemorySigningKeySourceOptions,
+  type PrivateKeyInput,
+  type PublicJwk,
+  type SigningAlgorithm,
+  type SigningKey,
+  type SigningKeyLifetimes,
+  type SigningKeySource,
+  type VerifyPayloadOptions,
+  verifyJwtPayload,
+} from "./keys/index.js";
 export {
   canonicalHeaderName,
   codeFromHttpStatus,
@@ -96,6 +138,7 @@ export {
   type EventWorkerOptions,
   type EventWorkerStopOptions,
   isPermanentFailure,
+  type ListDeadOptions,
   type MemoryEventQueueOptions,
   type QueuedJob,
   retryDelayMs,
@@ -136,10 +179,16 @@ export {
   type DeliveryQuery,
   type DeliveryRecord,
   defaultInstanceId,
+  defaultMaxExecutionsPerInstance,
+  defaultMaxTargetsPerInstance,
+  executionCapReached,
+  type InstanceLimits,
   type InstanceStore,
   maxInstanceIdLength,
   type MemoryDeliveryLogOptions,
   type MemoryStoreOptions,
+  resolveInstanceLimits,
   type StoreChange,
+  targetCapReached,
   validateInstanceId,
 } from "./store/index.js";

@@ -109,7 +109,7 @@ describe("a PostgreSQL cluster stopped and started mid-load", () => {
     }, 30_000, "the other server to see the deletion");
     // Events of users created before the outage and after it are delivered.
     expect(createdBefore).toBeGreaterThan(0);
-    const users = await h.server.users.list();
+    const users = await h.server.users().list();
     await waitFor(
       () => {
         const delivered = new Set(h.targets.callsTo("/events").map((c) => c.json?.aggregateID));

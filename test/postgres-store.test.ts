@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { generateKeyPairSync } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,8 +26,8 @@ const hook = (name: string): TargetInput => ({ name, type: "webhook", endpoint: 
 const create = (options: PostgresStoreOptions = {}) =>
   createPostgresStore({ connectionString: db.url, logger: recordingLogger(), ...options });
 
-describeStoreContract("postgres", async () => {
-  const { opened: store, cleanup } = await openInFreshSchema(db, "s", (schema) => create({ schema }));
+describeStoreContract("postgres", async ({ now, limits }) => {
+  const { opened: store, cleanup } = await openInFreshSchema(db, "s", (schema) => create({ schema, now, ...limits }));
   return { store, cleanup };
 });
 
@@ -54,6 +55,16 @@ describe("postgres store", () => {
       const e = await a.setExecution({ type: "request", all: true }, [{ target: t.id }]);
       await waitFor(() => calls > before, 10_000, "B's watcher after setExecution");
       expect((await b.snapshot()).executions).toEqual([e]);
+
+      // A new active public key changes the target: B's plans load it with the key.
+      const ecPem = generateKeyPairSync("ec", { namedCurve: "P-256" }).publicKey.export({ type: "spki", format: "pem" }) as string;
+      const key = await a.addPublicKey(t.id, { publicKey: ecPem });
+      const announced: string[] = [];
+      b.watch((c) => announced.push(...(c.targetIds ?? [])));
+      await a.activatePublicKey(t.id, key.keyId);
+      await waitFor(() => announced.includes(t.id), 5000, "B's watcher after an activation");
+      expect((await b.getTarget(t.id))?.encryptionKey).toEqual({ keyId: key.keyId, publicKey: ecPem });
+      expect((await b.listPublicKeys(t.id)).map((k) => k.active)).toEqual([true]);
 
       before = calls;
       await a.deleteTarget(t.id);

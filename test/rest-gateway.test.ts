@@ -131,9 +131,9 @@ describe.each(["v2beta", "v2"])("REST paths under /%s", (version) => {
     const unknownTarget = await h.rest("PUT", `${base}/executions`, { condition: { response: { all: true } }, targets: ["404"] }, h.auth);
     expect(unknownTarget.status).toBe(404);
     if (version === "v2") {
-      const jwt = await h.rest("POST", `${base}/targets`, { ...target("jwt"), payloadType: "PAYLOAD_TYPE_JWT" }, h.auth);
-      expect(jwt.status).toBe(501);
-      expect(jwt.json.code).toBe(Code.Unimplemented);
+      const unknown = await h.rest("POST", `${base}/targets`, { ...target("jwt"), payloadType: "PAYLOAD_TYPE_XML" }, h.auth);
+      expect(unknown.status).toBe(400);
+      expect(unknown.json.code).toBe(Code.InvalidArgument);
     }
     const limit = await h.rest("POST", `${base}/targets/search`, { pagination: { limit: 1001 } }, h.auth);
     expect(limit.status).toBe(400);

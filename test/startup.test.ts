@@ -87,7 +87,19 @@ describe("readEnvironment", () => {
     expect(failure({ DATABASE_URL: "mysql://db/x" })).toMatch(/^DATABASE_URL must start with postgres:\/\/ or postgresql:\/\//);
     expect(failure({ DATABASE_URL: "postgres:///x" })).toMatch(/^DATABASE_URL names no host/);
     expect(failure({ SHUTDOWN_GRACE_MS: "soon" })).toMatch(/^SHUTDOWN_GRACE_MS must be a whole number of milliseconds/);
-    expect(readEnvironment({})).toEqual({ port: 8080, host: "127.0.0.1", adminToken: undefined, databaseUrl: undefined, shutdownGraceMs: 25_000 });
+    expect(readEnvironment({})).toEqual({
+      port: 8080,
+      host: "127.0.0.1",
+      adminToken: undefined,
+      instanceTokens: {},
+      databaseUrl: undefined,
+      shutdownGraceMs: 25_000,
+    });
+    expect(failure({ ACTIONS_INSTANCE_TOKENS: "a.localhost" })).toMatch(/^ACTIONS_INSTANCE_TOKENS: entry 1 \("a\.localhost"\) is not host=token; use host=token pairs/);
+    expect(failure({ ACTIONS_ADMIN_TOKEN: "same", ACTIONS_INSTANCE_TOKENS: "a.localhost=same" })).toBe(
+      "ACTIONS_INSTANCE_TOKENS: an instance token must differ from ACTIONS_ADMIN_TOKEN",
+    );
+    expect(readEnvironment({ ACTIONS_INSTANCE_TOKENS: "A.localhost=t" }).instanceTokens).toEqual({ "a.localhost": "t" });
     expect(readEnvironment({ DATABASE_URL: "", ACTIONS_ADMIN_TOKEN: " t " }).adminToken).toBe("t");
   });
 });

@@ -38,6 +38,7 @@ const callTarget = (path: string): Target => ({
   endpoint: h.targets.endpoint(path),
   timeoutMs: 5000,
   signingKey: "k".repeat(36),
+  payloadType: "json",
   creationDate: new Date(),
   changeDate: new Date(),
 });

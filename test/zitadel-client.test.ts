@@ -3,6 +3,7 @@
 // sample serves is called with ZITADEL's messages and its answer is decoded with ZITADEL's
 // messages and compared field by field. zitadel.action.v2 uses ZITADEL's v4 descriptor from
 // test/fixtures/zitadel, as @zitadel/proto has no action/v2.
+import { generateKeyPairSync } from "node:crypto";
 import { readFileSync } from "node:fs";
 import {
   create,
@@ -289,24 +290,48 @@ describe.each(callers)("ZITADEL's client over %s", (_, makeCaller) => {
     expect((await call(a, "deleteTarget", { id: created.id }, admin())).deletionDate).toBeDefined();
   });
 
-  it("round-trips every RPC of the ActionService v2 (ZITADEL v4's descriptor); public keys answer Unimplemented", async () => {
+  it("round-trips every RPC of the ActionService v2 (ZITADEL v4's descriptor), payload types and public keys included", async () => {
     const a = ZActionServiceV2;
-    const created = await call(a, "createTarget", { name: `v2-${unique()}`, targetType: { case: "restWebhook", value: {} }, endpoint: h.targets.endpoint("/v2"), timeout: { seconds: 3n }, payloadType: 1 }, admin());
+    const created = await call(a, "createTarget", { name: `v2-${unique()}`, targetType: { case: "restWebhook", value: {} }, endpoint: h.targets.endpoint("/v2"), timeout: { seconds: 3n }, payloadType: 3 }, admin());
     const got = await call(a, "getTarget", { id: created.id }, admin());
     expect(got.target.$typeName).toBe("zitadel.action.v2.Target");
-    expect(got.target).toMatchObject({ id: created.id, payloadType: 1, targetType: { case: "restWebhook" }, timeout: { seconds: 3n } });
+    expect(got.target).toMatchObject({ id: created.id, payloadType: 3, targetType: { case: "restWebhook" }, timeout: { seconds: 3n } });
+    expect((await call(a, "updateTarget", { id: created.id, payloadType: 2 }, admin())).changeDate).toBeDefined();
+    expect((await call(a, "getTarget", { id: created.id }, admin())).target.payloadType).toBe(2);
     const list = await call(a, "listTargets", { pagination: { limit: 1 }, filters: [{ filter: { case: "inTargetIdsFilter", value: { targetIds: [created.id] } } }] }, admin());
     expect(list.pagination).toEqual(expect.objectContaining({ $typeName: "zitadel.filter.v2.PaginationResponse", totalResult: 1n, appliedLimit: 1n }));
-    expect(list.targets).toEqual([got.target]);
-    for (const [method, init] of [
-      ["addPublicKey", { targetId: created.id, publicKey: new TextEncoder().encode("-----BEGIN PUBLIC KEY-----") }],
-      ["activatePublicKey", { targetId: created.id, keyId: "k" }],
-      ["deactivatePublicKey", { targetId: created.id, keyId: "k" }],
-      ["removePublicKey", { targetId: created.id, keyId: "k" }],
-      ["listPublicKeys", { targetId: created.id, filters: [{ filter: { case: "activeFilter", value: true } }] }],
-    ] as const) {
-      expect(await failure(call(a, method, init, admin())), method).toEqual({ code: Code.Unimplemented, message: "public keys are not implemented yet" });
-    }
+    expect(list.targets.map((t: { id: string }) => t.id)).toEqual([created.id]);
+    // Public keys, field by field.
+    const pem = generateKeyPairSync("ec", { namedCurve: "P-256" }).publicKey.export({ type: "spki", format: "pem" }) as string;
+    const expires = { seconds: BigInt(Math.floor(Date.now() / 1000) + 3600), nanos: 0 };
+    const added = await call(a, "addPublicKey", { targetId: created.id, publicKey: new TextEncoder().encode(pem), expirationDate: expires }, admin());
+    expect(added).toEqual({ $typeName: "zitadel.action.v2.AddPublicKeyResponse", keyId: expect.stringMatching(/^\d+$/), creationDate: expect.anything() });
+    const activated = await call(a, "activatePublicKey", { targetId: created.id, keyId: added.keyId }, admin());
+    expect(activated).toEqual({ $typeName: "zitadel.action.v2.ActivatePublicKeyResponse", changeDate: expect.anything() });
+    const keys = await call(a, "listPublicKeys", { targetId: created.id, pagination: { limit: 10 }, sortingColumn: 3, filters: [{ filter: { case: "activeFilter", value: true } }] }, admin());
+    expect(keys).toEqual({
+      $typeName: "zitadel.action.v2.ListPublicKeysResponse",
+      pagination: { $typeName: "zitadel.filter.v2.PaginationResponse", totalResult: 1n, appliedLimit: 10n },
+      publicKeys: [
+        {
+          $typeName: "zitadel.action.v2.PublicKey",
+          keyId: added.keyId,
+          active: true,
+          publicKey: expect.any(Uint8Array), // a Buffer with @grpc/grpc-js
+          fingerprint: expect.stringMatching(/^SHA256:[A-Za-z0-9+/]{43}$/),
+          expirationDate: { $typeName: "google.protobuf.Timestamp", ...expires },
+          creationDate: added.creationDate,
+          changeDate: activated.changeDate,
+        },
+      ],
+    });
+    expect(new TextDecoder().decode(keys.publicKeys[0].publicKey)).toBe(pem);
+    expect(await failure(call(a, "removePublicKey", { targetId: created.id, keyId: added.keyId }, admin()))).toMatchObject({ code: Code.FailedPrecondition });
+    const deactivated = await call(a, "deactivatePublicKey", { targetId: created.id, keyId: added.keyId }, admin());
+    expect(deactivated).toEqual({ $typeName: "zitadel.action.v2.DeactivatePublicKeyResponse", changeDate: expect.anything() });
+    const removed = await call(a, "removePublicKey", { targetId: created.id, keyId: added.keyId }, admin());
+    expect(removed).toEqual({ $typeName: "zitadel.action.v2.RemovePublicKeyResponse", deletionDate: expect.anything() });
+    expect((await call(a, "listPublicKeys", { targetId: created.id }, admin())).publicKeys).toEqual([]);
     const condition = { conditionType: { case: "event", value: { condition: { case: "event", value: "user.human.added" } } } };
     expect((await call(a, "setExecution", { condition, targets: [created.id] }, admin())).setDate).toBeDefined();
     const executions = await call(a, "listExecutions", { filters: [{ filter: { case: "targetFilter", value: { targetId: created.id } } }] }, admin());

@@ -5,6 +5,8 @@ import { createEndpointGuard, type EndpointGuard } from "./endpoint-guard.js";
 import { createFairQueue } from "./fair-queue.js";
 import { hopHeader } from "./hop.js";
 import { ExchangeError, exchange } from "./http-exchange.js";
+import type { SigningKeySource } from "../keys/signing-key-source.js";
+import { createPayloadEncoder, PayloadEncodingError } from "./payload-token.js";
 import { type Logger, createJsonLogger } from "../logger.js";
 import { signatureHeader, signPayload } from "./signature.js";
 import type { Target } from "../target.js";
@@ -16,7 +18,10 @@ export interface TargetCall {
   readonly target: Target;
   /** The execution that chose the target, for logs and records. */
   readonly executionId: string;
-  /** The JSON body to POST. */
+  /**
+   * The JSON payload. It is the body of a "json" target; a "jwt" or "jwe"
+   * target gets it signed (and encrypted), see PayloadType.
+   */
   readonly body: string;
   /** Aborts the call, for example when the RPC is cancelled. */
   readonly signal?: AbortSignal;
@@ -80,9 +85,12 @@ export interface TargetDispatcher {
   call(call: TargetCall): Promise<TargetResponse>;
   /**
    * fire starts a call and returns at once: async targets. At most
-   * maxAsyncConcurrency run at a time, at most maxAsyncPerTarget of them for
-   * one target, the targets taking turns; up to maxAsyncQueue more wait;
-   * beyond that the call is dropped and recorded as failed.
+   * maxAsyncConcurrency run at a time, at most maxAsyncPerInstance of them
+   * for the targets of one instance and maxAsyncPerTarget for one target;
+   * free slots go round the instances with calls waiting, and within an
+   * instance round its targets. Up to maxAsyncQueue more wait (at most
+   * maxAsyncQueuePerInstance of one instance); beyond that the call is
+   * dropped and recorded as failed.
    */
   fire(call: TargetCall): void;
   /** idle resolves when no fired call runs or waits. */
@@ -104,13 +112,27 @@ export interface TargetDispatcherOptions {
   /** Fired (async) calls running at once, default 64. */
   readonly maxAsyncConcurrency?: number;
   /**
+   * Fired calls of the targets of one instance (tenant) running at once,
+   * default three quarters of maxAsyncConcurrency (48): an instance whose
+   * targets hang leaves the other instances at least the rest. Free slots go
+   * round the instances with calls waiting.
+   */
+  readonly maxAsyncPerInstance?: number;
+  /**
    * Fired calls of one target running at once, default three quarters of
-   * maxAsyncConcurrency (48): a target that hangs leaves the other targets
-   * at least the rest. Free slots go round the targets with calls waiting.
+   * maxAsyncPerInstance (36): a target that hangs leaves the other targets
+   * of its instance at least the rest of the instance's share. Within an
+   * instance, free slots go round its targets with calls waiting.
    */
   readonly maxAsyncPerTarget?: number;
   /** Fired calls waiting for a slot, default 10 000. */
   readonly maxAsyncQueue?: number;
+  /**
+   * Fired calls of one instance waiting for a slot, default three quarters
+   * of maxAsyncQueue (7500): an instance that fires faster than its targets
+   * answer cannot fill the whole waiting room.
+   */
+  readonly maxAsyncQueuePerInstance?: number;
   /** Keep-alive connections per target origin, default 128. */
   readonly connectionsPerOrigin?: number;
   /** How long an idle keep-alive connection stays open, default 30 000 ms. */
@@ -130,6 +152,11 @@ export interface TargetDispatcherOptions {
    * Agent; with a custom `dispatcher`, only IP-literal endpoints are checked.
    */
   readonly endpointGuard?: EndpointGuard;
+  /**
+   * The instances' signing keys, which sign the payloads of "jwt" and "jwe"
+   * targets; default none: calls of such targets fail (permanently).
+   */
+  readonly signingKeys?: SigningKeySource;
 }
 
 /**
@@ -246,7 +273,10 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
   const maxBytes = options.maxResponseBytes ?? 1024 * 1024;
   const maxConcurrency = options.maxAsyncConcurrency ?? 64;
   const maxQueue = options.maxAsyncQueue ?? 10_000;
-  const maxPerTarget = Math.min(options.maxAsyncPerTarget ?? Math.max(1, Math.floor((maxConcurrency * 3) / 4)), maxConcurrency);
+  const threeQuarters = (n: number) => Math.max(1, Math.floor((n * 3) / 4));
+  const maxPerInstance = Math.min(options.maxAsyncPerInstance ?? threeQuarters(maxConcurrency), maxConcurrency);
+  const maxPerTarget = Math.min(options.maxAsyncPerTarget ?? threeQuarters(maxPerInstance), maxPerInstance);
+  const maxQueuePerInstance = Math.min(options.maxAsyncQueuePerInstance ?? threeQuarters(maxQueue), maxQueue);
   const logger = options.logger ?? createJsonLogger();
   const userAgent = options.userAgent ?? "connect-actions";
   const guard = options.endpointGuard ?? createEndpointGuard();
@@ -262,6 +292,16 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
   const agent: Dispatcher = options.dispatcher ?? ownAgent!;
   const origins = new Map<string, { origin: string; path: string; denied: string | undefined }>();
   const tracer = trace.getTracer("connect-actions");
+  const payloads = createPayloadEncoder(options.signingKeys);
+  /** encode returns the body of a "jwt" or "jwe" target, or throws an "Execution failed" error saying why not. */
+  const encode = async (target: Target, json: string): Promise<string> => {
+    try {
+      return await payloads.encode(target, json);
+    } catch (e) {
+      if (e instanceof PayloadEncodingError) throw executionFailed(e.message, 0, e.permanent);
+      throw executionFailed(`the ${target.payloadType} payload of target "${target.name}" could not be made: ${errorDetail(e)}`);
+    }
+  };
 
   const record = (call: TargetCall, startTime: Date, start: number, status: number, error: string | undefined, async: boolean) => {
     const r: TargetCallRecord = {
@@ -337,10 +377,13 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
       if (where.denied !== undefined) {
         throw executionFailed(`target "${target.name}" is not allowed: ${where.denied}`, 0, true);
       }
+      let body = call.body;
+      // As in ZITADEL: the token is the body, still with Content-Type application/json and the signature over it.
+      if (target.payloadType === "jwt" || target.payloadType === "jwe") body = await encode(target, body);
       const headers: Record<string, string> = {
         "content-type": "application/json",
         "user-agent": userAgent,
-        [signatureHeader]: signPayload(call.body, target.signingKey),
+        [signatureHeader]: signPayload(body, target.signingKey),
         [hopHeader]: String(call.hop ?? 1),
       };
       // The span explicitly: without a context manager, the active context does not hold it.
@@ -351,7 +394,7 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
         origin: where.origin,
         path: where.path,
         headers,
-        body: call.body,
+        body,
         timeoutMs: Math.min(target.timeoutMs, call.timeoutMs ?? Infinity),
         maxBytes,
         signal: call.signal,
@@ -401,8 +444,11 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
   };
   const fired = createFairQueue<TargetCall>({
     maxRunning: maxConcurrency,
+    maxRunningPerGroup: maxPerInstance,
     maxRunningPerLane: maxPerTarget,
     maxWaiting: maxQueue,
+    maxWaitingPerGroup: maxQueuePerInstance,
+    groupOf: (call) => call.target.instanceId,
     laneOf: (call) => call.target.id,
     run: (call) =>
       send({ ...call, signal: call.signal === undefined ? firedCancel.signal : AbortSignal.any([call.signal, firedCancel.signal]) }, true).then(
@@ -422,8 +468,12 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
   return {
     call: (call) => send(call, false),
     fire(call) {
-      if (!fired.offer(call)) {
-        const detail = `async queue is full (${maxQueue} calls waiting); call dropped`;
+      const offered = fired.offer(call);
+      if (offered !== "queued") {
+        const detail =
+          offered === "full"
+            ? `async queue is full (${maxQueue} calls waiting); call dropped`
+            : `async queue of ${call.target.instanceId === "" ? "the default instance" : `instance "${call.target.instanceId}"`} is full (${maxQueuePerInstance} calls waiting); call dropped`;
         logger.warn("async target dropped", { target: call.target.name, targetId: call.target.id, error: detail });
         record(call, new Date(), performance.now(), 0, detail, true);
         return;

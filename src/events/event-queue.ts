@@ -50,6 +50,16 @@ export interface DeadJob extends EventJob {
 }
 
 /**
+ * ListDeadOptions configures EventQueue.listDead.
+ */
+export interface ListDeadOptions {
+  /** Only this instance's dead jobs ("" for the default instance), default those of every instance. */
+  readonly instanceId?: string;
+  /** At most this many, default 100. */
+  readonly limit?: number;
+}
+
+/**
  * EventQueue holds event deliveries until they succeed or are given up. Every
  * implementation passes the shared contract suite (test/event-queue-contract.ts).
  */
@@ -69,8 +79,12 @@ export interface EventQueue {
   retry(job: QueuedJob, runAt: Date, error: string): Promise<boolean>;
   /** giveUp moves the job to the dead jobs. Resolves false for a stale claim. */
   giveUp(job: QueuedJob, error: string): Promise<boolean>;
-  /** listDead returns the latest given-up jobs, newest first, default limit 100. */
-  listDead(limit?: number): Promise<DeadJob[]>;
+  /**
+   * listDead returns the latest given-up jobs, newest first: of one instance
+   * or of all (see ListDeadOptions), at most `limit` (default 100). A number
+   * is the limit, for all instances.
+   */
+  listDead(options?: number | ListDeadOptions): Promise<DeadJob[]>;
   /** pending counts the jobs not yet settled (due, scheduled or leased). */
   pending(): Promise<number>;
   /** watch calls `listener` when jobs may have become claimable (enqueued here or elsewhere). */

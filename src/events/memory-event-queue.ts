@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { randomUUID } from "node:crypto";
-import type { DeadJob, EventJob, EventQueue, QueuedJob } from "./event-queue.js";
+import type { DeadJob, EventJob, EventQueue, ListDeadOptions, QueuedJob } from "./event-queue.js";
 
 /**
  * MemoryEventQueueOptions configures createMemoryEventQueue.
@@ -127,9 +127,14 @@ export function createMemoryEventQueue(options: MemoryEventQueueOptions = {}): E
       return true;
     },
 
-    async listDead(limit = 100) {
+    async listDead(listOptions?: number | ListDeadOptions) {
       open();
-      return limit <= 0 ? [] : dead.slice(-limit).reverse();
+      const { instanceId, limit = 100 } = typeof listOptions === "number" ? { limit: listOptions } : (listOptions ?? {});
+      const out: DeadJob[] = [];
+      for (let i = dead.length - 1; i >= 0 && out.length < limit; i--) {
+        if (instanceId === undefined || (dead[i]!.instanceId ?? "") === instanceId) out.push(dead[i]!);
+      }
+      return out;
     },
 
     async pending() {

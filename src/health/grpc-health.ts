@@ -32,7 +32,7 @@ export interface GrpcHealthServiceOptions {
  * the interceptor would skip it anyway):
  *
  * ```ts
- * router.service(Health, createGrpcHealthService(health), { interceptors: [] });
+ * router.service(HealthService, createGrpcHealthService(health), { interceptors: [] });
  * ```
  */
 export function createGrpcHealthService(health: Health, options: GrpcHealthServiceOptions = {}): ServiceImpl<typeof HealthService> {

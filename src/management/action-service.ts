@@ -3,7 +3,10 @@ import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import {
   ActionService as ActionServiceV2,
+  ActivatePublicKeyResponseSchema,
+  AddPublicKeyResponseSchema,
   CreateTargetResponseSchema,
+  DeactivatePublicKeyResponseSchema,
   DeleteTargetResponseSchema,
   GetTargetResponseSchema,
   ListExecutionFunctionsResponseSchema,
@@ -11,28 +14,45 @@ import {
   ListExecutionServicesResponseSchema,
   ListExecutionsResponseSchema,
   ListFailedEventDeliveriesResponseSchema,
+  ListPublicKeysResponseSchema,
   ListTargetCallsResponseSchema,
   ListTargetsResponseSchema,
+  RemovePublicKeyResponseSchema,
   SetExecutionResponseSchema,
   UpdateTargetResponseSchema,
 } from "../../gen/zitadel/action/v2/action_service_pb.js";
-import { type ExecutionSearchFilter, ExecutionType, type TargetSearchFilter } from "../../gen/zitadel/action/v2/query_pb.js";
+import {
+  type ExecutionSearchFilter,
+  ExecutionType,
+  type PublicKeySearchFilter,
+  type TargetSearchFilter,
+} from "../../gen/zitadel/action/v2/query_pb.js";
 import type { ActionService as ActionServiceV2beta } from "../../gen/zitadel/action/v2beta/action_service_pb.js";
 import { type ActionStore, defaultInstanceId, type InstanceStore } from "../store/action-store.js";
 import { defaultProtectedServices } from "../actions-interceptor.js";
 import { callerContextKey } from "../caller-context.js";
+import { authorizeCall, type ManagementAuthorizer, managementPrincipalKey, managementRequestOf } from "./authorize.js";
 import {
-  checkPayloadType,
   conditionFromMessage,
   durationFromMs,
   durationMs,
   executionIdOf,
   executionToMessage,
+  payloadTypeFromMessage,
+  publicKeyToMessage,
   targetToMessage,
   targetTypeFromMessage,
   timeoutMsFromDuration,
 } from "./action-service-convert.js";
-import { checkTextFilterMethod, matchText, paginate, sortExecutions, sortTargets } from "./action-service-list.js";
+import {
+  checkTextFilterMethod,
+  matchText,
+  matchTimestamp,
+  paginate,
+  sortExecutions,
+  sortPublicKeys,
+  sortTargets,
+} from "./action-service-list.js";
 import { type Condition, type ExecutionType as ConditionType, executionTypeOf } from "../condition.js";
 import type { Execution, ExecutionTarget } from "../execution.js";
 import { checkDeliveryQuery, type DeliveryLog } from "../store/delivery-log.js";
@@ -40,6 +60,7 @@ import type { EndpointGuard } from "../dispatch/endpoint-guard.js";
 import type { EventQueue } from "../events/event-queue.js";
 import { knownFunctions } from "../functions/function-contracts.js";
 import type { Target, TargetPatch } from "../target.js";
+import type { TargetPublicKey } from "../target-key.js";
 
 /**
  * ActionServiceOptions configures createActionService.
@@ -48,9 +69,18 @@ export interface ActionServiceOptions {
   /** Where targets and executions live. */
   readonly store: ActionStore;
   /**
-   * The instance (tenant) a call manages, default the instanceID of the
-   * CallerContext under callerContextKey, else "" (the default instance). An
-   * authorization interceptor that runs before the service decides it.
+   * Authorizes every call before anything else (see ManagementAuthorizer):
+   * its principal decides the instance the call manages. Default none: the
+   * service trusts what ran before it (see instanceOf). Give it when the
+   * service is mounted without createManagementAuthInterceptor.
+   */
+  readonly authorize?: ManagementAuthorizer;
+  /**
+   * The instance (tenant) a call manages, default: the instance of the
+   * principal under managementPrincipalKey (set by `authorize` or by
+   * createManagementAuthInterceptor), else the instanceID of the
+   * CallerContext under callerContextKey, else "" (the default instance).
+   * Not allowed together with `authorize`.
    */
   readonly instanceOf?: (ctx: HandlerContext) => string;
   /**
@@ -104,14 +134,21 @@ export type ActionServiceImpl = ServiceImpl<typeof ActionServiceV2> & ServiceImp
  * - Code.NotFound: an unknown target (GetTarget, UpdateTarget, SetExecution),
  *   included execution, method, service, function or event type.
  * - Code.AlreadyExists: a target name that is taken.
- * - Code.Unimplemented: payload types other than JSON.
+ * - Code.FailedPrecondition: activating an expired public key, removing the
+ *   active one.
+ * - Code.ResourceExhausted: a target's 101st public key.
  *
  * SetExecution appends `includes` after `targets`; an empty list removes the
  * execution (even when its condition no longer exists). DeleteTarget removes
- * the target from every execution.
+ * the target from every execution, and its public keys. The public-key RPCs
+ * (v2 only) follow ZITADEL's rules: see InstanceStore.addPublicKey and the
+ * methods after it.
  */
 export function createActionService(options: ActionServiceOptions): ActionServiceImpl {
-  const instanceOf = options.instanceOf ?? ((ctx: HandlerContext) => ctx.values.get(callerContextKey).instanceID ?? defaultInstanceId);
+  if (options.authorize !== undefined && options.instanceOf !== undefined) {
+    throw new ConnectError("createActionService takes authorize or instanceOf, not both: the principal decides the instance", Code.InvalidArgument);
+  }
+  const instanceOf = options.instanceOf ?? defaultInstanceOf;
   /** scope returns the view of the instance that a call manages. */
   const scope = (ctx: HandlerContext): InstanceStore => options.store.forInstance(instanceOf(ctx));
   const now = options.now ?? (() => new Date());
@@ -177,6 +214,8 @@ export function createActionService(options: ActionServiceOptions): ActionServic
     }
   };
 
+  /** requireTrimmedId is requireId of the trimmed ID, as ZITADEL trims the IDs of the public-key RPCs. */
+  const requireTrimmedId = (id: string, field: string): string => requireId(id.trim(), field);
   const requireId = (id: string, field = "id"): string => {
     if (id === "") throw new ConnectError(`${field} must not be empty`, Code.InvalidArgument);
     if (id.length > 200) throw new ConnectError(`${field} must be at most 200 characters`, Code.InvalidArgument);
@@ -200,6 +239,32 @@ export function createActionService(options: ActionServiceOptions): ActionServic
       }
       default:
         throw new ConnectError(`filters[${i}] must have a filter set`, Code.InvalidArgument);
+    }
+  };
+
+  const publicKeyFilter = (filter: PublicKeySearchFilter, i: number): ((k: TargetPublicKey) => boolean) => {
+    const f = filter.filter;
+    const field = `filters[${i}]`;
+    switch (f.case) {
+      case "keyIdsFilter": {
+        const ids = new Set(f.value.ids);
+        return (k) => ids.has(k.keyId);
+      }
+      case "activeFilter": {
+        const active = f.value;
+        return (k) => k.active === active;
+      }
+      case "expirationDateFilter": {
+        const at = f.value.timestamp;
+        const date = at === undefined ? undefined : timestampDate(at);
+        if (date === undefined || Number.isNaN(date.getTime()) || at!.nanos < 0 || at!.nanos > 999_999_999) {
+          throw new ConnectError(`${field}.expiration_date_filter.timestamp must be a valid time`, Code.InvalidArgument);
+        }
+        const match = matchTimestamp(date, f.value.method, `${field}.expiration_date_filter`);
+        return (k) => match(k.expirationDate);
+      }
+      default:
+        throw new ConnectError(`${field} must have a filter set`, Code.InvalidArgument);
     }
   };
 
@@ -246,7 +311,7 @@ export function createActionService(options: ActionServiceOptions): ActionServic
       if (kind === undefined) {
         throw new ConnectError("one of restWebhook, restCall or restAsync must be set", Code.InvalidArgument);
       }
-      checkPayloadType(req.payloadType);
+      const payloadType = payloadTypeFromMessage(req.payloadType);
       const timeoutMs = timeoutMsFromDuration(req.timeout);
       options.endpointGuard?.checkEndpoint(req.endpoint);
       const target = await scope(ctx).createTarget({
@@ -255,6 +320,7 @@ export function createActionService(options: ActionServiceOptions): ActionServic
         interruptOnError: kind.interruptOnError,
         endpoint: req.endpoint,
         timeoutMs,
+        payloadType,
       });
       return reply(ctx, CreateTargetResponseSchema, {
         id: target.id,
@@ -266,7 +332,7 @@ export function createActionService(options: ActionServiceOptions): ActionServic
     async updateTarget(req, ctx) {
       const id = requireId(req.id);
       const kind = targetTypeFromMessage(req.targetType);
-      checkPayloadType(req.payloadType);
+      const payloadType = payloadTypeFromMessage(req.payloadType);
       if (req.endpoint !== undefined) options.endpointGuard?.checkEndpoint(req.endpoint);
       let rotateSigningKey = false;
       if (req.expirationSigningKey !== undefined) {
@@ -281,6 +347,7 @@ export function createActionService(options: ActionServiceOptions): ActionServic
         interruptOnError: kind?.interruptOnError,
         endpoint: req.endpoint,
         timeoutMs: req.timeout === undefined ? undefined : timeoutMsFromDuration(req.timeout),
+        payloadType,
         rotateSigningKey,
       };
       const target = await scope(ctx).updateTarget(id, patch);
@@ -358,12 +425,47 @@ export function createActionService(options: ActionServiceOptions): ActionServic
       return reply(ctx, ListExecutionServicesResponseSchema, { services: [...servedNow().services].sort() });
     },
 
-    // The public keys of targets (JWE payloads) are declared as in ZITADEL v4 but not implemented yet.
-    addPublicKey: publicKeysNotImplemented,
-    activatePublicKey: publicKeysNotImplemented,
-    deactivatePublicKey: publicKeysNotImplemented,
-    removePublicKey: publicKeysNotImplemented,
-    listPublicKeys: publicKeysNotImplemented,
+    async addPublicKey(req, ctx) {
+      const targetId = requireTrimmedId(req.targetId, "target_id");
+      let expirationDate: Date | undefined;
+      if (req.expirationDate !== undefined) {
+        expirationDate = timestampDate(req.expirationDate);
+        if (Number.isNaN(expirationDate.getTime()) || req.expirationDate.nanos < 0 || req.expirationDate.nanos > 999_999_999) {
+          throw new ConnectError("expiration_date must be a valid time", Code.InvalidArgument);
+        }
+      }
+      const key = await scope(ctx).addPublicKey(targetId, { publicKey: req.publicKey, expirationDate });
+      return reply(ctx, AddPublicKeyResponseSchema, { keyId: key.keyId, creationDate: timestampFromDate(key.creationDate) });
+    },
+
+    async activatePublicKey(req, ctx) {
+      const key = await scope(ctx).activatePublicKey(requireTrimmedId(req.targetId, "target_id"), requireTrimmedId(req.keyId, "key_id"));
+      return reply(ctx, ActivatePublicKeyResponseSchema, { changeDate: timestampFromDate(key.changeDate) });
+    },
+
+    async deactivatePublicKey(req, ctx) {
+      const key = await scope(ctx).deactivatePublicKey(requireTrimmedId(req.targetId, "target_id"), requireTrimmedId(req.keyId, "key_id"));
+      return reply(ctx, DeactivatePublicKeyResponseSchema, { changeDate: timestampFromDate(key.changeDate) });
+    },
+
+    async removePublicKey(req, ctx) {
+      const removed = await scope(ctx).removePublicKey(requireTrimmedId(req.targetId, "target_id"), requireTrimmedId(req.keyId, "key_id"));
+      return reply(ctx, RemovePublicKeyResponseSchema, { deletionDate: removed ? timestampFromDate(now()) : undefined });
+    },
+
+    async listPublicKeys(req, ctx) {
+      const targetId = requireTrimmedId(req.targetId, "target_id");
+      const filters = req.filters.map(publicKeyFilter);
+      const sorted = sortPublicKeys(await scope(ctx).listPublicKeys(targetId), req.sortingColumn);
+      const page = paginate(
+        sorted.filter((k) => filters.every((f) => f(k))),
+        req.pagination,
+      );
+      return reply(ctx, ListPublicKeysResponseSchema, {
+        pagination: { totalResult: page.totalResult, appliedLimit: page.appliedLimit },
+        publicKeys: page.items.map(publicKeyToMessage),
+      });
+    },
 
     async listTargetCalls(req, ctx) {
       if (options.deliveryLog === undefined) {
@@ -409,7 +511,7 @@ export function createActionService(options: ActionServiceOptions): ActionServic
       if (req.limit > 1000) {
         throw new ConnectError("limit must be at most 1000", Code.InvalidArgument);
       }
-      const dead = await options.eventQueue.listDead(req.limit === 0 ? 100 : req.limit);
+      const dead = await options.eventQueue.listDead({ instanceId: instanceOf(ctx), limit: req.limit === 0 ? 100 : req.limit });
       return reply(ctx, ListFailedEventDeliveriesResponseSchema, {
         deliveries: dead.map((d) => ({
           id: d.id,
@@ -426,14 +528,28 @@ export function createActionService(options: ActionServiceOptions): ActionServic
       });
     },
   };
+  const { authorize } = options;
+  if (authorize !== undefined) {
+    // Every RPC, reads included, is authorized before it validates or touches anything.
+    const methods = impl as unknown as Record<string, (req: unknown, ctx: HandlerContext) => Promise<unknown>>;
+    for (const [name, method] of Object.entries(methods)) {
+      methods[name] = async (req, ctx) => {
+        await authorizeCall(authorize, managementRequestOf(ctx));
+        return method(req, ctx);
+      };
+    }
+  }
   // Every method creates its reply with the schema of the called method (see
   // reply), so the same object serves both versions.
   return impl as unknown as ActionServiceImpl;
 }
 
-/** publicKeysNotImplemented answers the public-key RPCs of zitadel.action.v2 with Code.Unimplemented. */
-function publicKeysNotImplemented(): never {
-  throw new ConnectError("public keys are not implemented yet", Code.Unimplemented);
+/**
+ * defaultInstanceOf is the instance a management call manages: its
+ * principal's, else the CallerContext's, else the default instance.
+ */
+function defaultInstanceOf(ctx: HandlerContext): string {
+  return ctx.values.get(managementPrincipalKey)?.instanceId ?? ctx.values.get(callerContextKey).instanceID ?? defaultInstanceId;
 }
 
 const actionPackages = new Set(["zitadel.action.v2", "zitadel.action.v2beta"]);

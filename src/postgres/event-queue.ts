@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import pg from "pg";
-import type { DeadJob, EventJob, EventQueue, QueuedJob } from "../events/event-queue.js";
+import type { DeadJob, EventJob, EventQueue, ListDeadOptions, QueuedJob } from "../events/event-queue.js";
 import { createJsonLogger, type Logger } from "../logger.js";
 import { channelName, connectionSchema, openPool } from "./connection.js";
 import { postgresErrorMapper } from "./errors.js";
@@ -427,16 +427,18 @@ export async function createPostgresEventQueue(options: PostgresEventQueueOption
       );
     },
 
-    async listDead(limit = 100) {
+    async listDead(listOptions?: number | ListDeadOptions) {
       open();
+      const { instanceId, limit = 100 } = typeof listOptions === "number" ? { limit: listOptions } : (listOptions ?? {});
       if (!Number.isSafeInteger(limit) || limit < 0) {
         throw new ConnectError(`limit must be a non-negative integer, got ${String(limit)}`, Code.InvalidArgument);
       }
+      if (instanceId !== undefined && !isStorableText(instanceId)) return [];
       const { rows } = await run<DeadRow>(
         `SELECT id, instance_id, target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms, enqueued_at,
            attempts, error, died_at
-         FROM ${q}.event_dead_jobs ORDER BY seq DESC LIMIT $1`,
-        [limit],
+         FROM ${q}.event_dead_jobs WHERE $2::text IS NULL OR instance_id = $2 ORDER BY seq DESC LIMIT $1`,
+        [limit, instanceId ?? null],
       );
       return rows.map(deadJobFromRow);
     },

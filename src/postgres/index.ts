@@ -1,4 +1,4 @@
-// "connect-actions/postgres": the PostgreSQL store, event queue and delivery log (pg is an optional peer dependency).
+// "connect-actions/postgres": the PostgreSQL store, event queue, delivery log and signing keys (pg is an optional peer dependency).
 export type { PostgresConnectionOptions } from "./connection.js";
 export {
   createPostgresDeliveryLog,
@@ -19,4 +19,9 @@ export {
 } from "./outbox.js";
 export { createPostgresHealthCheck, type PostgresHealthCheckOptions } from "./health-check.js";
 export { type MigrationTarget, migrate, type PostgresMigration, postgresMigrations } from "./migrations.js";
+export {
+  createPostgresSigningKeySource,
+  type PostgresSigningKeySource,
+  type PostgresSigningKeySourceOptions,
+} from "./signing-key-source.js";
 export { createPostgresStore, type PostgresStore, type PostgresStoreOptions } from "./store.js";

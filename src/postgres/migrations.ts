@@ -37,6 +37,10 @@ export interface PostgresMigration {
  *    jobs, and the delivery log;
  *    target names unique per instance, executions keyed by (instance, ID).
  *    Existing rows keep working in the default instance ('').
+ * 5. Payload types and keys: `payload_type` on targets ('json' for existing
+ *    ones); `target_public_keys`, the public keys of targets (deleted with
+ *    their target; at most one active key per target); `signing_keys`, the
+ *    instances' keys that sign JWT payloads (createPostgresSigningKeySource).
  */
 export const postgresMigrations: readonly PostgresMigration[] = Object.freeze([
   {
@@ -153,6 +157,41 @@ export const postgresMigrations: readonly PostgresMigration[] = Object.freeze([
       ALTER TABLE ${schema}.event_jobs ADD COLUMN instance_id text COLLATE "C" NOT NULL DEFAULT '';
       ALTER TABLE ${schema}.event_dead_jobs ADD COLUMN instance_id text COLLATE "C" NOT NULL DEFAULT '';
       CREATE INDEX delivery_log_instance_idx ON ${schema}.delivery_log (instance_id, id);
+    `,
+  },
+  {
+    version: 5,
+    name: "payload-types-and-keys",
+    sql: (schema: string) => `
+      ALTER TABLE ${schema}.targets ADD COLUMN payload_type text NOT NULL DEFAULT 'json'
+        CHECK (payload_type IN ('json', 'jwt', 'jwe'));
+      CREATE TABLE ${schema}.target_public_keys (
+        id text PRIMARY KEY,
+        seq bigint GENERATED ALWAYS AS IDENTITY,
+        instance_id text COLLATE "C" NOT NULL,
+        target_id text NOT NULL REFERENCES ${schema}.targets (id) ON DELETE CASCADE,
+        public_key text NOT NULL,
+        fingerprint text NOT NULL,
+        key_type text NOT NULL CHECK (key_type IN ('rsa', 'ec')),
+        active boolean NOT NULL DEFAULT false,
+        expiration_date timestamptz,
+        creation_date timestamptz NOT NULL,
+        change_date timestamptz NOT NULL
+      );
+      CREATE INDEX target_public_keys_target_idx ON ${schema}.target_public_keys (target_id, seq);
+      CREATE UNIQUE INDEX target_public_keys_active_idx ON ${schema}.target_public_keys (target_id) WHERE active;
+      CREATE TABLE ${schema}.signing_keys (
+        instance_id text COLLATE "C" NOT NULL,
+        id text NOT NULL,
+        algorithm text NOT NULL,
+        private_key text NOT NULL,
+        public_jwk jsonb NOT NULL,
+        creation_date timestamptz NOT NULL,
+        signs_from timestamptz NOT NULL,
+        signs_until timestamptz NOT NULL,
+        expires_at timestamptz NOT NULL,
+        PRIMARY KEY (instance_id, id)
+      );
     `,
   },
 ]);

@@ -12,6 +12,7 @@ import {
 import { type Condition, executionId, executionTypeOf, validateCondition } from "../condition.js";
 import { checkIncludeGraph, type Execution, type ExecutionTarget, validateExecutionTargets } from "../execution.js";
 import { newId } from "../id.js";
+import { executionCapReached, type InstanceLimits, resolveInstanceLimits, targetCapReached } from "../store/instance-limits.js";
 import { createJsonLogger, type Logger } from "../logger.js";
 import { channelName, connectionSchema, openPool } from "./connection.js";
 import { postgresErrorMapper } from "./errors.js";
@@ -21,19 +22,28 @@ import { createWatchers } from "./watchers.js";
 import {
   applyTargetPatch,
   generateSigningKey,
+  type PayloadType,
   type Target,
   type TargetInput,
   type TargetPatch,
   type TargetType,
   validateTargetInput,
 } from "../target.js";
+import {
+  isKeyUsable,
+  maxPublicKeysPerTarget,
+  type PublicKeyInput,
+  type PublicKeyType,
+  type TargetPublicKey,
+  validatePublicKeyInput,
+} from "../target-key.js";
 
 /**
  * PostgresStoreOptions configures createPostgresStore. Set at most one of
  * `connectionString` and `pool`; with neither, the store connects with the
  * libpq environment variables (PGHOST, PGUSER, PGDATABASE, ...).
  */
-export interface PostgresStoreOptions {
+export interface PostgresStoreOptions extends InstanceLimits {
   /**
    * Connection string of the database, for example
    * "postgres://user@host:5432/db". The store creates its own pool from it
@@ -81,11 +91,11 @@ export interface PostgresStore extends ActionStore {
 /** First key of the advisory lock that serializes changes to the executions of one instance. */
 const graphLockClass = 0x0ca_0002;
 /**
- * First key of the advisory lock that serializes the updates of the targets
- * of one instance: two renames that swap names would otherwise wait for each
- * other's unique index entry, a deadlock PostgreSQL breaks after a second.
+ * First key of the advisory lock that serializes the creation (maxTargetsPerInstance) and the updates of the
+ * targets of one instance: two renames that swap names would otherwise wait for each other's unique index
+ * entry, a deadlock PostgreSQL breaks after a second.
  */
-const renameLockClass = 0x0ca_0003;
+const targetsLockClass = 0x0ca_0003;
 
 /**
  * toConnectError turns an error of the driver into a ConnectError (see
@@ -103,6 +113,23 @@ interface TargetRow {
   endpoint: string;
   timeout_ms: number;
   signing_key: string;
+  payload_type: string;
+  creation_date: Date | string;
+  change_date: Date | string;
+  /** The active public key, null when there is none. */
+  key_id: string | null;
+  key_pem: string | null;
+  key_expiration: Date | string | null;
+}
+
+interface PublicKeyRow {
+  id: string;
+  target_id: string;
+  public_key: string;
+  fingerprint: string;
+  key_type: string;
+  active: boolean;
+  expiration_date: Date | string | null;
   creation_date: Date | string;
   change_date: Date | string;
 }
@@ -126,7 +153,8 @@ interface ExecutionRow {
  * transaction. Writes to an instance's executions, and its target deletions,
  * are serialized by an advisory lock of that instance, so existence, include
  * cycle and depth checks cannot race, and instances never wait for each
- * other. Watchers hear of this store's changes after COMMIT and before the
+ * other; the creations of an instance's targets take turns under a lock of
+ * their own, so concurrent creations never exceed maxTargetsPerInstance. Watchers hear of this store's changes after COMMIT and before the
  * write's promise resolves, and of other stores' changes through NOTIFY
  * (which carries the instance and the changed IDs), typically within
  * milliseconds. When the LISTEN connection is lost, it reconnects with
@@ -137,6 +165,7 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
   const channel = channelName(options.channel, `${schema}_changes`);
   const logger = options.logger ?? createJsonLogger();
   const clock = options.now ?? (() => new Date());
+  const { maxTargets, maxExecutions } = resolveInstanceLimits(options);
   const db = openPool(options, { component: "postgres store", schema, logger, mapError: toConnectError });
   const pool = db.pool;
 
@@ -178,7 +207,15 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
     return (await db.query<R>(text, values)).rows;
   };
 
-  const targetColumns = "id, instance_id, name, type, interrupt_on_error, endpoint, timeout_ms, signing_key, creation_date, change_date";
+  const targetColumns =
+    "id, instance_id, name, type, interrupt_on_error, endpoint, timeout_ms, signing_key, payload_type, creation_date, change_date";
+  // Targets with their active public key; filter with "t." columns, order by t.seq, lock with FOR UPDATE OF t.
+  const targetSelect = `SELECT ${targetColumns
+    .split(", ")
+    .map((c) => `t.${c}`)
+    .join(", ")}, k.id AS key_id, k.public_key AS key_pem, k.expiration_date AS key_expiration
+    FROM ${q}.targets t LEFT JOIN ${q}.target_public_keys k ON k.target_id = t.id AND k.active`;
+  const keyColumns = "id, target_id, public_key, fingerprint, key_type, active, expiration_date, creation_date, change_date";
   const executionColumns = "id, condition, targets, creation_date, change_date";
 
   // --- one instance ------------------------------------------------------------
@@ -219,6 +256,26 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
       }
     };
 
+    /** lockTarget locks a target of this instance against changes of its keys, or throws Code.NotFound. */
+    const lockTarget = async (client: pg.ClientBase, targetId: string) => {
+      const { rowCount } = await client.query(`SELECT 1 FROM ${q}.targets WHERE instance_id = $1 AND id = $2 FOR UPDATE`, [
+        instanceId,
+        targetId,
+      ]);
+      if (rowCount !== 1) throw targetNotFound(targetId);
+    };
+    /** lockKey locks a target of this instance and returns one of its keys, or throws Code.NotFound. */
+    const lockKey = async (client: pg.ClientBase, targetId: string, keyId: string): Promise<PublicKeyRow> => {
+      if (!storableId(targetId)) throw targetNotFound(targetId);
+      await lockTarget(client, targetId);
+      const { rows } = await client.query<PublicKeyRow>(
+        storableId(keyId) ? `SELECT ${keyColumns} FROM ${q}.target_public_keys WHERE target_id = $1 AND id = $2` : "SELECT NULL WHERE false",
+        storableId(keyId) ? [targetId, keyId] : [],
+      );
+      if (rows[0] === undefined) throw new ConnectError(`public key "${String(keyId)}" of target "${targetId}" not found`, Code.NotFound);
+      return rows[0];
+    };
+
     return {
       instanceId,
 
@@ -226,6 +283,15 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
         open();
         const fields = validateTargetInput(input);
         const target = await transaction(async (client) => {
+          if (maxTargets !== Infinity) {
+            // Creations in one instance take turns, so each counts what the previous one committed.
+            await client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [targetsLockClass, `${schema}/${instanceId}`]);
+            const { rows } = await client.query<{ n: number }>(
+              `SELECT count(*)::integer AS n FROM ${q}.targets WHERE instance_id = $1`,
+              [instanceId],
+            );
+            if (Number(rows[0]?.n ?? 0) >= maxTargets) throw targetCapReached(instanceId, maxTargets);
+          }
           for (;;) {
             const date = now();
             const candidate: Target = Object.freeze({
@@ -240,7 +306,7 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
             try {
               inserted = (
                 await client.query(
-                  `INSERT INTO ${q}.targets (${targetColumns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+                  `INSERT INTO ${q}.targets (${targetColumns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
                    ON CONFLICT (id) DO NOTHING`,
                   [
                     candidate.id,
@@ -251,6 +317,7 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
                     candidate.endpoint,
                     candidate.timeoutMs,
                     candidate.signingKey,
+                    candidate.payloadType,
                     date,
                   ],
                 )
@@ -273,11 +340,11 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
         open();
         if (!storableId(id)) throw new ConnectError(`target "${String(id)}" not found`, Code.NotFound);
         const next = await transaction(async (client) => {
-          await client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [renameLockClass, `${schema}/${instanceId}`]);
-          const { rows } = await client.query<TargetRow>(
-            `SELECT ${targetColumns} FROM ${q}.targets WHERE instance_id = $1 AND id = $2 FOR UPDATE`,
-            [instanceId, id],
-          );
+          await client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [targetsLockClass, `${schema}/${instanceId}`]);
+          const { rows } = await client.query<TargetRow>(`${targetSelect} WHERE t.instance_id = $1 AND t.id = $2 FOR UPDATE OF t`, [
+            instanceId,
+            id,
+          ]);
           const row = rows[0];
           if (row === undefined) {
             throw new ConnectError(`target "${id}" not found`, Code.NotFound);
@@ -286,7 +353,7 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
           try {
             await client.query(
               `UPDATE ${q}.targets SET name = $2, type = $3, interrupt_on_error = $4, endpoint = $5, timeout_ms = $6,
-                 signing_key = $7, change_date = $8
+                 signing_key = $7, payload_type = $8, change_date = $9
                WHERE id = $1`,
               [
                 id,
@@ -296,6 +363,7 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
                 updated.endpoint,
                 updated.timeoutMs,
                 updated.signingKey,
+                updated.payloadType,
                 updated.changeDate,
               ],
             );
@@ -343,18 +411,125 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
       async getTarget(id: string) {
         open();
         if (!storableId(id)) return undefined;
-        const rows = await read<TargetRow>(`SELECT ${targetColumns} FROM ${q}.targets WHERE instance_id = $1 AND id = $2`, [
-          instanceId,
-          id,
-        ]);
+        const rows = await read<TargetRow>(`${targetSelect} WHERE t.instance_id = $1 AND t.id = $2`, [instanceId, id]);
         return rows[0] === undefined ? undefined : targetFromRow(rows[0]);
       },
 
       async listTargets() {
-        const rows = await read<TargetRow>(`SELECT ${targetColumns} FROM ${q}.targets WHERE instance_id = $1 ORDER BY seq`, [
-          instanceId,
-        ]);
+        const rows = await read<TargetRow>(`${targetSelect} WHERE t.instance_id = $1 ORDER BY t.seq`, [instanceId]);
         return rows.map(targetFromRow);
+      },
+
+      async addPublicKey(targetId: string, input: PublicKeyInput) {
+        open();
+        const fields = validatePublicKeyInput(input, now());
+        if (!storableId(targetId)) throw targetNotFound(targetId);
+        return transaction(async (client) => {
+          await lockTarget(client, targetId);
+          const { rows } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${q}.target_public_keys WHERE target_id = $1`, [
+            targetId,
+          ]);
+          if (Number(rows[0]?.n ?? 0) >= maxPublicKeysPerTarget) {
+            throw new ConnectError(
+              `target "${targetId}" has ${maxPublicKeysPerTarget} public keys already; remove one first`,
+              Code.ResourceExhausted,
+            );
+          }
+          for (;;) {
+            const date = now();
+            const inserted = await client.query<PublicKeyRow>(
+              `INSERT INTO ${q}.target_public_keys (id, instance_id, target_id, public_key, fingerprint, key_type, active,
+                 expiration_date, creation_date, change_date)
+               VALUES ($1, $2, $3, $4, $5, $6, false, $7, $8, $8)
+               ON CONFLICT (id) DO NOTHING RETURNING ${keyColumns}`,
+              [newId(), instanceId, targetId, fields.pem, fields.fingerprint, fields.keyType, fields.expirationDate ?? null, date],
+            );
+            // No row: another process generated the same ID; draw a new one.
+            if (inserted.rows[0] !== undefined) return publicKeyFromRow(inserted.rows[0], date);
+          }
+        });
+      },
+
+      async activatePublicKey(targetId: string, keyId: string) {
+        open();
+        const result = await transaction(async (client) => {
+          const key = await lockKey(client, targetId, keyId);
+          const date = now();
+          const expiration = key.expiration_date === null ? undefined : toDate(key.expiration_date);
+          if (!isKeyUsable(expiration, date)) {
+            throw new ConnectError(`public key "${keyId}" of target "${targetId}" has expired`, Code.FailedPrecondition);
+          }
+          if (key.active) return { key: publicKeyFromRow(key, date), changed: false };
+          await client.query(`UPDATE ${q}.target_public_keys SET active = false, change_date = $2 WHERE target_id = $1 AND active`, [
+            targetId,
+            date,
+          ]);
+          const { rows } = await client.query<PublicKeyRow>(
+            `UPDATE ${q}.target_public_keys SET active = true, change_date = $2 WHERE id = $1 RETURNING ${keyColumns}`,
+            [keyId, date],
+          );
+          await notify(client, { instanceId, targetIds: [targetId], executionIds: [] });
+          return { key: publicKeyFromRow(rows[0]!, date), changed: true };
+        });
+        if (result.changed) watchers.notify({ instanceId, targetIds: [targetId], executionIds: [] });
+        return result.key;
+      },
+
+      async deactivatePublicKey(targetId: string, keyId: string) {
+        open();
+        const result = await transaction(async (client) => {
+          const key = await lockKey(client, targetId, keyId);
+          const date = now();
+          if (!key.active) return { key: publicKeyFromRow(key, date), changed: false };
+          const { rows } = await client.query<PublicKeyRow>(
+            `UPDATE ${q}.target_public_keys SET active = false, change_date = $2 WHERE id = $1 RETURNING ${keyColumns}`,
+            [keyId, date],
+          );
+          await notify(client, { instanceId, targetIds: [targetId], executionIds: [] });
+          return { key: publicKeyFromRow(rows[0]!, date), changed: true };
+        });
+        if (result.changed) watchers.notify({ instanceId, targetIds: [targetId], executionIds: [] });
+        return result.key;
+      },
+
+      async removePublicKey(targetId: string, keyId: string) {
+        open();
+        if (!storableId(targetId) || !storableId(keyId)) return false;
+        const result = await transaction(async (client) => {
+          const { rows } = await client.query<PublicKeyRow>(
+            `SELECT ${keyColumns.split(", ").map((c) => `k.${c}`).join(", ")}
+             FROM ${q}.targets t JOIN ${q}.target_public_keys k ON k.target_id = t.id
+             WHERE t.instance_id = $1 AND t.id = $2 AND k.id = $3 FOR UPDATE OF t, k`,
+            [instanceId, targetId, keyId],
+          );
+          const key = rows[0];
+          if (key === undefined) return { removed: false, changed: false };
+          const expiration = key.expiration_date === null ? undefined : toDate(key.expiration_date);
+          if (key.active && isKeyUsable(expiration, now())) {
+            throw new ConnectError(
+              `public key "${keyId}" is the active key of target "${targetId}": deactivate it before removing it`,
+              Code.FailedPrecondition,
+            );
+          }
+          await client.query(`DELETE FROM ${q}.target_public_keys WHERE id = $1`, [keyId]);
+          if (key.active) await notify(client, { instanceId, targetIds: [targetId], executionIds: [] });
+          return { removed: true, changed: key.active };
+        });
+        if (result.changed) watchers.notify({ instanceId, targetIds: [targetId], executionIds: [] });
+        return result.removed;
+      },
+
+      async listPublicKeys(targetId: string) {
+        open();
+        if (!storableId(targetId)) return [];
+        const rows = await read<PublicKeyRow>(
+          `SELECT ${keyColumns.split(", ").map((c) => `k.${c}`).join(", ")}
+           FROM ${q}.targets t JOIN ${q}.target_public_keys k ON k.target_id = t.id
+           WHERE t.instance_id = $1 AND t.id = $2 ORDER BY k.seq`,
+          [instanceId, targetId],
+        );
+        const date = now();
+        return rows.map((row) => publicKeyFromRow(row, date));
       },
 
       async setExecution(condition: Condition, list: readonly ExecutionTarget[]) {
@@ -413,6 +588,14 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
             (x) => lists.get(x),
             (x) => includers.get(x) ?? [],
           );
+          if (current === undefined && maxExecutions !== Infinity) {
+            // Under the graph lock: writes of this instance's executions take turns.
+            const { rows } = await client.query<{ n: number }>(
+              `SELECT count(*)::integer AS n FROM ${q}.executions WHERE instance_id = $1`,
+              [instanceId],
+            );
+            if (Number(rows[0]?.n ?? 0) >= maxExecutions) throw executionCapReached(instanceId, maxExecutions);
+          }
           const date = now();
           const execution = freezeExecution({
             id,
@@ -455,10 +638,7 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
 
       async snapshot(): Promise<ActionSnapshot> {
         return transaction(async (client) => {
-          const targets = await client.query<TargetRow>(
-            `SELECT ${targetColumns} FROM ${q}.targets WHERE instance_id = $1 ORDER BY seq`,
-            [instanceId],
-          );
+          const targets = await client.query<TargetRow>(`${targetSelect} WHERE t.instance_id = $1 ORDER BY t.seq`, [instanceId]);
           const executions = await client.query<ExecutionRow>(
             `SELECT ${executionColumns} FROM ${q}.executions WHERE instance_id = $1 ORDER BY id`,
             [instanceId],
@@ -479,10 +659,10 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
             targetIds.length === 0
               ? []
               : (
-                  await client.query<TargetRow>(
-                    `SELECT ${targetColumns} FROM ${q}.targets WHERE instance_id = $1 AND id = ANY($2::text[]) ORDER BY seq`,
-                    [instanceId, targetIds],
-                  )
+                  await client.query<TargetRow>(`${targetSelect} WHERE t.instance_id = $1 AND t.id = ANY($2::text[]) ORDER BY t.seq`, [
+                    instanceId,
+                    targetIds,
+                  ])
                 ).rows.map(targetFromRow);
           const executions =
             executionIds.length === 0
@@ -570,6 +750,11 @@ const maxNotifyBytes = 7900;
  */
 const storableId = isStorableText;
 
+/** targetNotFound is the error of an unknown target: Code.NotFound. */
+function targetNotFound(id: string): ConnectError {
+  return new ConnectError(`target "${String(id)}" not found`, Code.NotFound);
+}
+
 /**
  * nameTaken turns a unique violation of the target name into
  * Code.AlreadyExists, and returns other errors unchanged.
@@ -603,6 +788,32 @@ function targetFromRow(row: TargetRow): Target {
     endpoint: row.endpoint,
     timeoutMs: Number(row.timeout_ms),
     signingKey: row.signing_key,
+    payloadType: row.payload_type as PayloadType,
+    ...(row.key_id === null || row.key_pem === null
+      ? {}
+      : {
+          encryptionKey: Object.freeze({
+            keyId: row.key_id,
+            publicKey: row.key_pem,
+            ...(row.key_expiration === null ? {} : { expirationDate: toDate(row.key_expiration) }),
+          }),
+        }),
+    creationDate: toDate(row.creation_date),
+    changeDate: toDate(row.change_date),
+  });
+}
+
+/** publicKeyFromRow returns the record of a key row, `active` as of `now`. */
+function publicKeyFromRow(row: PublicKeyRow, now: Date): TargetPublicKey {
+  const expirationDate = row.expiration_date === null ? undefined : toDate(row.expiration_date);
+  return Object.freeze({
+    keyId: row.id,
+    targetId: row.target_id,
+    publicKey: row.public_key,
+    fingerprint: row.fingerprint,
+    keyType: row.key_type as PublicKeyType,
+    active: row.active && isKeyUsable(expirationDate, now),
+    ...(expirationDate === undefined ? {} : { expirationDate }),
     creationDate: toDate(row.creation_date),
     changeDate: toDate(row.change_date),
   });

@@ -2,7 +2,10 @@
 // targets, executions, queued events and the delivery log in memory, or in PostgreSQL when
 // DATABASE_URL is set (several servers may share it; the sample's users live there too).
 // The management API (ActionService) needs "Authorization: Bearer <token>": the token is
-// ACTIONS_ADMIN_TOKEN, or a random one generated and printed at start.
+// ACTIONS_ADMIN_TOKEN, or a random one generated and printed at start. It manages any instance:
+// the one of the host it is sent to. ACTIONS_INSTANCE_TOKENS ("a.localhost=token-a,b.localhost=token-b")
+// makes each host an instance of its own, with a token that manages that instance only; other hosts
+// are the instance "sample-instance".
 // SIGTERM or SIGINT shut it down gracefully within SHUTDOWN_GRACE_MS (default 25 000); a second
 // signal ends it at once. A start-up failure is one line on stderr with what to do.
 import { createJsonLogger, type LogLevel } from "../logger.js";
@@ -20,7 +23,10 @@ let env: SampleEnvironment;
 try {
   env = readEnvironment(process.env);
 } catch (error) {
-  fail(describeStartupFailure(error, { port: 0, host: "", adminToken: undefined, databaseUrl: undefined, shutdownGraceMs: 0 }), 2);
+  fail(
+    describeStartupFailure(error, { port: 0, host: "", adminToken: undefined, instanceTokens: {}, databaseUrl: undefined, shutdownGraceMs: 0 }),
+    2,
+  );
 }
 const environment = env!;
 const adminToken = environment.adminToken ?? generateAdminToken();
@@ -32,6 +38,7 @@ try {
     host: environment.host,
     logger,
     adminToken,
+    instanceTokens: environment.instanceTokens,
     databaseUrl: environment.databaseUrl,
   });
 } catch (error) {
@@ -39,6 +46,7 @@ try {
 }
 const running = server!;
 logger.info("storage", { backend: environment.databaseUrl === undefined ? "memory" : "postgres" });
+logger.info("instances", { hosts: Object.keys(environment.instanceTokens), otherHosts: running.instanceID });
 if (environment.adminToken === undefined) {
   // A generated token is useless unless the operator learns it; one from the environment is not logged.
   logger.info("sample server listening", { url: running.url, adminToken, adminTokenSource: "generated" });
@@ -51,6 +59,8 @@ process.stderr.write(
     token: adminToken,
     tokenSource: environment.adminToken === undefined ? "generated" : "ACTIONS_ADMIN_TOKEN",
     interactive: process.stderr.isTTY === true,
+    instanceHosts: Object.keys(environment.instanceTokens),
+    otherHosts: running.instanceID,
   }),
 );
 

@@ -1,5 +1,6 @@
 // What the sample's `npm start` tells a person: the start-up failures, one line each with what to do, and
 // the banner with a command that can be pasted as it is.
+import { parseInstanceTokens } from "./instance-tokens.js";
 
 /**
  * SampleEnvironment is what `npm start` reads from the environment, checked.
@@ -9,6 +10,8 @@ export interface SampleEnvironment {
   readonly host: string;
   /** The token from ACTIONS_ADMIN_TOKEN, undefined when unset. */
   readonly adminToken: string | undefined;
+  /** ACTIONS_INSTANCE_TOKENS: host name -> token (see parseInstanceTokens), default none. */
+  readonly instanceTokens: Readonly<Record<string, string>>;
   /** DATABASE_URL, undefined when unset or empty (everything in memory). */
   readonly databaseUrl: string | undefined;
   /** SHUTDOWN_GRACE_MS, default 25 000. */
@@ -43,6 +46,18 @@ export function readEnvironment(env: NodeJS.ProcessEnv): SampleEnvironment {
   if (token !== undefined && token.trim() === "") {
     throw new StartupError("ACTIONS_ADMIN_TOKEN is set but empty; set a token (ACTIONS_ADMIN_TOKEN=secret npm start) or unset it to get a generated one", 2);
   }
+  let instanceTokens: Record<string, string>;
+  try {
+    instanceTokens = parseInstanceTokens(env.ACTIONS_INSTANCE_TOKENS ?? "");
+  } catch (error) {
+    throw new StartupError(
+      `ACTIONS_INSTANCE_TOKENS: ${error instanceof Error ? error.message : String(error)}; use host=token pairs, for example a.localhost=token-a,b.localhost=token-b`,
+      2,
+    );
+  }
+  if (token !== undefined && Object.values(instanceTokens).includes(token.trim())) {
+    throw new StartupError("ACTIONS_INSTANCE_TOKENS: an instance token must differ from ACTIONS_ADMIN_TOKEN", 2);
+  }
   const databaseUrl = env.DATABASE_URL || undefined;
   if (databaseUrl !== undefined) checkDatabaseUrl(databaseUrl);
   const graceText = env.SHUTDOWN_GRACE_MS ?? "25000";
@@ -53,6 +68,7 @@ export function readEnvironment(env: NodeJS.ProcessEnv): SampleEnvironment {
     port: Number(portText),
     host: env.HOST || "127.0.0.1",
     adminToken: token?.trim(),
+    instanceTokens,
     databaseUrl,
     shutdownGraceMs: Number(graceText),
   };
@@ -166,6 +182,10 @@ export interface BannerOptions {
    * in logs it is not.
    */
   readonly interactive: boolean;
+  /** The hosts that are instances of their own (ACTIONS_INSTANCE_TOKENS), default none. */
+  readonly instanceHosts?: readonly string[];
+  /** The instance of the other hosts, named with instanceHosts. */
+  readonly otherHosts?: string;
 }
 
 /**
@@ -181,6 +201,9 @@ export function bannerText(options: BannerOptions): string {
     `\nManagement API (ActionService v2beta and v2) at ${url}, for example:\n` +
     `  curl -H ${header} ${url}/v2beta/actions/executions/methods\n` +
     `Web console: ${url}/console/   Health: ${url}/livez ${url}/readyz\n` +
+    (options.instanceHosts === undefined || options.instanceHosts.length === 0
+      ? ""
+      : `Instances by host: ${options.instanceHosts.join(", ")} (each with its ACTIONS_INSTANCE_TOKENS token); other hosts: ${options.otherHosts}.\n`) +
     (tokenSource === "generated" ? "Set ACTIONS_ADMIN_TOKEN to choose the token yourself.\n\n" : "\n")
   );
 }

@@ -122,8 +122,8 @@ export interface PostgresUserStoreOptions {
 
 /**
  * sampleUserMigrations are the migrations of the sample's own schema: the
- * table `users` (the user as protobuf binary, its metadata as JSON, its
- * username unique).
+ * table `users` (per instance: the user as protobuf binary, its metadata as
+ * JSON, its username unique in the instance).
  */
 export const sampleUserMigrations: readonly PostgresMigration[] = Object.freeze([
   {
@@ -131,16 +131,27 @@ export const sampleUserMigrations: readonly PostgresMigration[] = Object.freeze(
     name: "sample-users",
     sql: (schema: string) => `
       CREATE TABLE ${schema}.users (
-        id text PRIMARY KEY,
+        instance_id text NOT NULL,
+        id text NOT NULL,
         seq bigint GENERATED ALWAYS AS IDENTITY,
-        username text NOT NULL CONSTRAINT users_username_key UNIQUE,
+        username text NOT NULL,
         sequence bigint NOT NULL,
         message bytea NOT NULL,
-        metadata jsonb NOT NULL DEFAULT '{}'
+        metadata jsonb NOT NULL DEFAULT '{}',
+        PRIMARY KEY (instance_id, id),
+        CONSTRAINT users_username_key UNIQUE (instance_id, username)
       );
-      CREATE INDEX users_seq_idx ON ${schema}.users (seq);`,
+      CREATE INDEX users_seq_idx ON ${schema}.users (instance_id, seq);`,
   },
 ]);
+
+/**
+ * PostgresUserStores are the sample's users in PostgreSQL, every instance's.
+ */
+export interface PostgresUserStores {
+  /** forInstance returns the users of one instance. */
+  forInstance(instanceId: string): SampleUserStore;
+}
 
 const toConnectError = postgresErrorMapper("sample users", (sqlState) => sqlState === "22021" || sqlState === "22P05");
 
@@ -150,12 +161,12 @@ interface UserRow {
 }
 
 /**
- * createPostgresUserStore migrates the sample's schema and returns a
- * SampleUserStore in PostgreSQL, whose writes enqueue their events through
+ * createPostgresUserStore migrates the sample's schema and returns the users
+ * of every instance in PostgreSQL, whose writes enqueue their events through
  * the outbox in the same transaction: a user that exists always gets its
  * events delivered, and a write that failed left neither.
  */
-export async function createPostgresUserStore(options: PostgresUserStoreOptions): Promise<SampleUserStore> {
+export async function createPostgresUserStore(options: PostgresUserStoreOptions): Promise<PostgresUserStores> {
   const { pool, outbox, toActionEvent } = options;
   const schema = options.schema ?? "connect_actions_sample";
   try {
@@ -186,24 +197,25 @@ export async function createPostgresUserStore(options: PostgresUserStoreOptions)
     return error;
   };
   /** changed throws Code.NotFound or Code.Aborted when a conditional write found no row. */
-  const changed = async (client: pg.ClientBase, userId: string, rowCount: number | null) => {
+  const changed = async (client: pg.ClientBase, instanceId: string, userId: string, rowCount: number | null) => {
     if (rowCount === 1) return;
-    const { rows } = await client.query(`SELECT 1 FROM ${users} WHERE id = $1`, [userId]);
+    const { rows } = await client.query(`SELECT 1 FROM ${users} WHERE instance_id = $1 AND id = $2`, [instanceId, userId]);
     if (rows.length === 0) throw new ConnectError(`user "${userId}" not found`, Code.NotFound);
     throw new ConnectError(`user "${userId}" was changed meanwhile, read it again`, Code.Aborted);
   };
-  return {
+  const forInstance = (instanceId: string): SampleUserStore => ({
     async get(userId) {
-      const rows = await read(`SELECT message, metadata FROM ${users} WHERE id = $1`, [userId]);
+      const rows = await read(`SELECT message, metadata FROM ${users} WHERE instance_id = $1 AND id = $2`, [instanceId, userId]);
       return rows[0] === undefined ? undefined : fromRow(rows[0]);
     },
     async list() {
-      return (await read(`SELECT message, metadata FROM ${users} ORDER BY seq`, [])).map(fromRow);
+      return (await read(`SELECT message, metadata FROM ${users} WHERE instance_id = $1 ORDER BY seq`, [instanceId])).map(fromRow);
     },
     add: (entry, event) =>
       outbox.transaction(async (client) => {
         try {
-          await client.query(`INSERT INTO ${users} (id, username, sequence, message, metadata) VALUES ($1, $2, $3, $4, $5::jsonb)`, [
+          await client.query(`INSERT INTO ${users} (instance_id, id, username, sequence, message, metadata) VALUES ($1, $2, $3, $4, $5, $6::jsonb)`, [
+            instanceId,
             entry.user.userId,
             entry.user.username,
             String(entry.user.details?.sequence ?? 0n),
@@ -220,8 +232,10 @@ export async function createPostgresUserStore(options: PostgresUserStoreOptions)
         let rowCount: number | null;
         try {
           ({ rowCount } = await client.query(
-            `UPDATE ${users} SET username = $3, sequence = $4, message = $5, metadata = $6::jsonb WHERE id = $1 AND sequence = $2`,
+            `UPDATE ${users} SET username = $4, sequence = $5, message = $6, metadata = $7::jsonb
+             WHERE instance_id = $1 AND id = $2 AND sequence = $3`,
             [
+              instanceId,
               entry.user.userId,
               String(sequence),
               entry.user.username,
@@ -233,23 +247,32 @@ export async function createPostgresUserStore(options: PostgresUserStoreOptions)
         } catch (error) {
           throw taken(error, entry);
         }
-        await changed(client, entry.user.userId, rowCount);
+        await changed(client, instanceId, entry.user.userId, rowCount);
         return { result: undefined, events: toActionEvent(event) };
       }),
     remove: (userId, sequence, event) =>
       outbox.transaction(async (client) => {
-        const { rowCount } = await client.query(`DELETE FROM ${users} WHERE id = $1 AND sequence = $2`, [userId, String(sequence)]);
-        await changed(client, userId, rowCount);
+        const { rowCount } = await client.query(`DELETE FROM ${users} WHERE instance_id = $1 AND id = $2 AND sequence = $3`, [
+          instanceId,
+          userId,
+          String(sequence),
+        ]);
+        await changed(client, instanceId, userId, rowCount);
         return { result: undefined, events: toActionEvent(event) };
       }),
     async setMetadata(userId, entries) {
       const patch = metadataJson(new Map(entries.map((e) => [e.key, e.value])));
       try {
-        const { rowCount } = await pool.query(`UPDATE ${users} SET metadata = metadata || $2::jsonb WHERE id = $1`, [userId, patch]);
+        const { rowCount } = await pool.query(`UPDATE ${users} SET metadata = metadata || $3::jsonb WHERE instance_id = $1 AND id = $2`, [
+          instanceId,
+          userId,
+          patch,
+        ]);
         return rowCount === 1;
       } catch (error) {
         throw toConnectError(error);
       }
     },
-  };
+  });
+  return { forInstance };
 }

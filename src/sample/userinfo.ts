@@ -14,12 +14,12 @@ import type { SampleUserStore } from "./user-store.js";
  * UserinfoOptions configures createUserinfoHandler.
  */
 export interface UserinfoOptions {
-  /** The sample's users. */
-  readonly users: SampleUserStore;
+  /** The sample's users, of the instance of a request. */
+  readonly users: SampleUserStore | ((instanceId: string) => SampleUserStore);
   readonly runner: FunctionRunner;
   readonly logger: Logger;
-  /** The instance whose preuserinfo executions run. */
-  readonly instanceId: string;
+  /** The instance whose users and preuserinfo executions a request uses: an ID, or a function of the request. */
+  readonly instanceId: string | ((req: NodeServerRequest) => string);
 }
 
 type Req = NodeServerRequest;
@@ -50,10 +50,12 @@ export function createUserinfoHandler(options: UserinfoOptions): (req: Req, res:
         send(res, 405, { error: "invalid_request", error_description: "use GET or POST" }, { allow: "GET, POST" });
         return;
       }
+      const instanceId = typeof options.instanceId === "string" ? options.instanceId : options.instanceId(req);
+      const users = typeof options.users === "function" ? options.users(instanceId) : options.users;
       const token = /^Bearer\s+(\S+)$/i.exec(String(req.headers.authorization ?? ""))?.[1];
       let entry: Awaited<ReturnType<SampleUserStore["get"]>>;
       try {
-        entry = token === undefined ? undefined : await options.users.get(token);
+        entry = token === undefined ? undefined : await users.get(token);
       } catch (e) {
         const error = ConnectError.from(e);
         send(res, restStatusFromCode(error.code), { error: "server_error", error_description: error.rawMessage });
@@ -93,9 +95,9 @@ export function createUserinfoHandler(options: UserinfoOptions): (req: Req, res:
           },
           claims,
           // A request a target call made (Actions-Hop) is refused rather than run the function again: no loop.
-          { instanceId: options.instanceId, hops: hopsOf(headersOf(req.headers)) },
+          { instanceId, hops: hopsOf(headersOf(req.headers)) },
         );
-        if (result.metadata.length > 0) await options.users.setMetadata(user.userId, result.metadata);
+        if (result.metadata.length > 0) await users.setMetadata(user.userId, result.metadata);
         send(res, 200, result.claims);
       } catch (e) {
         const error = ConnectError.from(e);

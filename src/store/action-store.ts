@@ -2,6 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Condition } from "../condition.js";
 import type { Execution, ExecutionTarget } from "../execution.js";
 import { loneSurrogate, type Target, type TargetInput, type TargetPatch } from "../target.js";
+import type { PublicKeyInput, TargetPublicKey } from "../target-key.js";
 
 /**
  * defaultInstanceId is the instance of a single-tenant service, "": the
@@ -64,7 +65,7 @@ export interface InstanceStore {
    */
   updateTarget(id: string, patch: TargetPatch): Promise<Target>;
   /**
-   * deleteTarget removes a target and every reference to it from executions;
+   * deleteTarget removes a target, its public keys and every reference to it from executions;
    * an execution left with no entries is removed, and so are the includes of
    * a removed execution (in cascade). Resolves false when there was no such
    * target (which is not an error).
@@ -74,6 +75,40 @@ export interface InstanceStore {
   getTarget(id: string): Promise<Target | undefined>;
   /** listTargets returns all targets, oldest first. */
   listTargets(): Promise<readonly Target[]>;
+  /**
+   * addPublicKey adds a public key to a target, inactive (see parsePublicKey
+   * for what is accepted). Code.NotFound for an unknown target,
+   * Code.InvalidArgument for a key that is not a usable PEM or an expiration
+   * date in the past, Code.ResourceExhausted when the target has
+   * maxPublicKeysPerTarget keys already.
+   */
+  addPublicKey(targetId: string, input: PublicKeyInput): Promise<TargetPublicKey>;
+  /**
+   * activatePublicKey makes a key the active key of its target, which
+   * deactivates the key that was active (at most one key of a target is
+   * active). Activating the active key changes nothing and returns it as it
+   * is. Code.NotFound for an unknown target or key, Code.FailedPrecondition
+   * for an expired key. Watchers hear of the target's change.
+   */
+  activatePublicKey(targetId: string, keyId: string): Promise<TargetPublicKey>;
+  /**
+   * deactivatePublicKey stops using a key: the target has no active key
+   * until another is activated (its JWE calls fail). Deactivating an inactive
+   * (or expired) key changes nothing and returns it as it is. Code.NotFound
+   * for an unknown target or key. Watchers hear of the target's change.
+   */
+  deactivatePublicKey(targetId: string, keyId: string): Promise<TargetPublicKey>;
+  /**
+   * removePublicKey deletes an inactive key. Resolves false when there was no
+   * such target or key (which is not an error); Code.FailedPrecondition for
+   * the active key (deactivate it first). An expired key counts as inactive.
+   */
+  removePublicKey(targetId: string, keyId: string): Promise<boolean>;
+  /**
+   * listPublicKeys returns the keys of a target, oldest first, `active` as of
+   * now; an unknown target has none.
+   */
+  listPublicKeys(targetId: string): Promise<readonly TargetPublicKey[]>;
   /**
    * setExecution replaces the list of the execution of `condition` and returns
    * it; an empty list removes the execution, and the includes of it from

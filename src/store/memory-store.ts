@@ -4,6 +4,13 @@ import { checkIncludeGraph, type Execution, type ExecutionTarget, validateExecut
 import { newId } from "../id.js";
 import { applyTargetPatch, generateSigningKey, type Target, type TargetInput, type TargetPatch, validateTargetInput } from "../target.js";
 import {
+  isKeyUsable,
+  maxPublicKeysPerTarget,
+  type PublicKeyInput,
+  type TargetPublicKey,
+  validatePublicKeyInput,
+} from "../target-key.js";
+import {
   type ActionSnapshot,
   type ActionStore,
   defaultInstanceId,
@@ -11,11 +18,12 @@ import {
   type StoreChange,
   validateInstanceId,
 } from "./action-store.js";
+import { executionCapReached, type InstanceLimits, resolveInstanceLimits, targetCapReached } from "./instance-limits.js";
 
 /**
  * MemoryStoreOptions configures createMemoryStore.
  */
-export interface MemoryStoreOptions {
+export interface MemoryStoreOptions extends InstanceLimits {
   /** Clock, default `() => new Date()`. */
   readonly now?: () => Date;
 }
@@ -27,16 +35,24 @@ interface InstanceState {
   readonly executions: Map<string, Execution>;
   /** Reverse index of includes: execution ID -> IDs of the executions including it. */
   readonly includers: Map<string, Set<string>>;
+  /** Public keys: target ID -> key ID -> key, in the order they were added. */
+  readonly keys: Map<string, Map<string, StoredKey>>;
 }
+
+/** A stored public key: `activated` is the flag; an expired activated key is not active. */
+type StoredKey = Omit<TargetPublicKey, "active"> & { readonly activated: boolean };
 
 /**
  * createMemoryStore returns an ActionStore that keeps everything in this
  * process. It is the default store: fast, consistent, and gone on restart.
  * Returned objects are frozen; every write is atomic and synchronous under
- * the hood, so watchers hear of it before the write's promise resolves.
+ * the hood, so watchers hear of it before the write's promise resolves, and
+ * the caps per instance (InstanceLimits) hold however many writes run at once.
+ * Throws a ConnectError with Code.InvalidArgument for an invalid cap.
  */
 export function createMemoryStore(options: MemoryStoreOptions = {}): ActionStore {
   const now = options.now ?? (() => new Date());
+  const { maxTargets, maxExecutions } = resolveInstanceLimits(options);
   const instances = new Map<string, InstanceState>();
   const listeners = new Set<(change: StoreChange) => void>();
   let closed = false;
@@ -61,7 +77,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): ActionStore
     const write = (): InstanceState => {
       state ??= instances.get(instanceId);
       if (state === undefined) {
-        state = { targets: new Map(), targetIdsByName: new Map(), executions: new Map(), includers: new Map() };
+        state = { targets: new Map(), targetIdsByName: new Map(), executions: new Map(), includers: new Map(), keys: new Map() };
         instances.set(instanceId, state);
       }
       return state;
@@ -106,6 +122,34 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): ActionStore
       }
     };
     const nameTaken = (name: string) => new ConnectError(`a target named "${name}" already exists`, Code.AlreadyExists);
+    const targetNotFound = (id: string) => new ConnectError(`target "${String(id)}" not found`, Code.NotFound);
+    /** keyOf returns the state, target and stored key, or throws Code.NotFound. */
+    const keyOf = (targetId: string, keyId: string) => {
+      const s = read();
+      const target = s?.targets.get(targetId);
+      if (s === undefined || target === undefined) throw targetNotFound(targetId);
+      const key = s.keys.get(targetId)?.get(keyId);
+      if (key === undefined) throw new ConnectError(`public key "${String(keyId)}" of target "${targetId}" not found`, Code.NotFound);
+      return { s, target, key };
+    };
+    /** setEncryptionKey replaces the target's active key (undefined: none), keeping its change date. */
+    const setEncryptionKey = (s: InstanceState, target: Target, key: StoredKey | undefined) => {
+      const { encryptionKey: _, ...rest } = target;
+      const next: Target = Object.freeze(
+        key === undefined
+          ? rest
+          : {
+              ...rest,
+              encryptionKey: Object.freeze({
+                keyId: key.keyId,
+                publicKey: key.publicKey,
+                ...(key.expirationDate === undefined ? {} : { expirationDate: key.expirationDate }),
+              }),
+            },
+      );
+      s.targets.set(target.id, next);
+      changed({ instanceId, targetIds: [target.id], executionIds: [] });
+    };
 
     return {
       instanceId,
@@ -115,6 +159,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): ActionStore
         const fields = validateTargetInput(input);
         const s = write();
         if (s.targetIdsByName.has(fields.name)) throw nameTaken(fields.name);
+        if (s.targets.size >= maxTargets) throw targetCapReached(instanceId, maxTargets);
         const date = now();
         const target: Target = Object.freeze({
           id: newId(),
@@ -154,6 +199,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): ActionStore
         if (s === undefined || current === undefined) return false;
         s.targets.delete(id);
         s.targetIdsByName.delete(current.name);
+        s.keys.delete(id);
         const date = now();
         const touched = new Set<string>();
         const referring = [...s.executions.values()].filter((e) => e.targets.some((t) => "target" in t && t.target === id)).map((e) => e.id);
@@ -180,6 +226,85 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): ActionStore
         return [...(read()?.targets.values() ?? [])];
       },
 
+      async addPublicKey(targetId: string, input: PublicKeyInput) {
+        open();
+        const date = now();
+        const fields = validatePublicKeyInput(input, date);
+        const s = read();
+        if (s === undefined || !s.targets.has(targetId)) throw targetNotFound(targetId);
+        let keys = s.keys.get(targetId);
+        if (keys === undefined) s.keys.set(targetId, (keys = new Map()));
+        if (keys.size >= maxPublicKeysPerTarget) {
+          throw new ConnectError(`target "${targetId}" has ${maxPublicKeysPerTarget} public keys already; remove one first`, Code.ResourceExhausted);
+        }
+        const key: StoredKey = Object.freeze({
+          keyId: newId(),
+          targetId,
+          publicKey: fields.pem,
+          fingerprint: fields.fingerprint,
+          keyType: fields.keyType,
+          activated: false,
+          ...(fields.expirationDate === undefined ? {} : { expirationDate: fields.expirationDate }),
+          creationDate: date,
+          changeDate: date,
+        });
+        keys.set(key.keyId, key);
+        return publicKeyOf(key, date);
+      },
+
+      async activatePublicKey(targetId: string, keyId: string) {
+        open();
+        const { s, target, key } = keyOf(targetId, keyId);
+        const date = now();
+        if (!isKeyUsable(key.expirationDate, date)) {
+          throw new ConnectError(`public key "${keyId}" of target "${targetId}" has expired`, Code.FailedPrecondition);
+        }
+        if (key.activated) return publicKeyOf(key, date);
+        const keys = s.keys.get(targetId)!;
+        for (const other of keys.values()) {
+          if (other.activated) keys.set(other.keyId, Object.freeze({ ...other, activated: false, changeDate: date }));
+        }
+        const next: StoredKey = Object.freeze({ ...key, activated: true, changeDate: date });
+        keys.set(keyId, next);
+        setEncryptionKey(s, target, next);
+        return publicKeyOf(next, date);
+      },
+
+      async deactivatePublicKey(targetId: string, keyId: string) {
+        open();
+        const { s, target, key } = keyOf(targetId, keyId);
+        const date = now();
+        if (!key.activated) return publicKeyOf(key, date);
+        const next: StoredKey = Object.freeze({ ...key, activated: false, changeDate: date });
+        s.keys.get(targetId)!.set(keyId, next);
+        // An expired key was no longer used: nothing changes for the target's calls, but its record does.
+        setEncryptionKey(s, target, undefined);
+        return publicKeyOf(next, date);
+      },
+
+      async removePublicKey(targetId: string, keyId: string) {
+        open();
+        const s = read();
+        const target = s?.targets.get(targetId);
+        const key = s?.keys.get(targetId)?.get(keyId);
+        if (s === undefined || target === undefined || key === undefined) return false;
+        if (key.activated && isKeyUsable(key.expirationDate, now())) {
+          throw new ConnectError(
+            `public key "${keyId}" is the active key of target "${targetId}": deactivate it before removing it`,
+            Code.FailedPrecondition,
+          );
+        }
+        s.keys.get(targetId)!.delete(keyId);
+        if (key.activated) setEncryptionKey(s, target, undefined);
+        return true;
+      },
+
+      async listPublicKeys(targetId: string) {
+        open();
+        const date = now();
+        return [...(read()?.keys.get(targetId)?.values() ?? [])].map((k) => publicKeyOf(k, date));
+      },
+
       async setExecution(condition: Condition, list: readonly ExecutionTarget[]) {
         open();
         const normalized = validateCondition(condition);
@@ -201,6 +326,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): ActionStore
           }
         }
         checkIncludeGraph(id, entries, (x) => s.executions.get(x)?.targets, (x) => includersOf(s, x));
+        if (current === undefined && s.executions.size >= maxExecutions) throw executionCapReached(instanceId, maxExecutions);
         const date = now();
         const execution = freezeExecution({
           id,
@@ -264,6 +390,12 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): ActionStore
       listeners.clear();
     },
   };
+}
+
+/** publicKeyOf returns the record of a stored key, `active` as of `date`. */
+function publicKeyOf(key: StoredKey, date: Date): TargetPublicKey {
+  const { activated, ...rest } = key;
+  return Object.freeze({ ...rest, active: activated && isKeyUsable(key.expirationDate, date) });
 }
 
 function freezeExecution(e: Execution): Execution {

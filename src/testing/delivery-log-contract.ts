@@ -5,6 +5,10 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { DeliveryLog } from "../store/delivery-log.js";
 import type { TargetCallRecord } from "../dispatch/target-dispatcher.js";
 
+/**
+ * DeliveryLogFixture is what a log's factory gives describeDeliveryLogContract:
+ * a fresh, empty log, and how to dispose of it.
+ */
 export interface DeliveryLogFixture {
   readonly log: DeliveryLog;
   cleanup(): Promise<void>;

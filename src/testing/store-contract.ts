@@ -1,16 +1,36 @@
 // The contract every ActionStore implementation passes. A store's test file calls
 // describeStoreContract with a factory that returns a fresh, empty store.
+import { createHash, createPublicKey, generateKeyPairSync } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { ActionStore, StoreChange } from "../store/action-store.js";
+import type { InstanceLimits } from "../store/instance-limits.js";
 import type { Condition } from "../condition.js";
 import type { TargetInput } from "../target.js";
 import { codeOf } from "./support.js";
 
+/**
+ * StoreFixture is what a store's factory gives describeStoreContract: a fresh,
+ * empty store, and how to dispose of it.
+ */
 export interface StoreFixture {
   readonly store: ActionStore;
   /** Called after each test. */
   cleanup(): Promise<void>;
+}
+
+/**
+ * StoreFixtureOptions is what the contract gives the factory of its stores.
+ */
+export interface StoreFixtureOptions {
+  /**
+   * The store's clock (creation, change and expiration dates): pass it to the
+   * store (the `now` option of the bundled stores). It runs with the real
+   * time, moved forward by the tests that need time to pass.
+   */
+  readonly now: () => Date;
+  /** Caps per instance for the store, undefined for its defaults. */
+  readonly limits?: InstanceLimits;
 }
 
 const hook = (name: string, extra: Partial<TargetInput> = {}): TargetInput => ({
@@ -25,12 +45,32 @@ const method: Condition = { type: "request", method: "/zitadel.user.v2.UserServi
 const service: Condition = { type: "request", service: "zitadel.user.v2.UserService" };
 const all: Condition = { type: "request", all: true };
 
-export function describeStoreContract(name: string, factory: () => Promise<StoreFixture>): void {
+/**
+ * describeStoreContract declares the ActionStore contract tests (vitest) for
+ * the stores `factory` makes, one fresh store per test, using the clock it is
+ * given: validation, atomic writes, includes and cascades, concurrent writes,
+ * instances, limits per instance, changes and loading, watching, public keys.
+ * `factory` also gets the caps per instance (InstanceLimits) a test needs,
+ * none for the defaults. An implementation for another database calls it
+ * from a test file of its own:
+ *
+ * ```ts
+ * describeStoreContract("my store", async ({ now, limits }) => {
+ *   const store = await createMyStore({ now, ...limits });
+ *   return { store, cleanup: () => store.close() };
+ * });
+ * ```
+ */
+export function describeStoreContract(name: string, factory: (options: StoreFixtureOptions) => Promise<StoreFixture>): void {
   describe(`ActionStore contract: ${name}`, () => {
     let fixture: StoreFixture;
     let store: ActionStore;
+    /** How far the store's clock is ahead of the real time, in milliseconds. */
+    let skew = 0;
+    const now = () => new Date(Date.now() + skew);
     beforeEach(async () => {
-      fixture = await factory();
+      skew = 0;
+      fixture = await factory({ now });
       store = fixture.store;
     });
     afterEach(async () => {
@@ -80,6 +120,20 @@ export function describeStoreContract(name: string, factory: () => Promise<Store
       ])("rejects %s with InvalidArgument and stores nothing", async (_, extra) => {
         expect(await codeOf(store.createTarget(hook("bad", extra)))).toBe(Code.InvalidArgument);
         expect(await store.listTargets()).toEqual([]);
+      });
+
+      it("stores the payload type, json unless set, and changes it", async () => {
+        const plain = await store.createTarget(hook("plain"));
+        expect(plain.payloadType).toBe("json");
+        const jwt = await store.createTarget(hook("jwt", { payloadType: "jwt" }));
+        expect(jwt.payloadType).toBe("jwt");
+        expect(await store.getTarget(jwt.id)).toEqual(jwt);
+        const jwe = await store.updateTarget(plain.id, { payloadType: "jwe" });
+        expect(jwe.payloadType).toBe("jwe");
+        expect((await store.updateTarget(plain.id, { timeoutMs: 10 })).payloadType).toBe("jwe");
+        expect(await codeOf(store.createTarget(hook("bad", { payloadType: "xml" as "json" })))).toBe(Code.InvalidArgument);
+        expect(await codeOf(store.updateTarget(plain.id, { payloadType: "JWT" as "jwt" }))).toBe(Code.InvalidArgument);
+        expect((await store.listTargets()).map((t) => t.payloadType)).toEqual(["jwe", "jwt"]);
       });
 
       it("accepts the largest timeout, 270 s", async () => {
@@ -146,6 +200,222 @@ export function describeStoreContract(name: string, factory: () => Promise<Store
         expect(await store.getTarget(t.id)).toBeUndefined();
         expect(await store.deleteTarget(t.id)).toBe(false);
         expect((await store.createTarget(hook("d"))).name).toBe("d");
+      });
+    });
+
+
+    describe("public keys", () => {
+      let rsa: string;
+      let rsaDer: Buffer;
+      let ec: string;
+      let ec384: string;
+      const unusable: [string, string | Uint8Array][] = [];
+      beforeAll(() => {
+        const spki = { type: "spki", format: "pem" } as const;
+        rsa = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export(spki) as string;
+        rsaDer = createPublicKey(rsa).export({ type: "spki", format: "der" });
+        ec = generateKeyPairSync("ec", { namedCurve: "P-256" }).publicKey.export(spki) as string;
+        ec384 = generateKeyPairSync("ec", { namedCurve: "P-384" }).publicKey.export(spki) as string;
+        const small = generateKeyPairSync("rsa", { modulusLength: 1024 }).publicKey;
+        unusable.push(
+          ["an empty key", ""],
+          ["text without a PEM block", "hello"],
+          ["a PEM block that is not base64", "-----BEGIN PUBLIC KEY-----\n!!!!\n-----END PUBLIC KEY-----\n"],
+          ["a PKCS#1 RSA key", small.export({ type: "pkcs1", format: "pem" })],
+          ["an RSA key of 1024 bits", small.export(spki)],
+          ["an Ed25519 key", generateKeyPairSync("ed25519").publicKey.export(spki)],
+          ["an EC key on secp256k1", generateKeyPairSync("ec", { namedCurve: "secp256k1" }).publicKey.export(spki)],
+          ["a private key", generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "pkcs8", format: "pem" })],
+          ["bytes that are not UTF-8", new Uint8Array([0xff, 0xfe, 0x2d])],
+          ["a PEM over 8192 bytes", "x".repeat(8192) + "\n" + ec],
+        );
+      });
+      const fingerprintOf = (der: Buffer) => "SHA256:" + createHash("sha256").update(der).digest("base64").replace(/=+$/, "");
+      const activeIds = async (targetId: string) =>
+        (await store.listPublicKeys(targetId)).filter((k) => k.active).map((k) => k.keyId);
+
+      it("adds inactive keys with their fingerprint and type, and lists them oldest first", async () => {
+        const t = await store.createTarget(hook("t", { payloadType: "jwe" }));
+        const a = await store.addPublicKey(t.id, { publicKey: rsa });
+        expect(a).toEqual({
+          keyId: expect.stringMatching(/^\S+$/),
+          targetId: t.id,
+          publicKey: rsa,
+          fingerprint: fingerprintOf(rsaDer),
+          keyType: "rsa",
+          active: false,
+          creationDate: expect.any(Date),
+          changeDate: a.creationDate,
+        });
+        const expires = new Date(now().getTime() + 3_600_000);
+        const b = await store.addPublicKey(t.id, { publicKey: new TextEncoder().encode(ec), expirationDate: expires });
+        expect(b).toMatchObject({ keyType: "ec", active: false, publicKey: ec, expirationDate: expires });
+        expect(b.keyId).not.toBe(a.keyId);
+        expect(await store.listPublicKeys(t.id)).toEqual([a, b]);
+        expect((await store.getTarget(t.id))?.encryptionKey).toBeUndefined();
+      });
+
+      it("keeps the text around the PEM block, as it was added, and reads only the block", async () => {
+        const t = await store.createTarget(hook("t"));
+        const text = `my key, P-384:\n${ec384}trailing words\n`;
+        const k = await store.addPublicKey(t.id, { publicKey: text });
+        expect(k.publicKey).toBe(text);
+        expect(k.fingerprint).toBe(fingerprintOf(createPublicKey(ec384).export({ type: "spki", format: "der" })));
+      });
+
+      it("rejects keys that cannot encrypt payloads with InvalidArgument, and stores nothing", async () => {
+        const t = await store.createTarget(hook("t"));
+        for (const [what, publicKey] of unusable) {
+          expect(await codeOf(store.addPublicKey(t.id, { publicKey })), what).toBe(Code.InvalidArgument);
+        }
+        expect(await store.listPublicKeys(t.id)).toEqual([]);
+      });
+
+      it("rejects an expiration date in the past with InvalidArgument", async () => {
+        const t = await store.createTarget(hook("t"));
+        expect(await codeOf(store.addPublicKey(t.id, { publicKey: ec, expirationDate: new Date(now().getTime() - 1000) }))).toBe(
+          Code.InvalidArgument,
+        );
+        expect(await codeOf(store.addPublicKey(t.id, { publicKey: ec, expirationDate: new Date(Number.NaN) }))).toBe(Code.InvalidArgument);
+        expect(await store.listPublicKeys(t.id)).toEqual([]);
+      });
+
+      it("keeps one active key: activating a key deactivates the previous one", async () => {
+        const t = await store.createTarget(hook("t", { payloadType: "jwe" }));
+        const a = await store.addPublicKey(t.id, { publicKey: rsa });
+        const b = await store.addPublicKey(t.id, { publicKey: ec });
+        await new Promise((r) => setTimeout(r, 5));
+        const activeA = await store.activatePublicKey(t.id, a.keyId);
+        expect(activeA).toMatchObject({ keyId: a.keyId, active: true });
+        expect(activeA.changeDate.getTime()).toBeGreaterThan(a.changeDate.getTime());
+        expect((await store.getTarget(t.id))?.encryptionKey).toEqual({ keyId: a.keyId, publicKey: rsa });
+        // Activating the active key changes nothing.
+        await new Promise((r) => setTimeout(r, 5));
+        expect(await store.activatePublicKey(t.id, a.keyId)).toEqual(activeA);
+        const activeB = await store.activatePublicKey(t.id, b.keyId);
+        expect(activeB.active).toBe(true);
+        expect(await activeIds(t.id)).toEqual([b.keyId]);
+        const [listedA] = await store.listPublicKeys(t.id);
+        expect(listedA).toMatchObject({ keyId: a.keyId, active: false });
+        expect(listedA!.changeDate.getTime()).toBe(activeB.changeDate.getTime());
+        const target = await store.getTarget(t.id);
+        expect(target?.encryptionKey).toEqual({ keyId: b.keyId, publicKey: ec });
+        // The target itself did not change.
+        expect(target?.changeDate.getTime()).toBe(t.changeDate.getTime());
+        expect((await store.listTargets())[0]?.encryptionKey?.keyId).toBe(b.keyId);
+        expect((await store.snapshot()).targets[0]?.encryptionKey?.keyId).toBe(b.keyId);
+      });
+
+      it("lets exactly one of concurrent activations win", async () => {
+        const t = await store.createTarget(hook("t"));
+        const keys = await Promise.all([rsa, ec, ec384].map((publicKey) => store.addPublicKey(t.id, { publicKey })));
+        for (let i = 0; i < 3; i++) {
+          const results = await Promise.allSettled(keys.map((k) => store.activatePublicKey(t.id, k.keyId)));
+          expect(results.every((r) => r.status === "fulfilled")).toBe(true);
+          const active = await activeIds(t.id);
+          expect(active.length).toBe(1);
+          expect((await store.getTarget(t.id))?.encryptionKey?.keyId).toBe(active[0]);
+        }
+      });
+
+      it("deactivates a key, leaving the target without one; deactivating an inactive key changes nothing", async () => {
+        const t = await store.createTarget(hook("t"));
+        const a = await store.addPublicKey(t.id, { publicKey: ec });
+        expect(await store.deactivatePublicKey(t.id, a.keyId)).toEqual(a);
+        await store.activatePublicKey(t.id, a.keyId);
+        const off = await store.deactivatePublicKey(t.id, a.keyId);
+        expect(off).toMatchObject({ keyId: a.keyId, active: false });
+        expect(await store.listPublicKeys(t.id)).toEqual([off]);
+        expect((await store.getTarget(t.id))?.encryptionKey).toBeUndefined();
+      });
+
+      it("refuses to remove the active key; removes inactive ones; removing a missing key is not an error", async () => {
+        const t = await store.createTarget(hook("t"));
+        const a = await store.addPublicKey(t.id, { publicKey: rsa });
+        const b = await store.addPublicKey(t.id, { publicKey: ec });
+        await store.activatePublicKey(t.id, a.keyId);
+        expect(await codeOf(store.removePublicKey(t.id, a.keyId))).toBe(Code.FailedPrecondition);
+        expect(await store.removePublicKey(t.id, b.keyId)).toBe(true);
+        expect(await store.removePublicKey(t.id, b.keyId)).toBe(false);
+        expect(await store.removePublicKey("404", b.keyId)).toBe(false);
+        await store.deactivatePublicKey(t.id, a.keyId);
+        expect(await store.removePublicKey(t.id, a.keyId)).toBe(true);
+        expect(await store.listPublicKeys(t.id)).toEqual([]);
+      });
+
+      it("treats an expired key as inactive: it is not used, cannot be activated and can be removed", async () => {
+        const t = await store.createTarget(hook("t"));
+        const a = await store.addPublicKey(t.id, { publicKey: ec, expirationDate: new Date(now().getTime() + 60_000) });
+        const b = await store.addPublicKey(t.id, { publicKey: rsa, expirationDate: new Date(now().getTime() + 60_000) });
+        await store.activatePublicKey(t.id, a.keyId);
+        expect((await store.getTarget(t.id))?.encryptionKey).toEqual({ keyId: a.keyId, publicKey: ec, expirationDate: a.expirationDate });
+        skew = 61_000;
+        expect(await activeIds(t.id)).toEqual([]);
+        expect(await codeOf(store.activatePublicKey(t.id, b.keyId))).toBe(Code.FailedPrecondition);
+        expect((await store.deactivatePublicKey(t.id, a.keyId)).active).toBe(false);
+        await store.activatePublicKey(t.id, a.keyId).catch(() => undefined);
+        expect(await store.removePublicKey(t.id, a.keyId)).toBe(true);
+        expect((await store.getTarget(t.id))?.encryptionKey).toBeUndefined();
+      });
+
+      it("removes an expired key that is still flagged active, and the target's key with it", async () => {
+        const t = await store.createTarget(hook("t"));
+        const a = await store.addPublicKey(t.id, { publicKey: ec, expirationDate: new Date(now().getTime() + 60_000) });
+        await store.activatePublicKey(t.id, a.keyId);
+        skew = 61_000;
+        expect(await store.removePublicKey(t.id, a.keyId)).toBe(true);
+        expect((await store.getTarget(t.id))?.encryptionKey).toBeUndefined();
+      });
+
+      it("answers NotFound for an unknown target or key, and for another instance's target", async () => {
+        const t = await store.createTarget(hook("t"));
+        const k = await store.addPublicKey(t.id, { publicKey: ec });
+        expect(await codeOf(store.addPublicKey("404", { publicKey: ec }))).toBe(Code.NotFound);
+        for (const call of ["activatePublicKey", "deactivatePublicKey"] as const) {
+          expect(await codeOf(store[call]("404", k.keyId)), call).toBe(Code.NotFound);
+          expect(await codeOf(store[call](t.id, "404")), call).toBe(Code.NotFound);
+        }
+        const other = store.forInstance("other");
+        expect(await codeOf(other.addPublicKey(t.id, { publicKey: ec }))).toBe(Code.NotFound);
+        expect(await codeOf(other.activatePublicKey(t.id, k.keyId))).toBe(Code.NotFound);
+        expect(await other.removePublicKey(t.id, k.keyId)).toBe(false);
+        expect(await other.listPublicKeys(t.id)).toEqual([]);
+        expect(await store.listPublicKeys("404")).toEqual([]);
+        expect(await store.listPublicKeys(t.id)).toEqual([k]);
+      });
+
+      it("deletes a target's keys with it", async () => {
+        const t = await store.createTarget(hook("t"));
+        const k = await store.addPublicKey(t.id, { publicKey: ec });
+        await store.activatePublicKey(t.id, k.keyId);
+        expect(await store.deleteTarget(t.id)).toBe(true);
+        expect(await store.listPublicKeys(t.id)).toEqual([]);
+        expect(await codeOf(store.activatePublicKey(t.id, k.keyId))).toBe(Code.NotFound);
+        expect(await store.removePublicKey(t.id, k.keyId)).toBe(false);
+      });
+
+      it("limits a target to 100 keys with ResourceExhausted", async () => {
+        const t = await store.createTarget(hook("t"));
+        for (let i = 0; i < 100; i++) await store.addPublicKey(t.id, { publicKey: ec });
+        expect(await codeOf(store.addPublicKey(t.id, { publicKey: ec }))).toBe(Code.ResourceExhausted);
+        expect((await store.listPublicKeys(t.id)).length).toBe(100);
+      });
+
+      it("tells watchers of the target whose active key changed, and loads it with its key", async () => {
+        const one = store.forInstance("one");
+        const t = await one.createTarget(hook("t"));
+        const k = await one.addPublicKey(t.id, { publicKey: ec });
+        const changes: StoreChange[] = [];
+        const stop = store.watch((c) => changes.push(c));
+        await one.activatePublicKey(t.id, k.keyId);
+        expect(changes.at(-1)).toMatchObject({ instanceId: "one", targetIds: [t.id] });
+        expect((await one.load({ targetIds: [t.id] })).targets[0]?.encryptionKey?.keyId).toBe(k.keyId);
+        const before = changes.length;
+        await one.deactivatePublicKey(t.id, k.keyId);
+        expect(changes.length).toBeGreaterThan(before);
+        expect(changes.at(-1)).toMatchObject({ instanceId: "one", targetIds: [t.id] });
+        expect((await one.load({ targetIds: [t.id] })).targets[0]?.encryptionKey).toBeUndefined();
+        stop();
       });
     });
 
@@ -409,6 +679,95 @@ export function describeStoreContract(name: string, factory: () => Promise<Store
         ["over 200 characters", "x".repeat(201)],
       ])("rejects an instance ID with %s", async (_, id) => {
         expect(() => store.forInstance(id)).toThrow(expect.objectContaining({ code: Code.InvalidArgument }));
+      });
+    });
+
+    describe("limits per instance", () => {
+      let limited: StoreFixture | undefined;
+      afterEach(async () => {
+        await limited?.cleanup();
+        limited = undefined;
+      });
+      const open = async (limits: InstanceLimits): Promise<ActionStore> => (limited = await factory({ now: () => new Date(), limits })).store;
+      const exhausted = async (p: Promise<unknown>, cap: string) => {
+        const error = await p.then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(error).toBeInstanceOf(ConnectError);
+        expect((error as ConnectError).code).toBe(Code.ResourceExhausted);
+        expect((error as ConnectError).rawMessage).toContain(cap);
+      };
+
+      it("refuses a target beyond maxTargetsPerInstance with ResourceExhausted naming the cap, in each instance", async () => {
+        const limitedStore = await open({ maxTargetsPerInstance: 3 });
+        const a = limitedStore.forInstance("a");
+        const made = [];
+        for (let i = 0; i < 3; i++) made.push(await a.createTarget(hook(`t${i}`)));
+        await exhausted(a.createTarget(hook("t3")), "maxTargetsPerInstance");
+        expect((await a.listTargets()).length).toBe(3);
+        // Other instances, the default one included, have caps of their own.
+        for (let i = 0; i < 3; i++) await limitedStore.forInstance("b").createTarget(hook(`t${i}`));
+        for (let i = 0; i < 3; i++) await limitedStore.createTarget(hook(`t${i}`));
+        await exhausted(limitedStore.createTarget(hook("t3")), "maxTargetsPerInstance");
+        // At the cap, targets can still change; a deletion makes room.
+        await a.updateTarget(made[0]!.id, { name: "renamed" });
+        await a.deleteTarget(made[1]!.id);
+        expect((await a.createTarget(hook("t3"))).name).toBe("t3");
+        await exhausted(a.createTarget(hook("t4")), "maxTargetsPerInstance");
+      });
+
+      it("refuses an execution beyond maxExecutionsPerInstance, and still replaces and removes executions at the cap", async () => {
+        const limitedStore = await open({ maxExecutionsPerInstance: 2 });
+        const a = limitedStore.forInstance("a");
+        const t = await a.createTarget(hook("t"));
+        const u = await a.createTarget(hook("u"));
+        await a.setExecution({ type: "function", name: "f0" }, [{ target: t.id }]);
+        await a.setExecution({ type: "function", name: "f1" }, [{ target: t.id }]);
+        await exhausted(a.setExecution({ type: "function", name: "f2" }, [{ target: t.id }]), "maxExecutionsPerInstance");
+        expect((await a.listExecutions()).map((e) => e.id)).toEqual(["function/f0", "function/f1"]);
+        await a.setExecution({ type: "function", name: "f0" }, [{ target: u.id }, { include: "function/f1" }]);
+        expect((await a.getExecution("function/f0"))?.targets).toEqual([{ target: u.id }, { include: "function/f1" }]);
+        const b = limitedStore.forInstance("b");
+        const tb = await b.createTarget(hook("t"));
+        await b.setExecution({ type: "function", name: "f0" }, [{ target: tb.id }]);
+        await b.setExecution({ type: "function", name: "f1" }, [{ target: tb.id }]);
+        // Removing makes room, whether by an empty list or by a deleted target's cascade.
+        await a.setExecution({ type: "function", name: "f0" }, []);
+        await a.setExecution({ type: "function", name: "f2" }, [{ target: t.id }]);
+        await exhausted(a.setExecution({ type: "function", name: "f3" }, [{ target: t.id }]), "maxExecutionsPerInstance");
+        await a.deleteTarget(t.id);
+        expect(await a.listExecutions()).toEqual([]);
+        await a.setExecution({ type: "function", name: "f3" }, [{ target: u.id }]);
+      });
+
+      it("never exceeds the caps, however many creations run at once", async () => {
+        const limitedStore = await open({ maxTargetsPerInstance: 5, maxExecutionsPerInstance: 5 });
+        const a = limitedStore.forInstance("a");
+        const targets = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => a.createTarget(hook(`t${i}`))));
+        expect(targets.filter((r) => r.status === "fulfilled").length).toBe(5);
+        for (const r of targets) {
+          if (r.status === "rejected") expect(ConnectError.from(r.reason).code).toBe(Code.ResourceExhausted);
+        }
+        expect((await a.listTargets()).length).toBe(5);
+        const [t] = await a.listTargets();
+        const executions = await Promise.allSettled(
+          Array.from({ length: 20 }, (_, i) => a.setExecution({ type: "function", name: `f${i}` }, [{ target: t!.id }])),
+        );
+        expect(executions.filter((r) => r.status === "fulfilled").length).toBe(5);
+        for (const r of executions) {
+          if (r.status === "rejected") expect(ConnectError.from(r.reason).code).toBe(Code.ResourceExhausted);
+        }
+        expect((await a.listExecutions()).length).toBe(5);
+      });
+
+      it("takes Infinity for no cap, and refuses caps that are neither positive integers nor Infinity", async () => {
+        const unlimited = await open({ maxTargetsPerInstance: Infinity, maxExecutionsPerInstance: Infinity });
+        expect((await unlimited.createTarget(hook("t"))).name).toBe("t");
+        for (const bad of [0, -1, 1.5, Number.NaN]) {
+          await expect(factory({ now: () => new Date(), limits: { maxTargetsPerInstance: bad } })).rejects.toMatchObject({ code: Code.InvalidArgument });
+          await expect(factory({ now: () => new Date(), limits: { maxExecutionsPerInstance: bad } })).rejects.toMatchObject({ code: Code.InvalidArgument });
+        }
       });
     });
 
