@@ -1,6 +1,6 @@
 import type { ActionSnapshot } from "../store/action-store.js";
-import { maxIncludeDepth } from "../execution.js";
 import type { Target } from "../target.js";
+import { buildPlanState, type PlanState } from "./plan-state.js";
 
 /**
  * ExecutionMatch is the execution chosen for a trigger: its ID (the ID of the
@@ -50,30 +50,17 @@ export interface ExecutionPlan {
  * unknown targets and include cycles skipped) into an ExecutionPlan.
  */
 export function compileExecutionPlan(snapshot: ActionSnapshot): ExecutionPlan {
-  const targets = new Map<string, Target>();
-  for (const t of snapshot.targets) targets.set(t.id, t);
-  const lists = new Map(snapshot.executions.map((e) => [e.id, e.targets] as const));
+  return planOf(buildPlanState(snapshot));
+}
 
-  const expand = (id: string, depth: number, path: string[], out: Target[], seen: Set<string>) => {
-    for (const entry of lists.get(id) ?? []) {
-      if ("target" in entry) {
-        const target = targets.get(entry.target);
-        if (target !== undefined && !seen.has(target.id)) {
-          seen.add(target.id);
-          out.push(target);
-        }
-      } else if (depth < maxIncludeDepth && !path.includes(entry.include)) {
-        expand(entry.include, depth + 1, [...path, entry.include], out, seen);
-      }
-    }
-  };
-  const matches = new Map<string, ExecutionMatch>();
-  for (const id of lists.keys()) {
-    const out: Target[] = [];
-    expand(id, 0, [id], out, new Set());
-    matches.set(id, Object.freeze({ executionId: id, targets: Object.freeze(out) }));
-  }
-
+/**
+ * planOf returns an ExecutionPlan that answers from `state`, with a memo of
+ * its own. The planner makes a new one after each update of the state, so
+ * that no memoized answer outlives a change; a plan that has been replaced
+ * may answer from later state than its memo.
+ */
+export function planOf(state: PlanState): ExecutionPlan {
+  const { matches, targets } = state;
   const bestForMethod = (type: "request" | "response", fullMethod: string): ExecutionMatch | undefined => {
     const exact = matches.get(type + fullMethod);
     if (exact !== undefined) return exact;
@@ -85,7 +72,6 @@ export function compileExecutionPlan(snapshot: ActionSnapshot): ExecutionPlan {
     return matches.get(type);
   };
   const methodMemo = new Map<string, MethodMatches>();
-  const noMatches: MethodMatches = Object.freeze({ request: undefined, response: undefined });
 
   return {
     forMethod(fullMethod) {
@@ -118,3 +104,5 @@ export function compileExecutionPlan(snapshot: ActionSnapshot): ExecutionPlan {
     },
   };
 }
+
+const noMatches: MethodMatches = Object.freeze({ request: undefined, response: undefined });
