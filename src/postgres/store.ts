@@ -9,8 +9,8 @@ import {
   type StoreChange,
   validateInstanceId,
 } from "../store/action-store.js";
-import { type Condition, executionId, executionTypeOf, validateCondition } from "../condition.js";
-import { checkIncludeGraph, type Execution, type ExecutionTarget, validateExecutionTargets } from "../execution.js";
+import { type Condition, executionId, validateCondition } from "../condition.js";
+import { checkIncludeGraph, type Execution, type ExecutionTarget, maxIncludeDepth, validateExecutionTargets } from "../execution.js";
 import { newId } from "../id.js";
 import { createJsonLogger, type Logger } from "../logger.js";
 import { channelName, connectionSchema, openPool } from "./connection.js";
@@ -159,13 +159,14 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
   };
   /**
    * notify announces a change to the other stores on the channel, at COMMIT.
-   * The IDs are left out when they do not fit into a notification (at most
-   * 8000 bytes), which makes the receivers read the whole instance again.
+   * A change whose IDs do not fit into one notification (at most 8000 bytes)
+   * is announced in parts, each naming some of the IDs; one that would take
+   * more than maxNotifyParts is announced without IDs, which makes the
+   * receivers read the whole instance again.
    */
   const notify = (client: pg.ClientBase, change: StoreChange) => {
-    let payload = JSON.stringify({ source, ...change });
-    if (Buffer.byteLength(payload) > maxNotifyBytes) payload = JSON.stringify({ source, instanceId: change.instanceId });
-    return client.query("SELECT pg_notify($1, $2)", [channel, payload]);
+    const payloads = notifyPayloads(source, change);
+    return client.query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p", [channel, payloads]);
   };
   const read = async <R extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<R[]> => {
     open();
@@ -188,6 +189,56 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
         date,
       ]);
     /**
+     * readIncludeGraph reads the part of the instance's include graph that
+     * checkIncludeGraph needs for execution `id` with the given includes: the
+     * include lists of the included executions and of everything below them,
+     * and the includers of `id` and of everything above it. Both walks follow
+     * execution_refs and stop after maxIncludeDepth + 1 levels, so the read is
+     * bounded by the graph around `id`, not by the size of the instance.
+     * Includes of missing executions are not in `lists`.
+     */
+    const readIncludeGraph = async (client: pg.ClientBase, id: string, includes: readonly string[]) => {
+      const { rows } = await client.query<{ dir: "down" | "up"; a: string; b: string | null }>(
+        `WITH RECURSIVE
+           down (id, depth) AS (
+             SELECT id, 1 FROM ${q}.executions WHERE instance_id = $1 AND id = ANY($3::text[])
+             UNION
+             SELECT r.ref_id, d.depth + 1 FROM down d
+               JOIN ${q}.execution_refs r ON r.instance_id = $1 AND r.execution_id = d.id AND r.kind = 'include'
+             WHERE d.depth <= $4
+           ),
+           up (id, depth) AS (
+             SELECT $2::text COLLATE "C", 0
+             UNION
+             SELECT r.execution_id, u.depth + 1 FROM up u
+               JOIN ${q}.execution_refs r ON r.instance_id = $1 AND r.ref_id = u.id AND r.kind = 'include'
+             WHERE u.depth <= $4
+           )
+         SELECT 'down' AS dir, d.id AS a, r.ref_id AS b
+           FROM (SELECT DISTINCT id FROM down) d
+           LEFT JOIN ${q}.execution_refs r ON r.instance_id = $1 AND r.execution_id = d.id AND r.kind = 'include'
+         UNION ALL
+         SELECT 'up', r.ref_id, r.execution_id
+           FROM (SELECT DISTINCT id FROM up) u
+           JOIN ${q}.execution_refs r ON r.instance_id = $1 AND r.ref_id = u.id AND r.kind = 'include'`,
+        [instanceId, id, includes, maxIncludeDepth],
+      );
+      const lists = new Map<string, ExecutionTarget[]>();
+      const includers = new Map<string, string[]>();
+      for (const row of rows) {
+        if (row.dir === "down") {
+          let list = lists.get(row.a);
+          if (list === undefined) lists.set(row.a, (list = []));
+          if (row.b !== null) list.push({ include: row.b });
+        } else {
+          const parents = includers.get(row.a);
+          if (parents === undefined) includers.set(row.a, [row.b!]);
+          else parents.push(row.b!);
+        }
+      }
+      return { lists, includers };
+    };
+    /**
      * dropExecution deletes an execution and removes the includes of it from
      * other executions, each read when it is changed; one left with no
      * entries is dropped the same way. Every execution it changes or removes
@@ -200,8 +251,10 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
         await client.query(`DELETE FROM ${q}.executions WHERE instance_id = $1 AND id = $2`, [instanceId, next]);
         touched.add(next);
         const { rows } = await client.query<{ id: string; targets: unknown }>(
-          `SELECT id, targets FROM ${q}.executions WHERE instance_id = $1 AND targets @> $2::jsonb`,
-          [instanceId, JSON.stringify([{ include: next }])],
+          `SELECT e.id, e.targets FROM ${q}.execution_refs r
+             JOIN ${q}.executions e ON e.instance_id = r.instance_id AND e.id = r.execution_id
+           WHERE r.instance_id = $1 AND r.ref_id = $2 AND r.kind = 'include'`,
+          [instanceId, next],
         );
         for (const row of rows) {
           const gone = next;
@@ -314,8 +367,10 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
           // One execution at a time, each read afresh: a cascade may change or remove the next.
           for (;;) {
             const { rows } = await client.query<{ id: string; targets: unknown }>(
-              `SELECT id, targets FROM ${q}.executions WHERE instance_id = $1 AND targets @> $2::jsonb LIMIT 1`,
-              [instanceId, JSON.stringify([{ target: id }])],
+              `SELECT e.id, e.targets FROM ${q}.execution_refs r
+                 JOIN ${q}.executions e ON e.instance_id = r.instance_id AND e.id = r.execution_id
+               WHERE r.instance_id = $1 AND r.ref_id = $2 AND r.kind = 'target' LIMIT 1`,
+              [instanceId, id],
             );
             const row = rows[0];
             if (row === undefined) break;
@@ -382,30 +437,18 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
               throw new ConnectError(`target "${missing}" not found`, Code.NotFound);
             }
           }
-          // Includes only connect executions of one type: load that part of the graph.
-          const type = executionTypeOf(id);
-          const { rows: graphRows } = await client.query<{ id: string; targets: unknown }>(
-            `SELECT id, targets FROM ${q}.executions WHERE instance_id = $1 AND (id = $2 OR starts_with(id, $3))`,
-            [instanceId, type, `${type}/`],
-          );
-          const lists = new Map<string, readonly ExecutionTarget[]>();
-          const includers = new Map<string, string[]>();
-          for (const row of graphRows) {
-            const rowEntries = entriesFromJson(row.targets);
-            lists.set(row.id, rowEntries);
-            for (const e of rowEntries) {
-              if (!("include" in e)) continue;
-              const parents = includers.get(e.include);
-              if (parents === undefined) includers.set(e.include, [row.id]);
-              else parents.push(row.id);
-            }
+          const includes = entries.flatMap((e) => ("include" in e ? [e.include] : []));
+          if (includes.length > 0) {
+            // Without includes the list cannot close a cycle or deepen a chain
+            // (the stored chains through it are at most maxIncludeDepth long).
+            const graph = await readIncludeGraph(client, id, includes.filter(storableId));
+            checkIncludeGraph(
+              id,
+              entries,
+              (x) => graph.lists.get(x),
+              (x) => graph.includers.get(x) ?? [],
+            );
           }
-          checkIncludeGraph(
-            id,
-            entries,
-            (x) => lists.get(x),
-            (x) => includers.get(x) ?? [],
-          );
           const date = now();
           const execution = freezeExecution({
             id,
@@ -519,7 +562,9 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
       component: "postgres store",
       logAttributes: { schema, channel },
       onNotify,
-      // Changes made while the connection was down were not announced.
+      // Changes made while the connection is down are not announced: plans
+      // cannot trust what they hold from the moment it is lost until it is back.
+      onLost: () => watchers.notify({ instanceId: undefined }),
       onReconnect: () => watchers.notify({ instanceId: undefined }),
     }),
   );
@@ -554,8 +599,48 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
   };
 }
 
-/** maxNotifyBytes is the largest NOTIFY payload sent with IDs; PostgreSQL's limit is 8000 bytes. */
+/** maxNotifyBytes is the largest NOTIFY payload sent; PostgreSQL's limit is 8000 bytes. */
 const maxNotifyBytes = 7900;
+/** maxNotifyParts is the most notifications one change is split into before its IDs are left out. */
+const maxNotifyParts = 16;
+
+/**
+ * notifyPayloads returns the NOTIFY payloads that announce `change`: one
+ * when it fits into maxNotifyBytes, else parts that each name some of its
+ * target and execution IDs (every part names the instance, and the receivers
+ * apply each as a change of its own), else, beyond maxNotifyParts, one that
+ * names the instance only.
+ */
+export function notifyPayloads(source: string, change: StoreChange): string[] {
+  const whole = JSON.stringify({ source, ...change });
+  if (Buffer.byteLength(whole) <= maxNotifyBytes || change.instanceId === undefined) return [whole];
+  const bare = JSON.stringify({ source, instanceId: change.instanceId });
+  const ids = [
+    ...(change.targetIds ?? []).map((id) => ["t", id] as const),
+    ...(change.executionIds ?? []).map((id) => ["e", id] as const),
+  ];
+  const parts: string[] = [];
+  let targetIds: string[] = [];
+  let executionIds: string[] = [];
+  // Each ID costs its JSON text and a comma; the frame leaves room for both lists.
+  const frame = Buffer.byteLength(JSON.stringify({ source, instanceId: change.instanceId, targetIds: [], executionIds: [] }));
+  let size = frame;
+  const flush = () => {
+    parts.push(JSON.stringify({ source, instanceId: change.instanceId, targetIds, executionIds }));
+    targetIds = [];
+    executionIds = [];
+    size = frame;
+  };
+  for (const [kind, id] of ids) {
+    const cost = Buffer.byteLength(JSON.stringify(id)) + 1;
+    if (frame + cost > maxNotifyBytes) return [bare];
+    if (size + cost > maxNotifyBytes) flush();
+    (kind === "t" ? targetIds : executionIds).push(id);
+    size += cost;
+  }
+  flush();
+  return parts.length > maxNotifyParts ? [bare] : parts;
+}
 
 /**
  * storableId tells whether `id` can be the ID of a stored row (see
