@@ -18,10 +18,14 @@ type IdSet = string | Set<string>;
 export interface PlanState {
   readonly targets: Map<string, Target>;
   readonly lists: Map<string, readonly ExecutionTarget[]>;
-  /** Execution ID -> the executions whose lists include it. */
+  /**
+   * Execution ID -> the executions whose lists include it, and target ID ->
+   * the executions whose lists name it. Built on the first update (see
+   * indexed), so that a plan that never changes never pays for them.
+   */
   readonly includers: Map<string, IdSet>;
-  /** Target ID -> the executions whose lists name it. */
   readonly users: Map<string, IdSet>;
+  indexed: boolean;
   readonly matches: Map<string, ExecutionMatch>;
   /** Entries of all lists, and targets of all matches: for estimatePlanBytes. */
   listEntries: number;
@@ -56,10 +60,7 @@ function setList(state: PlanState, id: string, list: readonly ExecutionTarget[] 
   const previous = state.lists.get(id);
   if (previous !== undefined) {
     state.listEntries -= previous.length;
-    for (const entry of previous) {
-      if ("target" in entry) deleteId(state.users, entry.target, id);
-      else deleteId(state.includers, entry.include, id);
-    }
+    if (state.indexed) unindex(state, id, previous);
   }
   if (list === undefined) {
     state.lists.delete(id);
@@ -67,9 +68,20 @@ function setList(state: PlanState, id: string, list: readonly ExecutionTarget[] 
   }
   state.lists.set(id, list);
   state.listEntries += list.length;
+  if (state.indexed) index(state, id, list);
+}
+
+function index(state: PlanState, id: string, list: readonly ExecutionTarget[]): void {
   for (const entry of list) {
     if ("target" in entry) addId(state.users, entry.target, id);
     else addId(state.includers, entry.include, id);
+  }
+}
+
+function unindex(state: PlanState, id: string, list: readonly ExecutionTarget[]): void {
+  for (const entry of list) {
+    if ("target" in entry) deleteId(state.users, entry.target, id);
+    else deleteId(state.includers, entry.include, id);
   }
 }
 
@@ -78,16 +90,20 @@ function setList(state: PlanState, id: string, list: readonly ExecutionTarget[] 
  * expanded in place up to maxIncludeDepth levels, each target once, unknown
  * targets and include cycles skipped.
  */
-function expand(state: PlanState, id: string): ExecutionMatch {
-  const list = state.lists.get(id)!;
+function expand(state: PlanState, id: string, list: readonly ExecutionTarget[]): ExecutionMatch {
   const out: Target[] = [];
-  if (list.every((entry) => "target" in entry)) {
-    // No includes: the store keeps entries unique, so nothing repeats.
-    for (const entry of list) {
-      const target = state.targets.get((entry as { target: string }).target);
-      if (target !== undefined) out.push(target);
+  let includes = false;
+  for (const entry of list) {
+    if ("include" in entry) {
+      includes = true;
+      break;
     }
-  } else {
+    // Without includes the store keeps entries unique, so nothing repeats.
+    const target = state.targets.get(entry.target);
+    if (target !== undefined) out.push(target);
+  }
+  if (includes) {
+    out.length = 0;
     const seen = new Set<string>();
     const walk = (from: string, depth: number, path: string[]) => {
       for (const entry of state.lists.get(from) ?? []) {
@@ -115,7 +131,7 @@ function recompute(state: PlanState, id: string): void {
     state.matches.delete(id);
     return;
   }
-  const match = expand(state, id);
+  const match = expand(state, id, state.lists.get(id)!);
   state.matchEntries += match.targets.length;
   state.matches.set(id, match);
 }
@@ -131,12 +147,20 @@ export function buildPlanState(snapshot: ActionSnapshot): PlanState {
     includers: new Map(),
     users: new Map(),
     matches: new Map(),
+    indexed: false,
     listEntries: 0,
     matchEntries: 0,
   };
   for (const t of snapshot.targets) state.targets.set(t.id, t);
-  for (const e of snapshot.executions) setList(state, e.id, e.targets);
-  for (const id of state.lists.keys()) recompute(state, id);
+  for (const e of snapshot.executions) {
+    state.lists.set(e.id, e.targets);
+    state.listEntries += e.targets.length;
+  }
+  for (const [id, list] of state.lists) {
+    const match = expand(state, id, list);
+    state.matchEntries += match.targets.length;
+    state.matches.set(id, match);
+  }
   return state;
 }
 
@@ -156,6 +180,10 @@ export function applyPlanChanges(
   executionIds: Iterable<string>,
   loaded: ActionSnapshot,
 ): number {
+  if (!state.indexed) {
+    state.indexed = true;
+    for (const [id, list] of state.lists) index(state, id, list);
+  }
   const affected = new Set<string>();
   const targets = new Map(loaded.targets.map((t) => [t.id, t] as const));
   const executions = new Map(loaded.executions.map((e) => [e.id, e] as const));
@@ -190,7 +218,7 @@ export function estimatePlanBytes(state: PlanState): number {
     planBaseBytes +
     state.targets.size * bytesPerTarget +
     state.lists.size * bytesPerExecution +
-    state.listEntries * bytesPerListEntry +
+    state.listEntries * (state.indexed ? bytesPerListEntry + bytesPerIndexEntry : bytesPerListEntry) +
     state.matchEntries * bytesPerMatchEntry
   );
 }
@@ -200,3 +228,4 @@ const bytesPerTarget = 560;
 const bytesPerExecution = 420;
 const bytesPerListEntry = 120;
 const bytesPerMatchEntry = 8;
+const bytesPerIndexEntry = 60;

@@ -9,7 +9,7 @@ import {
   type StoreChange,
   validateInstanceId,
 } from "../store/action-store.js";
-import { type Condition, executionId, validateCondition } from "../condition.js";
+import { type Condition, executionId, parseExecutionId, validateCondition } from "../condition.js";
 import { checkIncludeGraph, type Execution, type ExecutionTarget, maxIncludeDepth, validateExecutionTargets } from "../execution.js";
 import { newId } from "../id.js";
 import { createJsonLogger, type Logger } from "../logger.js";
@@ -97,16 +97,15 @@ interface TargetRow {
   endpoint: string;
   timeout_ms: number;
   signing_key: string;
-  creation_date: Date | string;
-  change_date: Date | string;
+  creation_date: Date | string | number;
+  change_date: Date | string | number;
 }
 
 interface ExecutionRow {
   id: string;
-  condition: unknown;
   targets: unknown;
-  creation_date: Date | string;
-  change_date: Date | string;
+  creation_date: Date | string | number;
+  change_date: Date | string | number;
 }
 
 /**
@@ -175,6 +174,12 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
 
   const targetColumns = "id, instance_id, name, type, interrupt_on_error, endpoint, timeout_ms, signing_key, creation_date, change_date";
   const executionColumns = "id, condition, targets, creation_date, change_date";
+  // What reads select: dates as epoch milliseconds (parsed much faster than
+  // timestamp text) and no condition (the ID determines it): plans read
+  // whole instances.
+  const epochMs = (column: string) => `(extract(epoch FROM ${column}) * 1000)::float8 AS ${column}`;
+  const targetSelect = `id, instance_id, name, type, interrupt_on_error, endpoint, timeout_ms, signing_key, ${epochMs("creation_date")}, ${epochMs("change_date")}`;
+  const executionSelect = `id, targets, ${epochMs("creation_date")}, ${epochMs("change_date")}`;
 
   // --- one instance ------------------------------------------------------------
 
@@ -321,7 +326,7 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
         if (!storableId(id)) throw new ConnectError(`target "${String(id)}" not found`, Code.NotFound);
         const next = await transaction(async (client) => {
           const { rows } = await client.query<TargetRow>(
-            `SELECT ${targetColumns} FROM ${q}.targets WHERE instance_id = $1 AND id = $2 FOR UPDATE`,
+            `SELECT ${targetSelect} FROM ${q}.targets WHERE instance_id = $1 AND id = $2 FOR UPDATE`,
             [instanceId, id],
           );
           const row = rows[0];
@@ -391,7 +396,7 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
       async getTarget(id: string) {
         open();
         if (!storableId(id)) return undefined;
-        const rows = await read<TargetRow>(`SELECT ${targetColumns} FROM ${q}.targets WHERE instance_id = $1 AND id = $2`, [
+        const rows = await read<TargetRow>(`SELECT ${targetSelect} FROM ${q}.targets WHERE instance_id = $1 AND id = $2`, [
           instanceId,
           id,
         ]);
@@ -399,7 +404,7 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
       },
 
       async listTargets() {
-        const rows = await read<TargetRow>(`SELECT ${targetColumns} FROM ${q}.targets WHERE instance_id = $1 ORDER BY seq`, [
+        const rows = await read<TargetRow>(`SELECT ${targetSelect} FROM ${q}.targets WHERE instance_id = $1 ORDER BY seq`, [
           instanceId,
         ]);
         return rows.map(targetFromRow);
@@ -475,7 +480,7 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
         open();
         if (!storableId(id)) return undefined;
         const rows = await read<ExecutionRow>(
-          `SELECT ${executionColumns} FROM ${q}.executions WHERE instance_id = $1 AND id = $2`,
+          `SELECT ${executionSelect} FROM ${q}.executions WHERE instance_id = $1 AND id = $2`,
           [instanceId, id],
         );
         return rows[0] === undefined ? undefined : executionFromRow(rows[0]);
@@ -483,7 +488,7 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
 
       async listExecutions() {
         const rows = await read<ExecutionRow>(
-          `SELECT ${executionColumns} FROM ${q}.executions WHERE instance_id = $1 ORDER BY id`,
+          `SELECT ${executionSelect} FROM ${q}.executions WHERE instance_id = $1 ORDER BY id`,
           [instanceId],
         );
         return rows.map(executionFromRow);
@@ -492,11 +497,11 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
       async snapshot(): Promise<ActionSnapshot> {
         return transaction(async (client) => {
           const targets = await client.query<TargetRow>(
-            `SELECT ${targetColumns} FROM ${q}.targets WHERE instance_id = $1 ORDER BY seq`,
+            `SELECT ${targetSelect} FROM ${q}.targets WHERE instance_id = $1 ORDER BY seq`,
             [instanceId],
           );
           const executions = await client.query<ExecutionRow>(
-            `SELECT ${executionColumns} FROM ${q}.executions WHERE instance_id = $1 ORDER BY id`,
+            `SELECT ${executionSelect} FROM ${q}.executions WHERE instance_id = $1 ORDER BY id`,
             [instanceId],
           );
           return { targets: targets.rows.map(targetFromRow), executions: executions.rows.map(executionFromRow) };
@@ -516,7 +521,7 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
               ? []
               : (
                   await client.query<TargetRow>(
-                    `SELECT ${targetColumns} FROM ${q}.targets WHERE instance_id = $1 AND id = ANY($2::text[]) ORDER BY seq`,
+                    `SELECT ${targetSelect} FROM ${q}.targets WHERE instance_id = $1 AND id = ANY($2::text[]) ORDER BY seq`,
                     [instanceId, targetIds],
                   )
                 ).rows.map(targetFromRow);
@@ -525,7 +530,7 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
               ? []
               : (
                   await client.query<ExecutionRow>(
-                    `SELECT ${executionColumns} FROM ${q}.executions WHERE instance_id = $1 AND id = ANY($2::text[]) ORDER BY id`,
+                    `SELECT ${executionSelect} FROM ${q}.executions WHERE instance_id = $1 AND id = ANY($2::text[]) ORDER BY id`,
                     [instanceId, executionIds],
                   )
                 ).rows.map(executionFromRow);
@@ -667,7 +672,7 @@ function entriesFromJson(value: unknown): ExecutionTarget[] {
   const list = parseJson(value);
   if (!Array.isArray(list)) return [];
   return list.map((e: { target?: unknown; include?: unknown }) =>
-    typeof e.target === "string" ? { target: e.target } : { include: String(e.include) },
+    Object.freeze(typeof e.target === "string" ? { target: e.target } : { include: String(e.include) }),
   );
 }
 
@@ -687,11 +692,11 @@ function targetFromRow(row: TargetRow): Target {
 }
 
 function executionFromRow(row: ExecutionRow): Execution {
-  return freezeExecution({
+  return Object.freeze({
     id: row.id,
-    // Rebuilt by validateCondition for a canonical key order ("type" first).
-    condition: validateCondition(parseJson(row.condition) as Condition),
-    targets: entriesFromJson(row.targets),
+    // The ID is made from the validated condition and gives it back (with a canonical key order).
+    condition: Object.freeze(parseExecutionId(row.id)),
+    targets: Object.freeze(entriesFromJson(row.targets)),
     creationDate: toDate(row.creation_date),
     changeDate: toDate(row.change_date),
   });
