@@ -92,12 +92,11 @@ interface Entry {
   loading: Promise<void> | undefined;
   /** estimatePlanBytes of the state, as counted in the planner's total. */
   bytes: number;
-  /** In the LRU list (it has a plan and was not evicted). */
-  linked: boolean;
+  /** Counted among the plans held (it has a plan and was not evicted). */
+  held: boolean;
   evicted: boolean;
-  /** LRU neighbours: towards the most recently used (newer) and the least (older). */
-  newer: Entry | undefined;
-  older: Entry | undefined;
+  /** When plan() last returned it, in ticks of the planner's clock: for LRU eviction. */
+  used: number;
 }
 
 /**
@@ -117,42 +116,28 @@ export function createExecutionPlanner(store: ActionStore, options: ExecutionPla
     throw new RangeError("createExecutionPlanner: maxPlans must be at least 1 and maxPlanBytes at least 0");
   }
   const entries = new Map<string, Entry>();
-  // The LRU list of entries with a plan: newest is the most recently used.
-  let newest: Entry | undefined;
-  let oldest: Entry | undefined;
-  let linkedCount = 0;
+  // A use costs one write (entry.used = ++clock); eviction, which only
+  // follows a compilation, looks for the least recently used.
+  let clock = 0;
+  let heldCount = 0;
   let totalBytes = 0;
   let compiles = 0;
   let updates = 0;
   let evictions = 0;
 
-  const unlink = (e: Entry) => {
-    if (e.newer === undefined) newest = e.older;
-    else e.newer.older = e.older;
-    if (e.older === undefined) oldest = e.newer;
-    else e.older.newer = e.newer;
-    e.newer = e.older = undefined;
-  };
-  const linkNewest = (e: Entry) => {
-    e.older = newest;
-    e.newer = undefined;
-    if (newest === undefined) oldest = e;
-    else newest.newer = e;
-    newest = e;
-  };
-  const touch = (e: Entry) => {
-    unlink(e);
-    linkNewest(e);
-  };
-  const evict = () => {
-    while ((linkedCount > maxPlans || totalBytes > maxPlanBytes) && oldest !== undefined && oldest !== newest) {
-      const victim = oldest;
-      unlink(victim);
-      victim.linked = false;
+  /** evict drops the least recently used plans, never `keep`, until the plans fit. */
+  const evict = (keep: Entry) => {
+    while (heldCount > maxPlans || totalBytes > maxPlanBytes) {
+      let victim: Entry | undefined;
+      for (const e of entries.values()) {
+        if (e.held && e !== keep && (victim === undefined || e.used < victim.used)) victim = e;
+      }
+      if (victim === undefined) return;
+      victim.held = false;
       victim.evicted = true;
-      linkedCount--;
+      heldCount--;
       totalBytes -= victim.bytes;
-      if (entries.get(victim.instanceId) === victim) entries.delete(victim.instanceId);
+      entries.delete(victim.instanceId);
       evictions++;
     }
   };
@@ -162,13 +147,12 @@ export function createExecutionPlanner(store: ActionStore, options: ExecutionPla
     const bytes = estimatePlanBytes(e.state!);
     totalBytes += bytes - e.bytes;
     e.bytes = bytes;
-    if (e.linked) touch(e);
-    else {
-      e.linked = true;
-      linkedCount++;
-      linkNewest(e);
+    e.used = ++clock;
+    if (!e.held) {
+      e.held = true;
+      heldCount++;
     }
-    evict();
+    evict(e);
   };
 
   const markFull = (e: Entry) => {
@@ -251,10 +235,9 @@ export function createExecutionPlanner(store: ActionStore, options: ExecutionPla
         executionIds: undefined,
         loading: undefined,
         bytes: 0,
-        linked: false,
+        held: false,
         evicted: false,
-        newer: undefined,
-        older: undefined,
+        used: 0,
       };
       entries.set(instanceId, e);
     }
@@ -279,13 +262,13 @@ export function createExecutionPlanner(store: ActionStore, options: ExecutionPla
     plan(instanceId = defaultInstanceId) {
       const e = entries.get(instanceId);
       if (e !== undefined && e.fresh) {
-        if (e !== newest && e.linked) touch(e);
+        e.used = ++clock;
         return e.plan!;
       }
       return refresh(instanceId, e);
     },
     stats() {
-      return { plans: linkedCount, estimatedBytes: totalBytes, compiles, updates, evictions };
+      return { plans: heldCount, estimatedBytes: totalBytes, compiles, updates, evictions };
     },
     close: stop,
   };
