@@ -12,6 +12,7 @@ import { createExecutionPlanner, type ExecutionPlanner } from "../src/plan/execu
 import { createPostgresStore, notifyPayloads, type PostgresStore } from "../src/postgres/store.js";
 import type { ActionStore, InstanceStore, StoreChange } from "../src/store/action-store.js";
 import { createMemoryStore } from "../src/store/memory-store.js";
+import { createActions } from "../src/setup.js";
 import type { TargetInput } from "../src/target.js";
 import { newSchemaName, useTestDatabase } from "./helpers/postgres.js";
 import { createPrng, type Prng } from "./helpers/prng.js";
@@ -417,6 +418,16 @@ describe("eviction", () => {
     expect(tiny.plan("a")).toBe(a);
     await tiny.plan("b");
     expect(tiny.stats()).toMatchObject({ plans: 1, evictions: 1 });
+  });
+
+  it("applies createActions' plans option to the shared planner", async () => {
+    const store = createMemoryStore();
+    await seed(store, ["a", "b"]);
+    const actions = createActions({ store, worker: false, adminTokens: "t", logger: silentLogger, plans: { maxPlans: 1 } });
+    cleanups.push(() => actions.close());
+    await actions.planner.plan("a");
+    await actions.planner.plan("b");
+    expect(actions.planner.stats()).toMatchObject({ plans: 1, evictions: 1 });
   });
 
   it("refuses bounds that cannot hold a plan", () => {
