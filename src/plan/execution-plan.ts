@@ -60,8 +60,60 @@ export function compileExecutionPlan(snapshot: ActionSnapshot): ExecutionPlan {
  * may answer from later state than its memo.
  */
 export function planOf(state: PlanState): ExecutionPlan {
-  const { matches, targets } = state;
-  const bestForMethod = (type: "request" | "response", fullMethod: string): ExecutionMatch | undefined => {
+  return new CompiledPlan(state.matches, state.targets);
+}
+
+/**
+ * CompiledPlan is the ExecutionPlan of planOf: a class, so that its methods
+ * are shared and a lookup reads few objects (plans of many instances are
+ * read in turn, mostly from cold memory).
+ */
+class CompiledPlan implements ExecutionPlan {
+  readonly #matches: ReadonlyMap<string, ExecutionMatch>;
+  readonly #targets: ReadonlyMap<string, Target>;
+  readonly #methodMemo = new Map<string, MethodMatches>();
+
+  constructor(matches: ReadonlyMap<string, ExecutionMatch>, targets: ReadonlyMap<string, Target>) {
+    this.#matches = matches;
+    this.#targets = targets;
+  }
+
+  forMethod(fullMethod: string): MethodMatches {
+    let m = this.#methodMemo.get(fullMethod);
+    if (m === undefined) {
+      const request = this.#bestForMethod("request", fullMethod);
+      const response = this.#bestForMethod("response", fullMethod);
+      m = request === undefined && response === undefined ? noMatches : Object.freeze({ request, response });
+      this.#methodMemo.set(fullMethod, m);
+    }
+    return m;
+  }
+
+  forEvent(eventType: string): ExecutionMatch | undefined {
+    const matches = this.#matches;
+    const exact = matches.get(`event/${eventType}`);
+    if (exact !== undefined) return exact;
+    for (let end = eventType.lastIndexOf("."); end > 0; end = eventType.lastIndexOf(".", end - 1)) {
+      const group = matches.get(`event/${eventType.slice(0, end)}.*`);
+      if (group !== undefined) return group;
+    }
+    return matches.get("event");
+  }
+
+  forFunction(name: string): ExecutionMatch | undefined {
+    return this.#matches.get(`function/${name}`);
+  }
+
+  byId(executionId: string): ExecutionMatch | undefined {
+    return this.#matches.get(executionId);
+  }
+
+  target(targetId: string): Target | undefined {
+    return this.#targets.get(targetId);
+  }
+
+  #bestForMethod(type: "request" | "response", fullMethod: string): ExecutionMatch | undefined {
+    const matches = this.#matches;
     const exact = matches.get(type + fullMethod);
     if (exact !== undefined) return exact;
     const serviceEnd = fullMethod.lastIndexOf("/");
@@ -70,39 +122,7 @@ export function planOf(state: PlanState): ExecutionPlan {
       if (service !== undefined) return service;
     }
     return matches.get(type);
-  };
-  const methodMemo = new Map<string, MethodMatches>();
-
-  return {
-    forMethod(fullMethod) {
-      let m = methodMemo.get(fullMethod);
-      if (m === undefined) {
-        const request = bestForMethod("request", fullMethod);
-        const response = bestForMethod("response", fullMethod);
-        m = request === undefined && response === undefined ? noMatches : Object.freeze({ request, response });
-        methodMemo.set(fullMethod, m);
-      }
-      return m;
-    },
-    forEvent(eventType) {
-      const exact = matches.get(`event/${eventType}`);
-      if (exact !== undefined) return exact;
-      for (let end = eventType.lastIndexOf("."); end > 0; end = eventType.lastIndexOf(".", end - 1)) {
-        const group = matches.get(`event/${eventType.slice(0, end)}.*`);
-        if (group !== undefined) return group;
-      }
-      return matches.get("event");
-    },
-    forFunction(name) {
-      return matches.get(`function/${name}`);
-    },
-    byId(executionId) {
-      return matches.get(executionId);
-    },
-    target(targetId) {
-      return targets.get(targetId);
-    },
-  };
+  }
 }
 
 const noMatches: MethodMatches = Object.freeze({ request: undefined, response: undefined });

@@ -104,23 +104,24 @@ function expand(state: PlanState, id: string, list: readonly ExecutionTarget[]):
   }
   if (includes) {
     out.length = 0;
-    const seen = new Set<string>();
-    const walk = (from: string, depth: number, path: string[]) => {
-      for (const entry of state.lists.get(from) ?? []) {
-        if ("target" in entry) {
-          const target = state.targets.get(entry.target);
-          if (target !== undefined && !seen.has(target.id)) {
-            seen.add(target.id);
-            out.push(target);
-          }
-        } else if (depth < maxIncludeDepth && !path.includes(entry.include)) {
-          walk(entry.include, depth + 1, [...path, entry.include]);
-        }
-      }
-    };
-    walk(id, 0, [id]);
+    walk(state, id, 0, [id], out, new Set());
   }
   return Object.freeze({ executionId: id, targets: Object.freeze(out) });
+}
+
+/** walk appends the targets of execution `from`'s list to `out`, includes expanded (see expand). */
+function walk(state: PlanState, from: string, depth: number, path: string[], out: Target[], seen: Set<string>): void {
+  for (const entry of state.lists.get(from) ?? []) {
+    if ("target" in entry) {
+      const target = state.targets.get(entry.target);
+      if (target !== undefined && !seen.has(target.id)) {
+        seen.add(target.id);
+        out.push(target);
+      }
+    } else if (depth < maxIncludeDepth && !path.includes(entry.include)) {
+      walk(state, entry.include, depth + 1, [...path, entry.include], out, seen);
+    }
+  }
 }
 
 /** recompute sets the match of execution `id` from its list, or removes it. */
