@@ -515,25 +515,18 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
           open();
           return { targets: [], executions: [] };
         }
+        const targetQuery = `SELECT ${targetSelect} FROM ${q}.targets WHERE instance_id = $1 AND id = ANY($2::text[]) ORDER BY seq`;
+        const executionQuery = `SELECT ${executionSelect} FROM ${q}.executions WHERE instance_id = $1 AND id = ANY($2::text[]) ORDER BY id`;
+        // One statement sees one moment by itself; two need a transaction.
+        if (executionIds.length === 0) {
+          return { targets: (await read<TargetRow>(targetQuery, [instanceId, targetIds])).map(targetFromRow), executions: [] };
+        }
+        if (targetIds.length === 0) {
+          return { targets: [], executions: (await read<ExecutionRow>(executionQuery, [instanceId, executionIds])).map(executionFromRow) };
+        }
         return transaction(async (client) => {
-          const targets =
-            targetIds.length === 0
-              ? []
-              : (
-                  await client.query<TargetRow>(
-                    `SELECT ${targetSelect} FROM ${q}.targets WHERE instance_id = $1 AND id = ANY($2::text[]) ORDER BY seq`,
-                    [instanceId, targetIds],
-                  )
-                ).rows.map(targetFromRow);
-          const executions =
-            executionIds.length === 0
-              ? []
-              : (
-                  await client.query<ExecutionRow>(
-                    `SELECT ${executionSelect} FROM ${q}.executions WHERE instance_id = $1 AND id = ANY($2::text[]) ORDER BY id`,
-                    [instanceId, executionIds],
-                  )
-                ).rows.map(executionFromRow);
+          const targets = (await client.query<TargetRow>(targetQuery, [instanceId, targetIds])).rows.map(targetFromRow);
+          const executions = (await client.query<ExecutionRow>(executionQuery, [instanceId, executionIds])).rows.map(executionFromRow);
           return { targets, executions };
         }, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
       },
