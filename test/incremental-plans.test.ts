@@ -246,6 +246,20 @@ describe("changes that do not say what they changed", () => {
     expect(planner.stats()).toMatchObject({ compiles: 3, updates: 0 });
   });
 
+  it("leave the plan as it is when they name no IDs at all, and later changes still apply", async () => {
+    const memory = createMemoryStore();
+    const { store, announce } = watchable(memory);
+    const planner = createExecutionPlanner(store);
+    cleanups.push(() => planner.close());
+    const a = await planner.plan("a");
+    announce({ instanceId: "a", targetIds: [], executionIds: [] });
+    expect(await planner.plan("a")).toBe(a);
+    expect(planner.plan("a")).toBe(a);
+    const t = await memory.forInstance("a").createTarget(hook("later"));
+    expect((await planner.plan("a")).target(t.id)).toEqual(t);
+    expect(planner.stats()).toMatchObject({ compiles: 1, updates: 1 });
+  });
+
   it("arrive from another replica when a PostgreSQL notification carries no IDs, and compile that instance afresh", async () => {
     const schema = newSchemaName("noid");
     const store = await createPostgresStore({ connectionString: db.url, schema, logger: silentLogger });

@@ -184,42 +184,45 @@ export function createExecutionPlanner(store: ActionStore, options: ExecutionPla
     if (pending > maxPendingIds && pending * 2 > size) markFull(e);
   });
 
+  // The load in flight is cleared once it settles, never synchronously: a
+  // load with nothing to read completes without waiting.
   const load = (e: Entry): Promise<void> =>
-    (e.loading ??= (async () => {
-      const full = e.full || e.state === undefined;
-      const targetIds = e.targetIds ?? new Set<string>();
-      const executionIds = e.executionIds ?? new Set<string>();
-      // Changes from here on are for the next load.
-      e.dirty = false;
-      e.full = false;
-      e.targetIds = e.executionIds = undefined;
-      try {
-        const view = store.forInstance(e.instanceId);
-        if (full) {
-          e.state = buildPlanState(await view.snapshot());
-          compiles++;
-          e.plan = planOf(e.state);
-        } else if (targetIds.size > 0 || executionIds.size > 0) {
-          const loaded = await view.load({ targetIds: [...targetIds], executionIds: [...executionIds] });
-          applyPlanChanges(e.state!, targetIds, executionIds, loaded);
-          updates++;
-          e.plan = planOf(e.state!);
-        }
-        if (!e.dirty) e.fresh = true;
-        account(e);
-      } catch (error) {
-        // What this load was to read is read by the next one.
-        e.dirty = true;
-        if (full) markFull(e);
-        else if (!e.full) {
-          for (const id of targetIds) (e.targetIds ??= new Set()).add(id);
-          for (const id of executionIds) (e.executionIds ??= new Set()).add(id);
-        }
-        throw error;
-      } finally {
-        e.loading = undefined;
+    (e.loading ??= reload(e).finally(() => {
+      e.loading = undefined;
+    }));
+  const reload = async (e: Entry): Promise<void> => {
+    const full = e.full || e.state === undefined;
+    const targetIds = e.targetIds ?? new Set<string>();
+    const executionIds = e.executionIds ?? new Set<string>();
+    // Changes from here on are for the next load.
+    e.dirty = false;
+    e.full = false;
+    e.targetIds = e.executionIds = undefined;
+    try {
+      const view = store.forInstance(e.instanceId);
+      if (full) {
+        e.state = buildPlanState(await view.snapshot());
+        compiles++;
+        e.plan = planOf(e.state);
+      } else if (targetIds.size > 0 || executionIds.size > 0) {
+        const loaded = await view.load({ targetIds: [...targetIds], executionIds: [...executionIds] });
+        applyPlanChanges(e.state!, targetIds, executionIds, loaded);
+        updates++;
+        e.plan = planOf(e.state!);
       }
-    })());
+      if (!e.dirty) e.fresh = true;
+      account(e);
+    } catch (error) {
+      // What this load was to read is read by the next one.
+      e.dirty = true;
+      if (full) markFull(e);
+      else if (!e.full) {
+        for (const id of targetIds) (e.targetIds ??= new Set()).add(id);
+        for (const id of executionIds) (e.executionIds ??= new Set()).add(id);
+      }
+      throw error;
+    }
+  };
 
   const refresh = async (instanceId: string, existing: Entry | undefined): Promise<ExecutionPlan> => {
     let e = existing;
