@@ -15,8 +15,14 @@
 // Microbenchmark (in this process): execution resolution with 0 and with
 // 10 000 targets and executions.
 //
+// Scale sections (bench/scale.ts, on PostgreSQL at DATABASE_URL): writes, compile, replica, instances.
+//
 // Options: --duration <s> (default 5) --connections <n> (default 16) --rounds <n> (default 3)
 //          --quick (1 s, 1 round) --markdown (print tables as Markdown)
+//          --sections <list> (comma-separated, default all: resolution,interceptor,load,writes,compile,replica,instances)
+//          --scale-size <n> (targets and executions of the large instance, default 100000)
+//          --instances <n> (instances of the instances section, default 10000)
+//          --iterations <n> (writes of each kind per server and round, default 40; --quick 10)
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
@@ -34,6 +40,7 @@ import { createTargetDispatcher, type TargetDispatcher } from "../src/dispatch/t
 import { compileExecutionPlan } from "../src/plan/execution-plan.js";
 import type { Execution } from "../src/execution.js";
 import type { Target } from "../src/target.js";
+import { scaleBench } from "./scale.js";
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(`--${name}`);
@@ -46,6 +53,10 @@ const durationMs = option("duration", quick ? 1 : 5) * 1000;
 const connections = option("connections", 16);
 const rounds = option("rounds", quick ? 1 : 3);
 const markdown = flag("markdown");
+const allSections = ["resolution", "interceptor", "load", "writes", "compile", "replica", "instances"];
+const sectionsArg = args.indexOf("--sections");
+const sections = new Set(sectionsArg >= 0 ? args[sectionsArg + 1]!.split(",") : allSections);
+for (const section of sections) if (!allSections.includes(section)) throw new Error(`unknown section "${section}"`);
 const here = fileURLToPath(new URL(".", import.meta.url));
 
 interface Sample {
@@ -353,6 +364,17 @@ async function interceptorBench(): Promise<void> {
 }
 
 console.log(`connect-actions bench: node ${process.version}, ${new Date().toISOString()}, duration ${durationMs / 1000} s, rounds ${rounds}, connections ${connections}`);
-resolutionBench();
-await interceptorBench();
-await loadTests();
+if (sections.has("resolution")) resolutionBench();
+if (sections.has("interceptor")) await interceptorBench();
+if (sections.has("load")) await loadTests();
+if (["writes", "compile", "replica", "instances"].some((s) => sections.has(s))) {
+  await scaleBench({
+    table,
+    databaseUrl: process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres",
+    sections,
+    size: option("scale-size", 100_000),
+    instances: option("instances", 10_000),
+    rounds,
+    iterations: option("iterations", quick ? 10 : 40),
+  });
+}

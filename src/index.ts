@@ -162,10 +162,12 @@ export {
 export {
   compileExecutionPlan,
   createExecutionPlanner,
+  defaultMaxPlanBytes,
   type ExecutionMatch,
   type ExecutionPlan,
   type ExecutionPlanner,
   type ExecutionPlannerOptions,
+  type ExecutionPlannerStats,
   type MethodMatches,
 } from "./plan/index.js";
 export {

@@ -15,7 +15,7 @@ import { createJsonLogger, type Logger } from "./logger.js";
 import { createActionService } from "./management/action-service.js";
 import { createManagementAuthInterceptor, type ManagementAuthorizer } from "./management/authorize.js";
 import { createStaticTokenAuthorizer } from "./management/static-token-authorizer.js";
-import { createExecutionPlanner, type ExecutionPlanner } from "./plan/execution-planner.js";
+import { createExecutionPlanner, type ExecutionPlanner, type ExecutionPlannerOptions } from "./plan/execution-planner.js";
 import { type ActionStore, defaultInstanceId } from "./store/action-store.js";
 import { createMemorySigningKeySource, type SigningKeySource } from "./keys/signing-key-source.js";
 import { createMemoryDeliveryLog, type DeliveryLog } from "./store/delivery-log.js";
@@ -89,6 +89,11 @@ export interface ActionsOptions {
    * started at once.
    */
   readonly worker?: Partial<Omit<EventWorkerOptions, "queue" | "planner" | "dispatcher" | "logger">> | false;
+  /**
+   * Bounds of the plans kept in memory (maxPlans, maxPlanBytes; see
+   * ExecutionPlannerOptions), default theirs: no count limit, 256 MiB.
+   */
+  readonly plans?: Pick<ExecutionPlannerOptions, "maxPlans" | "maxPlanBytes">;
   /** Logger, default JSON lines on stderr at level "info". */
   readonly logger?: Logger;
   /**
@@ -218,6 +223,8 @@ export function createActions(options: ActionsOptions): Actions {
     },
   });
   const planner = createExecutionPlanner(store, {
+    maxPlans: options.plans?.maxPlans,
+    maxPlanBytes: options.plans?.maxPlanBytes,
     onStaleError: (error) => logger.error("store unreadable, using the previous execution plan", { error }),
   });
   const interceptor = createActionsInterceptor({

@@ -281,6 +281,53 @@ describe("postgres store", () => {
       }
     });
 
+    it("index the targets and includes of executions written before execution references", async () => {
+      const schema = newSchema();
+      const q = pg.escapeIdentifier(schema);
+      const pool = new pg.Pool({ connectionString: db.url });
+      try {
+        await migrate(pool, schema, postgresMigrations.filter((m) => m.version <= 4));
+        const date = new Date("2025-01-02T03:04:05.000Z");
+        for (const [instance, id] of [["", "1"], ["", "2"], ["x", "3"]] as const) {
+          await pool.query(
+            `INSERT INTO ${q}.targets (instance_id, id, name, type, interrupt_on_error, endpoint, timeout_ms, signing_key, creation_date, change_date)
+             VALUES ($1, $2, $2, 'webhook', false, 'http://127.0.0.1:9/', 1000, $3, $4, $4)`,
+            [instance, id, "k".repeat(36), date],
+          );
+        }
+        const execution = (instance: string, id: string, targets: unknown[]) =>
+          pool.query(
+            `INSERT INTO ${q}.executions (instance_id, id, condition, targets, creation_date, change_date)
+             VALUES ($1, $2, $3, $4, $5, $5)`,
+            [instance, id, JSON.stringify({ type: "function", name: id.slice("function/".length) }), JSON.stringify(targets), date],
+          );
+        await execution("", "function/a", [{ target: "1" }]);
+        await execution("", "function/b", [{ target: "2" }, { include: "function/a" }]);
+        await execution("", "function/c", [{ include: "function/b" }]);
+        await execution("x", "function/a", [{ target: "3" }]);
+      } finally {
+        await pool.end();
+      }
+      const store = await open({ schema });
+      // The include chain c -> b -> a is known: closing a cycle is refused.
+      expect(await codeOf(store.setExecution({ type: "function", name: "a" }, [{ target: "1" }, { include: "function/c" }]))).toBe(
+        Code.InvalidArgument,
+      );
+      // Deleting target 1 empties a, which leaves b with target 2 only; c still includes b.
+      expect(await store.deleteTarget("1")).toBe(true);
+      expect((await store.listExecutions()).map((e) => [e.id, e.targets])).toEqual([
+        ["function/b", [{ target: "2" }]],
+        ["function/c", [{ include: "function/b" }]],
+      ]);
+      // Deleting target 2 empties b, and so c, in cascade; instance x keeps its own.
+      expect(await store.deleteTarget("2")).toBe(true);
+      expect(await store.listExecutions()).toEqual([]);
+      expect((await store.forInstance("x").listExecutions()).map((e) => e.id)).toEqual(["function/a"]);
+      expect(await db.query(`SELECT instance_id, execution_id, kind, ref_id FROM ${q}.execution_refs`)).toEqual([
+        { instance_id: "x", execution_id: "function/a", kind: "target", ref_id: "3" },
+      ]);
+    });
+
     it("reject versions out of order", async () => {
       const pool = new pg.Pool({ connectionString: db.url });
       try {
@@ -293,7 +340,7 @@ describe("postgres store", () => {
   });
 
   describe("the LISTEN connection", () => {
-    it("recovers after its backend is terminated, tells the watchers once, and B still sees later changes", async () => {
+    it("recovers after its backend is terminated, tells the watchers when it is lost and when it is back, and B still sees later changes", async () => {
       const schema = newSchema();
       const a = await open({ schema });
       const logger = recordingLogger();

@@ -1,6 +1,6 @@
 import type { ActionSnapshot } from "../store/action-store.js";
-import { maxIncludeDepth } from "../execution.js";
 import type { Target } from "../target.js";
+import { buildPlanState, type PlanState } from "./plan-state.js";
 
 /**
  * ExecutionMatch is the execution chosen for a trigger: its ID (the ID of the
@@ -50,31 +50,70 @@ export interface ExecutionPlan {
  * unknown targets and include cycles skipped) into an ExecutionPlan.
  */
 export function compileExecutionPlan(snapshot: ActionSnapshot): ExecutionPlan {
-  const targets = new Map<string, Target>();
-  for (const t of snapshot.targets) targets.set(t.id, t);
-  const lists = new Map(snapshot.executions.map((e) => [e.id, e.targets] as const));
+  return planOf(buildPlanState(snapshot));
+}
 
-  const expand = (id: string, depth: number, path: string[], out: Target[], seen: Set<string>) => {
-    for (const entry of lists.get(id) ?? []) {
-      if ("target" in entry) {
-        const target = targets.get(entry.target);
-        if (target !== undefined && !seen.has(target.id)) {
-          seen.add(target.id);
-          out.push(target);
-        }
-      } else if (depth < maxIncludeDepth && !path.includes(entry.include)) {
-        expand(entry.include, depth + 1, [...path, entry.include], out, seen);
-      }
-    }
-  };
-  const matches = new Map<string, ExecutionMatch>();
-  for (const id of lists.keys()) {
-    const out: Target[] = [];
-    expand(id, 0, [id], out, new Set());
-    matches.set(id, Object.freeze({ executionId: id, targets: Object.freeze(out) }));
+/**
+ * planOf returns an ExecutionPlan that answers from `state`, with a memo of
+ * its own. The planner makes a new one after each update of the state, so
+ * that no memoized answer outlives a change; a plan that has been replaced
+ * may answer from later state than its memo.
+ */
+export function planOf(state: PlanState): ExecutionPlan {
+  return new CompiledPlan(state.matches, state.targets);
+}
+
+/**
+ * CompiledPlan is the ExecutionPlan of planOf: a class, so that its methods
+ * are shared and a lookup reads few objects (plans of many instances are
+ * read in turn, mostly from cold memory).
+ */
+class CompiledPlan implements ExecutionPlan {
+  readonly #matches: ReadonlyMap<string, ExecutionMatch>;
+  readonly #targets: ReadonlyMap<string, Target>;
+  readonly #methodMemo = new Map<string, MethodMatches>();
+
+  constructor(matches: ReadonlyMap<string, ExecutionMatch>, targets: ReadonlyMap<string, Target>) {
+    this.#matches = matches;
+    this.#targets = targets;
   }
 
-  const bestForMethod = (type: "request" | "response", fullMethod: string): ExecutionMatch | undefined => {
+  forMethod(fullMethod: string): MethodMatches {
+    let m = this.#methodMemo.get(fullMethod);
+    if (m === undefined) {
+      const request = this.#bestForMethod("request", fullMethod);
+      const response = this.#bestForMethod("response", fullMethod);
+      m = request === undefined && response === undefined ? noMatches : Object.freeze({ request, response });
+      this.#methodMemo.set(fullMethod, m);
+    }
+    return m;
+  }
+
+  forEvent(eventType: string): ExecutionMatch | undefined {
+    const matches = this.#matches;
+    const exact = matches.get(`event/${eventType}`);
+    if (exact !== undefined) return exact;
+    for (let end = eventType.lastIndexOf("."); end > 0; end = eventType.lastIndexOf(".", end - 1)) {
+      const group = matches.get(`event/${eventType.slice(0, end)}.*`);
+      if (group !== undefined) return group;
+    }
+    return matches.get("event");
+  }
+
+  forFunction(name: string): ExecutionMatch | undefined {
+    return this.#matches.get(`function/${name}`);
+  }
+
+  byId(executionId: string): ExecutionMatch | undefined {
+    return this.#matches.get(executionId);
+  }
+
+  target(targetId: string): Target | undefined {
+    return this.#targets.get(targetId);
+  }
+
+  #bestForMethod(type: "request" | "response", fullMethod: string): ExecutionMatch | undefined {
+    const matches = this.#matches;
     const exact = matches.get(type + fullMethod);
     if (exact !== undefined) return exact;
     const serviceEnd = fullMethod.lastIndexOf("/");
@@ -83,38 +122,7 @@ export function compileExecutionPlan(snapshot: ActionSnapshot): ExecutionPlan {
       if (service !== undefined) return service;
     }
     return matches.get(type);
-  };
-  const methodMemo = new Map<string, MethodMatches>();
-  const noMatches: MethodMatches = Object.freeze({ request: undefined, response: undefined });
-
-  return {
-    forMethod(fullMethod) {
-      let m = methodMemo.get(fullMethod);
-      if (m === undefined) {
-        const request = bestForMethod("request", fullMethod);
-        const response = bestForMethod("response", fullMethod);
-        m = request === undefined && response === undefined ? noMatches : Object.freeze({ request, response });
-        methodMemo.set(fullMethod, m);
-      }
-      return m;
-    },
-    forEvent(eventType) {
-      const exact = matches.get(`event/${eventType}`);
-      if (exact !== undefined) return exact;
-      for (let end = eventType.lastIndexOf("."); end > 0; end = eventType.lastIndexOf(".", end - 1)) {
-        const group = matches.get(`event/${eventType.slice(0, end)}.*`);
-        if (group !== undefined) return group;
-      }
-      return matches.get("event");
-    },
-    forFunction(name) {
-      return matches.get(`function/${name}`);
-    },
-    byId(executionId) {
-      return matches.get(executionId);
-    },
-    target(targetId) {
-      return targets.get(targetId);
-    },
-  };
+  }
 }
+
+const noMatches: MethodMatches = Object.freeze({ request: undefined, response: undefined });

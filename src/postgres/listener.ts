@@ -36,6 +36,12 @@ export interface PostgresListenerOptions {
   /** onNotify is called with the payload of every notification on the channel. */
   readonly onNotify: (payload: string | undefined) => void;
   /**
+   * onLost is called when an established connection is found lost (before
+   * reconnecting), since notifications are missed from then on until
+   * onReconnect. Default: nothing.
+   */
+  readonly onLost?: () => void;
+  /**
    * onReconnect is called once the connection is restored after it was lost,
    * since notifications may have been missed meanwhile. Default: nothing.
    */
@@ -124,6 +130,7 @@ export async function createPostgresListener(options: PostgresListenerOptions): 
         if (Date.now() - up.since >= stableAfterMs) failures = 0;
         logger.warn(`${component}: lost the LISTEN connection, reconnecting`, { error, ...attributes });
         scheduleReconnect();
+        options.onLost?.();
       }
     };
     client.on("error", lost);

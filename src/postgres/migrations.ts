@@ -41,6 +41,12 @@ export interface PostgresMigration {
  *    ones); `target_public_keys`, the public keys of targets (deleted with
  *    their target; at most one active key per target); `signing_keys`, the
  *    instances' keys that sign JWT payloads (createPostgresSigningKeySource).
+ * 6. Execution references: `execution_refs`, one row per entry of an
+ *    execution's list (a target or an include), kept in step with
+ *    `executions` by a trigger, so that writes find the executions naming a
+ *    target or including an execution, and the include graph around an
+ *    execution, through an index instead of reading the instance's
+ *    executions. Replaces the GIN index on `executions.targets`.
  */
 export const postgresMigrations: readonly PostgresMigration[] = Object.freeze([
   {
@@ -192,6 +198,48 @@ export const postgresMigrations: readonly PostgresMigration[] = Object.freeze([
         expires_at timestamptz NOT NULL,
         PRIMARY KEY (instance_id, id)
       );
+    `,
+  },
+  {
+    version: 6,
+    name: "execution-references",
+    sql: (schema: string) => `
+      CREATE TABLE ${schema}.execution_refs (
+        instance_id text COLLATE "C" NOT NULL,
+        execution_id text COLLATE "C" NOT NULL,
+        kind text COLLATE "C" NOT NULL CHECK (kind IN ('target', 'include')),
+        ref_id text COLLATE "C" NOT NULL,
+        PRIMARY KEY (instance_id, execution_id, kind, ref_id)
+      );
+      -- Who names a target, who includes an execution.
+      CREATE INDEX execution_refs_ref_idx ON ${schema}.execution_refs (instance_id, ref_id, kind);
+      CREATE FUNCTION ${schema}.execution_refs_sync() RETURNS trigger LANGUAGE plpgsql AS $fn$
+      BEGIN
+        IF TG_OP = 'UPDATE' AND NEW.targets = OLD.targets AND NEW.instance_id = OLD.instance_id AND NEW.id = OLD.id THEN
+          RETURN NULL;
+        END IF;
+        IF TG_OP <> 'INSERT' THEN
+          DELETE FROM ${schema}.execution_refs WHERE instance_id = OLD.instance_id AND execution_id = OLD.id;
+        END IF;
+        IF TG_OP <> 'DELETE' THEN
+          INSERT INTO ${schema}.execution_refs (instance_id, execution_id, kind, ref_id)
+          SELECT NEW.instance_id, NEW.id, CASE WHEN e ? 'target' THEN 'target' ELSE 'include' END,
+                 COALESCE(e ->> 'target', e ->> 'include')
+          FROM jsonb_array_elements(NEW.targets) AS e
+          WHERE COALESCE(e ->> 'target', e ->> 'include') IS NOT NULL
+          ON CONFLICT DO NOTHING;
+        END IF;
+        RETURN NULL;
+      END
+      $fn$;
+      CREATE TRIGGER executions_refs_sync AFTER INSERT OR UPDATE OR DELETE ON ${schema}.executions
+        FOR EACH ROW EXECUTE FUNCTION ${schema}.execution_refs_sync();
+      INSERT INTO ${schema}.execution_refs (instance_id, execution_id, kind, ref_id)
+      SELECT x.instance_id, x.id, CASE WHEN e ? 'target' THEN 'target' ELSE 'include' END, COALESCE(e ->> 'target', e ->> 'include')
+      FROM ${schema}.executions AS x, jsonb_array_elements(x.targets) AS e
+      WHERE COALESCE(e ->> 'target', e ->> 'include') IS NOT NULL
+      ON CONFLICT DO NOTHING;
+      DROP INDEX ${schema}.executions_targets_idx;
     `,
   },
 ]);

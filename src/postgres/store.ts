@@ -9,8 +9,8 @@ import {
   type StoreChange,
   validateInstanceId,
 } from "../store/action-store.js";
-import { type Condition, executionId, executionTypeOf, validateCondition } from "../condition.js";
-import { checkIncludeGraph, type Execution, type ExecutionTarget, validateExecutionTargets } from "../execution.js";
+import { type Condition, executionId, parseExecutionId, validateCondition } from "../condition.js";
+import { checkIncludeGraph, type Execution, type ExecutionTarget, maxIncludeDepth, validateExecutionTargets } from "../execution.js";
 import { newId } from "../id.js";
 import { executionCapReached, type InstanceLimits, resolveInstanceLimits, targetCapReached } from "../store/instance-limits.js";
 import { createJsonLogger, type Logger } from "../logger.js";
@@ -114,8 +114,8 @@ interface TargetRow {
   timeout_ms: number;
   signing_key: string;
   payload_type: string;
-  creation_date: Date | string;
-  change_date: Date | string;
+  creation_date: Date | string | number;
+  change_date: Date | string | number;
   /** The active public key, null when there is none. */
   key_id: string | null;
   key_pem: string | null;
@@ -136,10 +136,9 @@ interface PublicKeyRow {
 
 interface ExecutionRow {
   id: string;
-  condition: unknown;
   targets: unknown;
-  creation_date: Date | string;
-  change_date: Date | string;
+  creation_date: Date | string | number;
+  change_date: Date | string | number;
 }
 
 /**
@@ -194,13 +193,14 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
   };
   /**
    * notify announces a change to the other stores on the channel, at COMMIT.
-   * The IDs are left out when they do not fit into a notification (at most
-   * 8000 bytes), which makes the receivers read the whole instance again.
+   * A change whose IDs do not fit into one notification (at most 8000 bytes)
+   * is announced in parts, each naming some of the IDs; one that would take
+   * more than maxNotifyParts is announced without IDs, which makes the
+   * receivers read the whole instance again.
    */
   const notify = (client: pg.ClientBase, change: StoreChange) => {
-    let payload = JSON.stringify({ source, ...change });
-    if (Buffer.byteLength(payload) > maxNotifyBytes) payload = JSON.stringify({ source, instanceId: change.instanceId });
-    return client.query("SELECT pg_notify($1, $2)", [channel, payload]);
+    const payloads = notifyPayloads(source, change);
+    return client.query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p", [channel, payloads]);
   };
   const read = async <R extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<R[]> => {
     open();
@@ -209,14 +209,18 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
 
   const targetColumns =
     "id, instance_id, name, type, interrupt_on_error, endpoint, timeout_ms, signing_key, payload_type, creation_date, change_date";
+  // What reads select: dates as epoch milliseconds (parsed much faster than
+  // timestamp text) and no condition for executions (the ID determines it):
+  // plans read whole instances.
+  const epochMs = (column: string, as: string) => `(extract(epoch FROM ${column}) * 1000)::float8 AS ${as}`;
   // Targets with their active public key; filter with "t." columns, order by t.seq, lock with FOR UPDATE OF t.
-  const targetSelect = `SELECT ${targetColumns
-    .split(", ")
-    .map((c) => `t.${c}`)
-    .join(", ")}, k.id AS key_id, k.public_key AS key_pem, k.expiration_date AS key_expiration
+  const targetSelect = `SELECT t.id, t.instance_id, t.name, t.type, t.interrupt_on_error, t.endpoint, t.timeout_ms, t.signing_key,
+      t.payload_type, ${epochMs("t.creation_date", "creation_date")}, ${epochMs("t.change_date", "change_date")},
+      k.id AS key_id, k.public_key AS key_pem, k.expiration_date AS key_expiration
     FROM ${q}.targets t LEFT JOIN ${q}.target_public_keys k ON k.target_id = t.id AND k.active`;
   const keyColumns = "id, target_id, public_key, fingerprint, key_type, active, expiration_date, creation_date, change_date";
   const executionColumns = "id, condition, targets, creation_date, change_date";
+  const executionSelect = `id, targets, ${epochMs("creation_date", "creation_date")}, ${epochMs("change_date", "change_date")}`;
 
   // --- one instance ------------------------------------------------------------
 
@@ -231,6 +235,56 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
         date,
       ]);
     /**
+     * readIncludeGraph reads the part of the instance's include graph that
+     * checkIncludeGraph needs for execution `id` with the given includes: the
+     * include lists of the included executions and of everything below them,
+     * and the includers of `id` and of everything above it. Both walks follow
+     * execution_refs and stop after maxIncludeDepth + 1 levels, so the read is
+     * bounded by the graph around `id`, not by the size of the instance.
+     * Includes of missing executions are not in `lists`.
+     */
+    const readIncludeGraph = async (client: pg.ClientBase, id: string, includes: readonly string[]) => {
+      const { rows } = await client.query<{ dir: "down" | "up"; a: string; b: string | null }>(
+        `WITH RECURSIVE
+           down (id, depth) AS (
+             SELECT id, 1 FROM ${q}.executions WHERE instance_id = $1 AND id = ANY($3::text[])
+             UNION
+             SELECT r.ref_id, d.depth + 1 FROM down d
+               JOIN ${q}.execution_refs r ON r.instance_id = $1 AND r.execution_id = d.id AND r.kind = 'include'
+             WHERE d.depth <= $4
+           ),
+           up (id, depth) AS (
+             SELECT $2::text COLLATE "C", 0
+             UNION
+             SELECT r.execution_id, u.depth + 1 FROM up u
+               JOIN ${q}.execution_refs r ON r.instance_id = $1 AND r.ref_id = u.id AND r.kind = 'include'
+             WHERE u.depth <= $4
+           )
+         SELECT 'down' AS dir, d.id AS a, r.ref_id AS b
+           FROM (SELECT DISTINCT id FROM down) d
+           LEFT JOIN ${q}.execution_refs r ON r.instance_id = $1 AND r.execution_id = d.id AND r.kind = 'include'
+         UNION ALL
+         SELECT 'up', r.ref_id, r.execution_id
+           FROM (SELECT DISTINCT id FROM up) u
+           JOIN ${q}.execution_refs r ON r.instance_id = $1 AND r.ref_id = u.id AND r.kind = 'include'`,
+        [instanceId, id, includes, maxIncludeDepth],
+      );
+      const lists = new Map<string, ExecutionTarget[]>();
+      const includers = new Map<string, string[]>();
+      for (const row of rows) {
+        if (row.dir === "down") {
+          let list = lists.get(row.a);
+          if (list === undefined) lists.set(row.a, (list = []));
+          if (row.b !== null) list.push({ include: row.b });
+        } else {
+          const parents = includers.get(row.a);
+          if (parents === undefined) includers.set(row.a, [row.b!]);
+          else parents.push(row.b!);
+        }
+      }
+      return { lists, includers };
+    };
+    /**
      * dropExecution deletes an execution and removes the includes of it from
      * other executions, each read when it is changed; one left with no
      * entries is dropped the same way. Every execution it changes or removes
@@ -243,8 +297,10 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
         await client.query(`DELETE FROM ${q}.executions WHERE instance_id = $1 AND id = $2`, [instanceId, next]);
         touched.add(next);
         const { rows } = await client.query<{ id: string; targets: unknown }>(
-          `SELECT id, targets FROM ${q}.executions WHERE instance_id = $1 AND targets @> $2::jsonb`,
-          [instanceId, JSON.stringify([{ include: next }])],
+          `SELECT e.id, e.targets FROM ${q}.execution_refs r
+             JOIN ${q}.executions e ON e.instance_id = r.instance_id AND e.id = r.execution_id
+           WHERE r.instance_id = $1 AND r.ref_id = $2 AND r.kind = 'include'`,
+          [instanceId, next],
         );
         for (const row of rows) {
           const gone = next;
@@ -389,8 +445,10 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
           // One execution at a time, each read afresh: a cascade may change or remove the next.
           for (;;) {
             const { rows } = await client.query<{ id: string; targets: unknown }>(
-              `SELECT id, targets FROM ${q}.executions WHERE instance_id = $1 AND targets @> $2::jsonb LIMIT 1`,
-              [instanceId, JSON.stringify([{ target: id }])],
+              `SELECT e.id, e.targets FROM ${q}.execution_refs r
+                 JOIN ${q}.executions e ON e.instance_id = r.instance_id AND e.id = r.execution_id
+               WHERE r.instance_id = $1 AND r.ref_id = $2 AND r.kind = 'target' LIMIT 1`,
+              [instanceId, id],
             );
             const row = rows[0];
             if (row === undefined) break;
@@ -564,30 +622,18 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
               throw new ConnectError(`target "${missing}" not found`, Code.NotFound);
             }
           }
-          // Includes only connect executions of one type: load that part of the graph.
-          const type = executionTypeOf(id);
-          const { rows: graphRows } = await client.query<{ id: string; targets: unknown }>(
-            `SELECT id, targets FROM ${q}.executions WHERE instance_id = $1 AND (id = $2 OR starts_with(id, $3))`,
-            [instanceId, type, `${type}/`],
-          );
-          const lists = new Map<string, readonly ExecutionTarget[]>();
-          const includers = new Map<string, string[]>();
-          for (const row of graphRows) {
-            const rowEntries = entriesFromJson(row.targets);
-            lists.set(row.id, rowEntries);
-            for (const e of rowEntries) {
-              if (!("include" in e)) continue;
-              const parents = includers.get(e.include);
-              if (parents === undefined) includers.set(e.include, [row.id]);
-              else parents.push(row.id);
-            }
+          const includes = entries.flatMap((e) => ("include" in e ? [e.include] : []));
+          if (includes.length > 0) {
+            // Without includes the list cannot close a cycle or deepen a chain
+            // (the stored chains through it are at most maxIncludeDepth long).
+            const graph = await readIncludeGraph(client, id, includes.filter(storableId));
+            checkIncludeGraph(
+              id,
+              entries,
+              (x) => graph.lists.get(x),
+              (x) => graph.includers.get(x) ?? [],
+            );
           }
-          checkIncludeGraph(
-            id,
-            entries,
-            (x) => lists.get(x),
-            (x) => includers.get(x) ?? [],
-          );
           if (current === undefined && maxExecutions !== Infinity) {
             // Under the graph lock: writes of this instance's executions take turns.
             const { rows } = await client.query<{ n: number }>(
@@ -622,7 +668,7 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
         open();
         if (!storableId(id)) return undefined;
         const rows = await read<ExecutionRow>(
-          `SELECT ${executionColumns} FROM ${q}.executions WHERE instance_id = $1 AND id = $2`,
+          `SELECT ${executionSelect} FROM ${q}.executions WHERE instance_id = $1 AND id = $2`,
           [instanceId, id],
         );
         return rows[0] === undefined ? undefined : executionFromRow(rows[0]);
@@ -630,7 +676,7 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
 
       async listExecutions() {
         const rows = await read<ExecutionRow>(
-          `SELECT ${executionColumns} FROM ${q}.executions WHERE instance_id = $1 ORDER BY id`,
+          `SELECT ${executionSelect} FROM ${q}.executions WHERE instance_id = $1 ORDER BY id`,
           [instanceId],
         );
         return rows.map(executionFromRow);
@@ -640,7 +686,7 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
         return transaction(async (client) => {
           const targets = await client.query<TargetRow>(`${targetSelect} WHERE t.instance_id = $1 ORDER BY t.seq`, [instanceId]);
           const executions = await client.query<ExecutionRow>(
-            `SELECT ${executionColumns} FROM ${q}.executions WHERE instance_id = $1 ORDER BY id`,
+            `SELECT ${executionSelect} FROM ${q}.executions WHERE instance_id = $1 ORDER BY id`,
             [instanceId],
           );
           return { targets: targets.rows.map(targetFromRow), executions: executions.rows.map(executionFromRow) };
@@ -654,25 +700,18 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
           open();
           return { targets: [], executions: [] };
         }
+        const targetQuery = `${targetSelect} WHERE t.instance_id = $1 AND t.id = ANY($2::text[]) ORDER BY t.seq`;
+        const executionQuery = `SELECT ${executionSelect} FROM ${q}.executions WHERE instance_id = $1 AND id = ANY($2::text[]) ORDER BY id`;
+        // One statement sees one moment by itself; two need a transaction.
+        if (executionIds.length === 0) {
+          return { targets: (await read<TargetRow>(targetQuery, [instanceId, targetIds])).map(targetFromRow), executions: [] };
+        }
+        if (targetIds.length === 0) {
+          return { targets: [], executions: (await read<ExecutionRow>(executionQuery, [instanceId, executionIds])).map(executionFromRow) };
+        }
         return transaction(async (client) => {
-          const targets =
-            targetIds.length === 0
-              ? []
-              : (
-                  await client.query<TargetRow>(`${targetSelect} WHERE t.instance_id = $1 AND t.id = ANY($2::text[]) ORDER BY t.seq`, [
-                    instanceId,
-                    targetIds,
-                  ])
-                ).rows.map(targetFromRow);
-          const executions =
-            executionIds.length === 0
-              ? []
-              : (
-                  await client.query<ExecutionRow>(
-                    `SELECT ${executionColumns} FROM ${q}.executions WHERE instance_id = $1 AND id = ANY($2::text[]) ORDER BY id`,
-                    [instanceId, executionIds],
-                  )
-                ).rows.map(executionFromRow);
+          const targets = (await client.query<TargetRow>(targetQuery, [instanceId, targetIds])).rows.map(targetFromRow);
+          const executions = (await client.query<ExecutionRow>(executionQuery, [instanceId, executionIds])).rows.map(executionFromRow);
           return { targets, executions };
         }, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
       },
@@ -706,7 +745,9 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
       component: "postgres store",
       logAttributes: { schema, channel },
       onNotify,
-      // Changes made while the connection was down were not announced.
+      // Changes made while the connection is down are not announced: plans
+      // cannot trust what they hold from the moment it is lost until it is back.
+      onLost: () => watchers.notify({ instanceId: undefined }),
       onReconnect: () => watchers.notify({ instanceId: undefined }),
     }),
   );
@@ -741,8 +782,48 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
   };
 }
 
-/** maxNotifyBytes is the largest NOTIFY payload sent with IDs; PostgreSQL's limit is 8000 bytes. */
+/** maxNotifyBytes is the largest NOTIFY payload sent; PostgreSQL's limit is 8000 bytes. */
 const maxNotifyBytes = 7900;
+/** maxNotifyParts is the most notifications one change is split into before its IDs are left out. */
+const maxNotifyParts = 16;
+
+/**
+ * notifyPayloads returns the NOTIFY payloads that announce `change`: one
+ * when it fits into maxNotifyBytes, else parts that each name some of its
+ * target and execution IDs (every part names the instance, and the receivers
+ * apply each as a change of its own), else, beyond maxNotifyParts, one that
+ * names the instance only.
+ */
+export function notifyPayloads(source: string, change: StoreChange): string[] {
+  const whole = JSON.stringify({ source, ...change });
+  if (Buffer.byteLength(whole) <= maxNotifyBytes || change.instanceId === undefined) return [whole];
+  const bare = JSON.stringify({ source, instanceId: change.instanceId });
+  const ids = [
+    ...(change.targetIds ?? []).map((id) => ["t", id] as const),
+    ...(change.executionIds ?? []).map((id) => ["e", id] as const),
+  ];
+  const parts: string[] = [];
+  let targetIds: string[] = [];
+  let executionIds: string[] = [];
+  // Each ID costs its JSON text and a comma; the frame leaves room for both lists.
+  const frame = Buffer.byteLength(JSON.stringify({ source, instanceId: change.instanceId, targetIds: [], executionIds: [] }));
+  let size = frame;
+  const flush = () => {
+    parts.push(JSON.stringify({ source, instanceId: change.instanceId, targetIds, executionIds }));
+    targetIds = [];
+    executionIds = [];
+    size = frame;
+  };
+  for (const [kind, id] of ids) {
+    const cost = Buffer.byteLength(JSON.stringify(id)) + 1;
+    if (frame + cost > maxNotifyBytes) return [bare];
+    if (size + cost > maxNotifyBytes) flush();
+    (kind === "t" ? targetIds : executionIds).push(id);
+    size += cost;
+  }
+  flush();
+  return parts.length > maxNotifyParts ? [bare] : parts;
+}
 
 /**
  * storableId tells whether `id` can be the ID of a stored row (see
@@ -774,7 +855,7 @@ function entriesFromJson(value: unknown): ExecutionTarget[] {
   const list = parseJson(value);
   if (!Array.isArray(list)) return [];
   return list.map((e: { target?: unknown; include?: unknown }) =>
-    typeof e.target === "string" ? { target: e.target } : { include: String(e.include) },
+    Object.freeze(typeof e.target === "string" ? { target: e.target } : { include: String(e.include) }),
   );
 }
 
@@ -820,11 +901,11 @@ function publicKeyFromRow(row: PublicKeyRow, now: Date): TargetPublicKey {
 }
 
 function executionFromRow(row: ExecutionRow): Execution {
-  return freezeExecution({
+  return Object.freeze({
     id: row.id,
-    // Rebuilt by validateCondition for a canonical key order ("type" first).
-    condition: validateCondition(parseJson(row.condition) as Condition),
-    targets: entriesFromJson(row.targets),
+    // The ID is made from the validated condition and gives it back (with a canonical key order).
+    condition: Object.freeze(parseExecutionId(row.id)),
+    targets: Object.freeze(entriesFromJson(row.targets)),
     creationDate: toDate(row.creation_date),
     changeDate: toDate(row.change_date),
   });

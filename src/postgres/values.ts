@@ -17,9 +17,10 @@ export function storableText(value: unknown): string {
 
 /**
  * toDate returns a timestamp column's value as a Date: the driver gives a
- * Date, or a string where type parsing is configured so.
+ * Date, or a string where type parsing is configured so, or a number of
+ * epoch milliseconds where the query selects that.
  */
-export function toDate(value: Date | string): Date {
+export function toDate(value: Date | string | number): Date {
   return value instanceof Date ? value : new Date(value);
 }
 

@@ -37,6 +37,8 @@ interface InstanceState {
   readonly includers: Map<string, Set<string>>;
   /** Public keys: target ID -> key ID -> key, in the order they were added. */
   readonly keys: Map<string, Map<string, StoredKey>>;
+  /** Reverse index of targets: target ID -> IDs of the executions naming it. */
+  readonly users: Map<string, Set<string>>;
 }
 
 /** A stored public key: `activated` is the flag; an expired activated key is not active. */
@@ -77,7 +79,14 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): ActionStore
     const write = (): InstanceState => {
       state ??= instances.get(instanceId);
       if (state === undefined) {
-        state = { targets: new Map(), targetIdsByName: new Map(), executions: new Map(), includers: new Map(), keys: new Map() };
+        state = {
+          targets: new Map(),
+          targetIdsByName: new Map(),
+          executions: new Map(),
+          includers: new Map(),
+          keys: new Map(),
+          users: new Map(),
+        };
         instances.set(instanceId, state);
       }
       return state;
@@ -85,7 +94,10 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): ActionStore
     const includersOf = (s: InstanceState, id: string): Iterable<string> => s.includers.get(id) ?? [];
     const putExecution = (s: InstanceState, id: string, next: Execution | undefined) => {
       for (const t of s.executions.get(id)?.targets ?? []) {
-        if ("include" in t) s.includers.get(t.include)?.delete(id);
+        const [index, key] = "include" in t ? [s.includers, t.include] : [s.users, t.target];
+        const set = index.get(key);
+        set?.delete(id);
+        if (set?.size === 0) index.delete(key);
       }
       if (next === undefined) {
         s.executions.delete(id);
@@ -93,9 +105,9 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): ActionStore
       }
       s.executions.set(id, next);
       for (const t of next.targets) {
-        if (!("include" in t)) continue;
-        let set = s.includers.get(t.include);
-        if (set === undefined) s.includers.set(t.include, (set = new Set()));
+        const [index, key] = "include" in t ? [s.includers, t.include] : [s.users, t.target];
+        let set = index.get(key);
+        if (set === undefined) index.set(key, (set = new Set()));
         set.add(id);
       }
     };
@@ -202,7 +214,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): ActionStore
         s.keys.delete(id);
         const date = now();
         const touched = new Set<string>();
-        const referring = [...s.executions.values()].filter((e) => e.targets.some((t) => "target" in t && t.target === id)).map((e) => e.id);
+        const referring = [...(s.users.get(id) ?? [])];
         for (const executionId of referring) {
           // Read again: a cascade of an earlier one may have changed or removed it.
           const e = s.executions.get(executionId);
