@@ -60,10 +60,12 @@ export {
 } from "./dispatch/index.js";
 export {
   type ActionEvent,
+  type ClaimOptions,
   createEventPublisher,
   createEventWorker,
   createMemoryEventQueue,
   type DeadJob,
+  type DeadJobQuery,
   encodeEventPayload,
   type EventJob,
   type EventPublisher,
@@ -72,11 +74,15 @@ export {
   type EventWorker,
   type EventWorkerOptions,
   isPermanentFailure,
+  type ListDeadOptions,
   type MemoryEventQueueOptions,
   type QueuedJob,
   retryDelayMs,
   type RetryPolicy,
   rfc3339Nano,
+  type SettleOptions,
+  type SettleResult,
+  type Settlement,
 } from "./events/index.js";
 export {
   type ClaimsFunctionRequest,

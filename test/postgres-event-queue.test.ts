@@ -285,6 +285,6 @@ describe("postgres event queue", () => {
     const schema = newSchema();
     await open({ schema });
     const rows = await db.query<{ version: number }>(`SELECT version FROM ${pg.escapeIdentifier(schema)}.migrations ORDER BY version`);
-    expect(rows.map((r) => r.version)).toEqual([1, 2, 3]);
+    expect(rows.map((r) => r.version)).toEqual([1, 2, 3, 4]);
   });
 });

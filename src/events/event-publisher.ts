@@ -45,6 +45,7 @@ export function createEventPublisher(options: EventPublisherOptions): EventPubli
       const orderingKey = `${event.instanceID}/${event.aggregateType}/${event.aggregateID}`;
       for (const target of match.targets) {
         jobs.push({
+          instanceId: event.instanceID,
           targetId: target.id,
           executionId: match.executionId,
           eventType: event.eventType,

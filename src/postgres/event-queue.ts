@@ -1,9 +1,21 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import pg from "pg";
-import type { DeadJob, EventJob, EventQueue, QueuedJob } from "../events/event-queue.js";
+import type {
+  ClaimOptions,
+  DeadJob,
+  DeadJobQuery,
+  EventJob,
+  EventQueue,
+  ListDeadOptions,
+  QueuedJob,
+  SettleOptions,
+  SettleResult,
+  Settlement,
+} from "../events/event-queue.js";
+import { validateDeadJobQuery, validateListDeadOptions } from "../events/queue-options.js";
 import { createJsonLogger, type Logger } from "../logger.js";
-import { channelName, connectionSchema, openPool } from "./connection.js";
+import { channelName, connectTimeoutMs, connectionSchema, openPool } from "./connection.js";
 import { postgresErrorMapper } from "./errors.js";
 import { createPostgresListener } from "./listener.js";
 import { isStorableText, storableText, toDate, unnestColumns } from "./values.js";
@@ -23,7 +35,8 @@ export interface PostgresEventQueueOptions {
   readonly connectionString?: string;
   /**
    * Pool to run queries on. The queue does not end it on close. The LISTEN
-   * connection is a separate client created with the pool's options.
+   * connection and the wake-up lock's connection are separate clients
+   * created with the pool's options.
    */
   readonly pool?: pg.Pool;
   /**
@@ -64,8 +77,9 @@ export interface PostgresEventQueue extends EventQueue {
    * enqueueWith adds jobs, all or none, in order, through `client`: inside
    * the caller's transaction when one is open, so that the jobs are
    * committed, or rolled back, together with the caller's own writes (the
-   * outbox pattern). Watchers of every instance, this one included, hear of
-   * the jobs through NOTIFY once the transaction commits. The client is
+   * outbox pattern). It is one statement. Watchers of every instance, this
+   * one included, that wait for jobs hear of them through NOTIFY once the
+   * transaction commits (see createPostgresEventQueue). The client is
    * neither released nor ended. Rejects like enqueue; a failure aborts the
    * caller's transaction, as any failed statement does.
    *
@@ -88,6 +102,15 @@ export interface PostgresEventQueue extends EventQueue {
 /** Largest timeoutMs of a job: an integer column. */
 const maxTimeoutMs = 2 ** 31 - 1;
 
+/** First key of the wake-up lock; the second is hashtext(channel). */
+const wakeLockClass = 0x0ca_0010;
+
+/** While claims come back with jobs but not full, watchers are woken this often to claim again. */
+const activePollMs = 25;
+/** While the wake-up lock cannot be taken, watchers are woken after this delay, doubling up to wakeRetryMaxMs. */
+const wakeRetryMinMs = 10;
+const wakeRetryMaxMs = 1000;
+
 /**
  * toConnectError turns an error of the driver into a ConnectError (see
  * postgresErrorMapper); values PostgreSQL cannot store (NUL characters,
@@ -100,6 +123,7 @@ const toConnectError = postgresErrorMapper("postgres event queue", (sqlState) =>
 /** The columns event_jobs and event_dead_jobs share. */
 interface JobColumns {
   id: string;
+  instance_id: string;
   target_id: string;
   ordering_key: string;
   execution_id: string;
@@ -128,26 +152,47 @@ interface DeadRow extends JobColumns {
  * ConnectError (Code.InvalidArgument for bad options, Code.Unavailable when
  * the database cannot be reached) otherwise.
  *
- * The jobs of one (target, ordering key), a lane, are settled one at a time,
- * in order: the lane's row in `event_lanes` names its head job, the only one
- * that can be claimed. A claim locks the due lanes it takes with FOR UPDATE
- * SKIP LOCKED, so that concurrent claims, from any instance, never take the
- * same lane; settling a head (complete, giveUp) locks its lane and, in the
- * same transaction, makes the lane's next job its head, or deletes the lane;
- * an enqueue locks (or creates) the lanes of its jobs in the statement that
- * inserts them, so a settle either sees the new jobs or leaves the lane for
- * the enqueue to create again. Claims read the lanes through two partial
- * indexes (ready heads by ID, waiting heads by due time), so their cost does
- * not grow with the number of jobs queued behind the heads.
+ * The jobs of one (instance, target, ordering key), a lane, are settled one
+ * at a time, in order: the lane's row in `event_lanes` names its head job,
+ * the only one that can be claimed. A claim locks the due lanes it takes with
+ * FOR UPDATE SKIP LOCKED, so that concurrent claims, from any instance, never
+ * take the same lane; settling heads (settle, complete, retry, giveUp) locks
+ * their lanes and, in the next statement of the same transaction, makes each
+ * lane's next job its head, or deletes the lane (the function
+ * `event_queue_settle`, one round trip for a batch); an enqueue locks (or
+ * creates) the lanes of its jobs in the statement that inserts them, so a
+ * settlement either sees the new jobs or leaves the lane for the enqueue to
+ * create again. Claims read the lanes through two partial indexes (ready
+ * heads by ID, waiting heads by due time), so their cost does not grow with
+ * the number of jobs queued behind the heads. Claims and settlements commit
+ * asynchronously (synchronous_commit off): a crash of the database server may
+ * undo the last fraction of a second of them, which at worst delivers those
+ * jobs again, as at-least-once delivery allows. Enqueues and requeues commit
+ * as the caller's transaction does.
  *
  * Within a lane, jobs are settled in the order of their IDs, which is the
  * order of the enqueues that committed one after the other; enqueues that
  * overlap in time have no order between them. Across lanes, a claim takes the
- * due heads oldest first, as the memory queue does, except that of more than
- * `limit` lanes whose retry time or lease ran out, those due longest go
- * first. The lease of a claim lasts the job's timeoutMs plus graceMs from the
- * database's now(); retry stores runAt as given. Given-up jobs are kept in
- * `event_dead_jobs` (see maxDead).
+ * due heads oldest first (instances in turns with ClaimOptions), except that
+ * of more than `limit` lanes whose retry time or lease ran out, those due
+ * longest go first. The lease of a claim lasts the job's timeoutMs plus
+ * graceMs from the database's now(); retry stores runAt as given. Given-up
+ * jobs are kept in `event_dead_jobs` (see maxDead).
+ *
+ * Wake-ups: an enqueue sends a NOTIFY, which serializes the commits of the
+ * transactions that send one, only while some queue instance's watchers wait
+ * for jobs. Such an instance holds the wake-up lock (an advisory lock) through
+ * a connection of its own; every enqueue takes the lock shared, without
+ * waiting, for the rest of its transaction, and sends the NOTIFY when it
+ * cannot. An instance takes the lock when a claim finds nothing due (and
+ * when its first watcher comes): it gets it once no enqueue is in flight,
+ * then wakes its watchers once more, so that they see what those enqueues
+ * committed; until it gets it, it wakes its watchers after 10 ms, doubling up
+ * to 1 s, to claim again. It lets go of the lock when a claim comes back with
+ * jobs, and while claims come back with jobs but fewer than asked, wakes its
+ * watchers every 25 ms to claim again. So under load, enqueues send no
+ * NOTIFY and commit side by side, and an idle worker still hears of the next
+ * job at once.
  *
  * Operations reject with a ConnectError: Code.Unavailable when the database
  * cannot be reached or the queue is closed, Code.InvalidArgument for a job
@@ -169,7 +214,7 @@ export async function createPostgresEventQueue(options: PostgresEventQueueOption
   const instanceId = randomUUID();
   const ownPayload = JSON.stringify({ source: instanceId });
   const watchers = createWatchers();
-  const wakeWatchers = watchers.notify;
+  let watcherCount = 0;
   let closed = false;
   let closing: Promise<void> | undefined;
 
@@ -181,78 +226,105 @@ export async function createPostgresEventQueue(options: PostgresEventQueueOption
     return db.query<R>(text, values);
   };
 
-  /**
-   * settle runs `statement` on the lane of `job` while holding the lane's
-   * row lock, in one transaction, and resolves whether it changed a row.
-   * Locking the lane first, in its own statement, matters twice: every
-   * writer takes a lane's lock before its head job's (no deadlock with
-   * claims), and the statement's snapshot, taken after the lock was
-   * granted, sees every job enqueued into the lane by transactions that
-   * held the lock before.
-   */
-  const settle = async (job: QueuedJob, statement: string, values: unknown[]): Promise<boolean> => {
-    open();
-    if (!isLeaseOf(job)) return false;
-    return db.transaction(
-      async (client) => {
-        const lane = await client.query(
-          `SELECT head_id FROM ${q}.event_lanes WHERE target_id = $1 AND ordering_key = $2 FOR UPDATE`,
-          [job.targetId, job.orderingKey],
-        );
-        if (lane.rows[0]?.head_id !== job.id) return false;
-        return ((await client.query(statement, values)).rowCount ?? 0) > 0;
-      },
-      "BEGIN",
-      (changed) => (changed ? "COMMIT" : "ROLLBACK"),
-    );
-  };
+  // --- wake-ups ----------------------------------------------------------------
 
-  // The statement that makes the head's successor the lane's head, or
-  // deletes the lane when it has no other job. `done` is the deleted head.
-  const advanceLane = `
-    next AS (
-      SELECT j.id FROM ${q}.event_jobs j, done
-      WHERE j.target_id = done.target_id AND j.ordering_key = done.ordering_key AND j.id <> done.id
-      ORDER BY j.id
-      LIMIT 1
-    ),
-    promoted AS (
-      UPDATE ${q}.event_lanes l SET head_id = next.id, available_at = NULL
-      FROM next, done
-      WHERE l.target_id = done.target_id AND l.ordering_key = done.ordering_key
-    ),
-    emptied AS (
-      DELETE FROM ${q}.event_lanes l USING done
-      WHERE l.target_id = done.target_id AND l.ordering_key = done.ordering_key AND NOT EXISTS (SELECT 1 FROM next)
-    )`;
-  const leaseValid = "id = $1 AND lease = $2 AND lease_until > statement_timestamp()";
-  const jobColumns =
-    "id, target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms, enqueued_at, attempts";
+  const wakeLock = createWakeLock(pool, channel, logger);
+  let wantWake = false; // the watchers wait for jobs: hold the wake-up lock
+  let locking = false; // a lock or unlock is in flight
+  let claimsStarted = 0;
+  let wakeTimer: NodeJS.Timeout | undefined;
+  let wakeTimerAt = 0;
+  let retryDelay = wakeRetryMinMs;
+
+  const wakeWatchers = () => {
+    if (wakeTimer !== undefined) {
+      clearTimeout(wakeTimer);
+      wakeTimer = undefined;
+    }
+    watchers.notify();
+  };
+  /** wakeWatchersIn wakes the watchers in `ms` (or earlier) and tries for the wake-up lock again then. */
+  const wakeWatchersIn = (ms: number) => {
+    const at = Date.now() + ms;
+    if (wakeTimer !== undefined && wakeTimerAt <= at) return;
+    if (wakeTimer !== undefined) clearTimeout(wakeTimer);
+    wakeTimerAt = at;
+    wakeTimer = setTimeout(() => {
+      wakeTimer = undefined;
+      if (closed) return;
+      watchers.notify();
+      syncWakeLock();
+    }, ms);
+    wakeTimer.unref();
+  };
+  /**
+   * syncWakeLock takes or lets go of the wake-up lock until its state is
+   * what wantWake says, one step at a time.
+   */
+  const syncWakeLock = () => {
+    if (locking || closed || wantWake === wakeLock.held()) return;
+    locking = true;
+    const claimsBefore = claimsStarted;
+    const step = wantWake ? wakeLock.tryLock() : wakeLock.unlock().then(() => false);
+    void step.then((got) => {
+      locking = false;
+      if (closed) return;
+      if (wantWake && !got) {
+        // An enqueue is in flight (or another instance waits): look again soon.
+        wakeWatchersIn(retryDelay);
+        retryDelay = Math.min(wakeRetryMaxMs, retryDelay * 2);
+        return;
+      }
+      if (got) {
+        retryDelay = wakeRetryMinMs;
+        // Enqueues that committed before the lock was granted sent no
+        // NOTIFY: claims that ran before may have missed them.
+        if (wantWake && claimsBefore > 0) wakeWatchers();
+      }
+      syncWakeLock();
+    });
+  };
+  const afterClaim = (claimed: number, limit: number) => {
+    if (watcherCount === 0) return;
+    if (claimed === 0) {
+      wantWake = true;
+    } else {
+      wantWake = false;
+      retryDelay = wakeRetryMinMs;
+      if (claimed < limit) wakeWatchersIn(activePollMs);
+    }
+    syncWakeLock();
+  };
 
   /**
    * insertJobs inserts the jobs and locks or creates their lanes, in one
    * statement: atomic on its own, or part of the caller's transaction. The
    * lanes are locked in a fixed order, so that concurrent enqueues wait for
-   * each other rather than deadlock. The NOTIFY is sent on commit.
+   * each other rather than deadlock. It takes the wake-up lock shared, and
+   * when it cannot, a NOTIFY goes out on commit.
    */
   const insertJobs = async (client: pg.Pool | pg.ClientBase, jobs: readonly EventJob[], payload: string) => {
     const columns = jobColumnsOf(jobs);
     await client.query(
       `WITH input AS (
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::integer[])
-           WITH ORDINALITY AS t(target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms, n)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],
+             $8::integer[])
+           WITH ORDINALITY AS t(instance_id, target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms, n)
        ),
        inserted AS (
-         INSERT INTO ${q}.event_jobs (target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms)
-         SELECT target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms FROM input ORDER BY n
-         RETURNING id, target_id, ordering_key
+         INSERT INTO ${q}.event_jobs (instance_id, target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms)
+         SELECT instance_id, target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms FROM input ORDER BY n
+         RETURNING id, instance_id, target_id, ordering_key
        ),
-       notified AS (SELECT pg_notify($8, $9) AS done)
-       INSERT INTO ${q}.event_lanes (target_id, ordering_key, head_id)
-       SELECT i.target_id, i.ordering_key, min(i.id) FROM inserted i CROSS JOIN notified
-       GROUP BY i.target_id, i.ordering_key
-       ORDER BY i.target_id COLLATE "C", i.ordering_key COLLATE "C"
-       ON CONFLICT (target_id, ordering_key) DO UPDATE SET head_id = event_lanes.head_id WHERE false`,
+       woken AS (
+         SELECT CASE WHEN pg_try_advisory_xact_lock_shared(${wakeLockClass}, hashtext($9)) THEN false
+           ELSE pg_notify($9, $10) IS NULL END AS done
+       )
+       INSERT INTO ${q}.event_lanes (instance_id, target_id, ordering_key, head_id)
+       SELECT i.instance_id, i.target_id, i.ordering_key, min(i.id) FROM inserted i CROSS JOIN woken
+       GROUP BY i.instance_id, i.target_id, i.ordering_key
+       ORDER BY i.instance_id COLLATE "C", i.target_id COLLATE "C", i.ordering_key COLLATE "C"
+       ON CONFLICT (instance_id, target_id, ordering_key) DO UPDATE SET head_id = event_lanes.head_id WHERE false`,
       [...columns, channel, payload],
     );
   };
@@ -278,6 +350,41 @@ export async function createPostgresEventQueue(options: PostgresEventQueueOption
     }),
   );
 
+  const settle = async (settlements: readonly Settlement[], wait: boolean): Promise<SettleResult[]> => {
+    open();
+    const results: SettleResult[] = settlements.map(() => "stale");
+    const sent: number[] = [];
+    for (const [i, s] of settlements.entries()) {
+      if (s.outcome === "retry" && (!(s.runAt instanceof Date) || Number.isNaN(s.runAt.getTime()))) {
+        throw new ConnectError("runAt must be a valid date", Code.InvalidArgument);
+      }
+      if (isLeaseOf(s.job)) sent.push(i);
+    }
+    if (sent.length === 0) return results;
+    const { rows } = await run<{ settled_id: string; outcome: SettleResult }>(
+      `SELECT settled_id, outcome FROM ${q}.event_queue_settle($1::bigint[], $2::text[], $3::text[], $4::timestamptz[],
+         $5::text[], $6::bigint, $7::boolean)`,
+      [
+        sent.map((i) => settlements[i]!.job.id),
+        sent.map((i) => settlements[i]!.job.lease),
+        sent.map((i) => kindOf(settlements[i]!)),
+        sent.map((i) => {
+          const s = settlements[i]!;
+          return s.outcome === "retry" ? s.runAt : null;
+        }),
+        sent.map((i) => {
+          const s = settlements[i]!;
+          return s.outcome === "complete" ? "" : storableText(s.error);
+        }),
+        maxDead,
+        wait,
+      ],
+    );
+    const byId = new Map(rows.map((r) => [String(r.settled_id), r.outcome]));
+    for (const i of sent) results[i] = byId.get(settlements[i]!.job.id) ?? "stale";
+    return results;
+  };
+
   // --- the queue -------------------------------------------------------------
 
   return {
@@ -297,7 +404,7 @@ export async function createPostgresEventQueue(options: PostgresEventQueueOption
       } catch (error) {
         throw toConnectError(error);
       }
-      wakeWatchers();
+      watchers.notify();
     },
 
     async enqueueWith(client, jobs) {
@@ -310,39 +417,51 @@ export async function createPostgresEventQueue(options: PostgresEventQueueOption
       }
     },
 
-    async claim(limit, graceMs) {
+    async claim(limit, graceMs, claimOptions: ClaimOptions = {}) {
       open();
       if (!Number.isFinite(graceMs) || graceMs < 0) {
         throw new ConnectError(`graceMs must be a non-negative number, got ${String(graceMs)}`, Code.InvalidArgument);
       }
       const n = Math.floor(limit);
       if (!(n > 0)) return [];
+      const limits = [...(claimOptions.instanceLimits ?? new Map<string, number>())].filter(([name]) => isStorableText(name));
+      const skipped = limits.filter(([, l]) => !(l > 0)).map(([name]) => name);
+      const capped = limits.filter(([, l]) => l > 0);
+      const maxPerInstance = claimOptions.maxPerInstance;
+      const defaultCap = maxPerInstance === undefined || !(maxPerInstance < maxTimeoutMs) ? maxTimeoutMs : Math.max(0, Math.floor(maxPerInstance));
+      claimsStarted++;
       // Due lanes are the ready ones (available_at NULL: fresh heads and
       // successors), oldest head first, and the waiting ones whose time has
       // come (a retry, an expired lease), due longest first; each part is read
       // in the order of its index and locked, skipping the lanes concurrent
-      // claims hold, so a claim costs O(limit) however many lanes wait. Of
-      // both parts, the oldest heads are leased.
+      // claims hold, so a claim costs O(limit) however many lanes wait (plus
+      // the lanes of instances left out). Of both parts, the heads are leased
+      // in turns per instance, oldest first.
       const { rows } = await run<JobRow>(
         `WITH ready AS (
-           SELECT target_id, ordering_key, head_id FROM ${q}.event_lanes
-           WHERE available_at IS NULL
+           SELECT instance_id, target_id, ordering_key, head_id FROM ${q}.event_lanes
+           WHERE available_at IS NULL AND instance_id <> ALL ($5::text[])
            ORDER BY head_id
            LIMIT $1
            FOR UPDATE SKIP LOCKED
          ),
          due AS (
-           SELECT target_id, ordering_key, head_id FROM ${q}.event_lanes
-           WHERE available_at <= now()
+           SELECT instance_id, target_id, ordering_key, head_id FROM ${q}.event_lanes
+           WHERE available_at <= now() AND instance_id <> ALL ($5::text[])
            ORDER BY available_at, head_id
            LIMIT $1
            FOR UPDATE SKIP LOCKED
          ),
+         candidates AS (
+           SELECT c.*, row_number() OVER (PARTITION BY c.instance_id ORDER BY c.head_id) AS turn,
+             coalesce(lim.cap, $6::integer) AS cap
+           FROM (SELECT * FROM ready UNION ALL SELECT * FROM due) c
+           LEFT JOIN unnest($3::text[], $4::integer[]) AS lim(instance_id, cap) ON lim.instance_id = c.instance_id
+         ),
          picked AS (
-           SELECT target_id, ordering_key, head_id FROM ready
-           UNION ALL
-           SELECT target_id, ordering_key, head_id FROM due
-           ORDER BY head_id
+           SELECT instance_id, target_id, ordering_key, head_id FROM candidates
+           WHERE turn <= cap
+           ORDER BY turn, head_id
            LIMIT $1
          ),
          leased AS (
@@ -351,91 +470,99 @@ export async function createPostgresEventQueue(options: PostgresEventQueueOption
                lease = gen_random_uuid()::text,
                lease_until = now() + make_interval(secs => (j.timeout_ms + $2::double precision) / 1000)
            FROM picked p
-           WHERE j.id = p.head_id AND j.target_id = p.target_id AND j.ordering_key = p.ordering_key
+           WHERE j.id = p.head_id AND j.instance_id = p.instance_id AND j.target_id = p.target_id
+             AND j.ordering_key = p.ordering_key
            RETURNING j.*
          ),
          marked AS (
            UPDATE ${q}.event_lanes l SET available_at = leased.lease_until
            FROM leased
-           WHERE l.target_id = leased.target_id AND l.ordering_key = leased.ordering_key
-         )
-         SELECT ${jobColumns}, lease, last_error FROM leased ORDER BY id`,
-        [n, graceMs],
+           WHERE l.instance_id = leased.instance_id AND l.target_id = leased.target_id
+             AND l.ordering_key = leased.ordering_key
+         ),
+         async_commit AS (SELECT set_config('synchronous_commit', 'off', true) AS setting)
+         SELECT leased.id, instance_id, target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms,
+           enqueued_at, attempts, lease, last_error
+         FROM leased CROSS JOIN async_commit ORDER BY leased.id`,
+        [n, graceMs, capped.map(([name]) => name), capped.map(([, l]) => Math.floor(l)), skipped, defaultCap],
       );
+      afterClaim(rows.length, n);
       return rows.map(queuedJobFromRow);
     },
 
+    settle(settlements, settleOptions: SettleOptions = {}) {
+      return settle(settlements, settleOptions.wait ?? true);
+    },
+
     async complete(job) {
-      return settle(
-        job,
-        `WITH done AS (
-           DELETE FROM ${q}.event_jobs WHERE ${leaseValid} RETURNING id, target_id, ordering_key
-         ),
-         ${advanceLane}
-         SELECT id FROM done`,
-        [job.id, job.lease],
-      );
+      return (await settle([{ job, outcome: "complete" }], true))[0] === "settled";
     },
 
     async retry(job, runAt, error) {
-      open();
-      if (!(runAt instanceof Date) || Number.isNaN(runAt.getTime())) {
-        throw new ConnectError("runAt must be a valid date", Code.InvalidArgument);
-      }
-      return settle(
-        job,
-        `WITH retried AS (
-           UPDATE ${q}.event_jobs SET lease = NULL, lease_until = NULL, last_error = $3
-           WHERE ${leaseValid}
-           RETURNING id, target_id, ordering_key
-         )
-         UPDATE ${q}.event_lanes l SET available_at = $4
-         FROM retried r
-         WHERE l.target_id = r.target_id AND l.ordering_key = r.ordering_key AND l.head_id = r.id`,
-        [job.id, job.lease, storableText(error), runAt],
-      );
+      return (await settle([{ job, outcome: "retry", runAt, error }], true))[0] === "settled";
     },
 
     async giveUp(job, error) {
-      // The dead job is kept unless maxDead is 0; the dead jobs more than
-      // maxDead give-ups old are deleted, skipping rows that a concurrent
-      // give-up is deleting.
-      return settle(
-        job,
-        `WITH done AS (
-           DELETE FROM ${q}.event_jobs WHERE ${leaseValid} RETURNING ${jobColumns}
-         ),
-         ${advanceLane},
-         buried AS (
-           INSERT INTO ${q}.event_dead_jobs
-             (id, target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms, enqueued_at, attempts, error)
-           SELECT ${jobColumns}, $3 FROM done WHERE $4::bigint > 0
-           RETURNING seq
-         ),
-         pruned AS (
-           DELETE FROM ${q}.event_dead_jobs WHERE seq IN (
-             SELECT seq FROM ${q}.event_dead_jobs
-             WHERE seq <= (SELECT seq FROM buried) - $4::bigint
-             FOR UPDATE SKIP LOCKED
-           )
-         )
-         SELECT id FROM done`,
-        [job.id, job.lease, storableText(error), maxDead],
-      );
+      return (await settle([{ job, outcome: "giveUp", error }], true))[0] === "settled";
     },
 
-    async listDead(limit = 100) {
+    async listDead(listOptions?: number | ListDeadOptions) {
       open();
-      if (!Number.isSafeInteger(limit) || limit < 0) {
-        throw new ConnectError(`limit must be a non-negative integer, got ${String(limit)}`, Code.InvalidArgument);
-      }
-      const { rows } = await run<DeadRow>(
-        `SELECT id, target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms, enqueued_at,
-           attempts, error, died_at
-         FROM ${q}.event_dead_jobs ORDER BY seq DESC LIMIT $1`,
-        [limit],
-      );
+      const { instanceId: instance, limit } = validateListDeadOptions(listOptions);
+      if (instance !== undefined && !isStorableText(instance)) return [];
+      const columns = `id, instance_id, target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms,
+        enqueued_at, attempts, error, died_at`;
+      const { rows } =
+        instance === undefined
+          ? await run<DeadRow>(`SELECT ${columns} FROM ${q}.event_dead_jobs ORDER BY seq DESC LIMIT $1`, [limit])
+          : await run<DeadRow>(
+              `SELECT ${columns} FROM ${q}.event_dead_jobs WHERE instance_id = $2 ORDER BY seq DESC LIMIT $1`,
+              [limit, instance],
+            );
       return rows.map(deadJobFromRow);
+    },
+
+    async requeueDead(query: DeadJobQuery) {
+      open();
+      validateDeadJobQuery(query);
+      const { instanceId: instance, id, targetId, eventType } = query;
+      if (![instance, targetId, eventType].every((v) => v === undefined || isStorableText(v))) return 0;
+      if (id !== undefined && !/^[1-9][0-9]{0,18}$/.test(id)) return 0;
+      // Deleting the dead rows is what makes a requeue happen once: of two
+      // concurrent ones, the second waits for the first and then finds the
+      // rows gone. The jobs go to the ends of their lanes, in their first
+      // enqueue order; the NOTIFY works as for an enqueue.
+      const { rows } = await run<{ n: number }>(
+        `WITH moved AS (
+           DELETE FROM ${q}.event_dead_jobs
+           WHERE instance_id = $1 AND ($2::bigint IS NULL OR id = $2::bigint) AND ($3::text IS NULL OR target_id = $3)
+             AND ($4::text IS NULL OR event_type = $4)
+           RETURNING *
+         ),
+         inserted AS (
+           INSERT INTO ${q}.event_jobs (instance_id, target_id, ordering_key, execution_id, event_type, body, created_at,
+             timeout_ms, last_error)
+           SELECT instance_id, target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms, error
+           FROM moved ORDER BY id
+           RETURNING id, instance_id, target_id, ordering_key
+         ),
+         woken AS (
+           SELECT CASE WHEN pg_try_advisory_xact_lock_shared(${wakeLockClass}, hashtext($5)) THEN false
+             ELSE pg_notify($5, $6) IS NULL END AS done
+         ),
+         lanes AS (
+           INSERT INTO ${q}.event_lanes (instance_id, target_id, ordering_key, head_id)
+           SELECT i.instance_id, i.target_id, i.ordering_key, min(i.id) FROM inserted i CROSS JOIN woken
+           GROUP BY i.instance_id, i.target_id, i.ordering_key
+           ORDER BY i.instance_id COLLATE "C", i.target_id COLLATE "C", i.ordering_key COLLATE "C"
+           ON CONFLICT (instance_id, target_id, ordering_key) DO UPDATE SET head_id = event_lanes.head_id WHERE false
+         )
+         SELECT count(*)::integer AS n FROM inserted`,
+        [instance, id ?? null, targetId ?? null, eventType ?? null, channel, ownPayload],
+      );
+      const n = Number(rows[0]?.n ?? 0);
+      if (n > 0) watchers.notify();
+      return n;
     },
 
     async pending() {
@@ -444,13 +571,32 @@ export async function createPostgresEventQueue(options: PostgresEventQueueOption
     },
 
     watch(listener) {
-      return watchers.add(listener);
+      const remove = watchers.add(listener);
+      watcherCount++;
+      if (watcherCount === 1) {
+        // Wait for jobs from now on (until a claim comes back with some).
+        wantWake = true;
+        syncWakeLock();
+      }
+      let removed = false;
+      return () => {
+        if (removed) return;
+        removed = true;
+        remove();
+        watcherCount--;
+        if (watcherCount === 0) {
+          wantWake = false;
+          syncWakeLock();
+        }
+      };
     },
 
     close() {
       closing ??= (async () => {
         closed = true;
         watchers.clear();
+        if (wakeTimer !== undefined) clearTimeout(wakeTimer);
+        await wakeLock.close();
         await channelListener.close();
         await db.end();
       })();
@@ -460,18 +606,106 @@ export async function createPostgresEventQueue(options: PostgresEventQueueOption
 }
 
 /**
+ * WakeLock is the wake-up lock of one queue instance, held through a
+ * connection of its own (see createPostgresEventQueue).
+ */
+interface WakeLock {
+  /** held tells whether the lock is held now. */
+  held(): boolean;
+  /** tryLock takes the lock if it can at once; resolves whether it holds it. Never rejects. */
+  tryLock(): Promise<boolean>;
+  /** unlock lets go of the lock. Never rejects. */
+  unlock(): Promise<void>;
+  /** close ends the connection, which lets go of the lock. */
+  close(): Promise<void>;
+}
+
+/**
+ * createWakeLock returns the WakeLock of `channel`. Its connection, created
+ * with the pool's options, is opened on first use and again after it was
+ * lost (a lost connection has let go of the lock); it is never part of a
+ * request's path, and its failures only mean that the lock is not held.
+ */
+function createWakeLock(pool: pg.Pool, channel: string, logger: Logger): WakeLock {
+  let client: pg.Client | undefined;
+  let held = false;
+  let closed = false;
+  const config: pg.ClientConfig = {
+    ...pool.options,
+    keepAlive: true,
+    connectionTimeoutMillis: pool.options.connectionTimeoutMillis || connectTimeoutMs,
+    application_name: `${pool.options.application_name ?? "connect-actions"} event queue wake-up lock`,
+  };
+  const drop = (c: pg.Client) => {
+    if (client === c) {
+      client = undefined;
+      held = false;
+    }
+    void c.end().catch(() => {});
+  };
+  const connect = async (): Promise<pg.Client> => {
+    if (client !== undefined) return client;
+    const c = new pg.Client(config);
+    // A lost connection must not crash the process: it only lets go of the lock.
+    c.on("error", (error) => {
+      logger.debug("postgres event queue: wake-up lock connection lost", { error });
+      drop(c);
+    });
+    c.on("end", () => drop(c));
+    client = c;
+    try {
+      await c.connect();
+    } catch (error) {
+      drop(c);
+      throw error;
+    }
+    return c;
+  };
+  const query = async (text: string): Promise<boolean> => {
+    if (closed) return false;
+    let c: pg.Client | undefined;
+    try {
+      c = await connect();
+      const { rows } = await c.query<{ ok: boolean }>(text, [wakeLockClass, channel]);
+      return rows[0]?.ok === true;
+    } catch {
+      if (c !== undefined) drop(c);
+      return false;
+    }
+  };
+  return {
+    held: () => held,
+    async tryLock() {
+      if (held) return true;
+      held = await query("SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok");
+      return held;
+    },
+    async unlock() {
+      if (!held) return;
+      held = false;
+      await query("SELECT pg_advisory_unlock($1, hashtext($2)) AS ok");
+    },
+    async close() {
+      closed = true;
+      held = false;
+      const c = client;
+      client = undefined;
+      await c?.end().catch(() => {});
+    },
+  };
+}
+
+/** kindOf returns the settlement's kind as event_queue_settle takes it. */
+function kindOf(s: Settlement): string {
+  return s.outcome === "giveUp" ? "give-up" : s.outcome;
+}
+
+/**
  * isLeaseOf tells whether a claimed job's ID and lease can be those of a
  * stored claim: anything else is a stale or foreign claim, settled by nobody.
  */
 function isLeaseOf(job: QueuedJob): boolean {
-  return (
-    typeof job.id === "string" &&
-    /^[1-9][0-9]{0,18}$/.test(job.id) &&
-    isStorableText(job.lease) &&
-    job.lease !== "" &&
-    isStorableText(job.targetId) &&
-    isStorableText(job.orderingKey)
-  );
+  return typeof job.id === "string" && /^[1-9][0-9]{0,18}$/.test(job.id) && isStorableText(job.lease) && job.lease !== "";
 }
 
 /**
@@ -481,7 +715,7 @@ function isLeaseOf(job: QueuedJob): boolean {
 function jobColumnsOf(jobs: readonly EventJob[]): unknown[][] {
   jobs.forEach((job, i) => {
     const bad = (what: string) => new ConnectError(`job ${i}: ${what}`, Code.InvalidArgument);
-    for (const key of ["targetId", "orderingKey", "executionId", "eventType", "body"] as const) {
+    for (const key of ["instanceId", "targetId", "orderingKey", "executionId", "eventType", "body"] as const) {
       if (typeof job[key] !== "string") throw bad(`${key} must be a string`);
       if (job[key].includes("\0")) throw bad(`${key} must not contain NUL characters`);
     }
@@ -490,12 +724,13 @@ function jobColumnsOf(jobs: readonly EventJob[]): unknown[][] {
       throw bad(`timeoutMs must be a positive integer up to ${maxTimeoutMs}`);
     }
   });
-  return unnestColumns(jobs, ["targetId", "orderingKey", "executionId", "eventType", "body", "createdAt", "timeoutMs"]);
+  return unnestColumns(jobs, ["instanceId", "targetId", "orderingKey", "executionId", "eventType", "body", "createdAt", "timeoutMs"]);
 }
 
 /** jobFromRow returns the fields of a queued or dead job that both tables hold alike. */
 function jobFromRow(row: JobColumns): EventJob & { id: string } {
   return {
+    instanceId: row.instance_id,
     targetId: row.target_id,
     executionId: row.execution_id,
     eventType: row.event_type,

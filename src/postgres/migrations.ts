@@ -33,6 +33,11 @@ export interface PostgresMigration {
  *    with unsettled jobs, pointing at the lane's head job and saying when it
  *    may be claimed; `event_dead_jobs`, the given-up jobs.
  * 3. The delivery log (createPostgresDeliveryLog): `delivery_log`.
+ * 4. Event queue per instance: an `instance_id` column ("" for the rows
+ *    that were there before) in `event_jobs`, `event_lanes` (now keyed by
+ *    instance, target and ordering key) and `event_dead_jobs` (indexed per
+ *    instance), and the function `event_queue_settle`, which settles a batch
+ *    of claimed jobs in one call.
  */
 export const postgresMigrations: readonly PostgresMigration[] = Object.freeze([
   {
@@ -132,6 +137,141 @@ export const postgresMigrations: readonly PostgresMigration[] = Object.freeze([
       CREATE INDEX delivery_log_execution_idx ON ${schema}.delivery_log (execution_id, id);
       CREATE INDEX delivery_log_start_time_idx ON ${schema}.delivery_log (start_time);
       CREATE INDEX delivery_log_failed_idx ON ${schema}.delivery_log (id) WHERE error IS NOT NULL;
+    `,
+  },
+  {
+    version: 4,
+    name: "event-queue-instances-and-batches",
+    sql: (schema: string) => `
+      ALTER TABLE ${schema}.event_jobs ADD COLUMN instance_id text COLLATE "C" NOT NULL DEFAULT '';
+      ALTER TABLE ${schema}.event_lanes ADD COLUMN instance_id text COLLATE "C" NOT NULL DEFAULT '';
+      ALTER TABLE ${schema}.event_dead_jobs ADD COLUMN instance_id text NOT NULL DEFAULT '';
+      ALTER TABLE ${schema}.event_lanes DROP CONSTRAINT event_lanes_pkey,
+        ADD CONSTRAINT event_lanes_pkey PRIMARY KEY (instance_id, target_id, ordering_key);
+      DROP INDEX ${schema}.event_jobs_lane_idx;
+      CREATE INDEX event_jobs_lane_idx ON ${schema}.event_jobs (instance_id, target_id, ordering_key, id);
+      CREATE INDEX event_dead_jobs_instance_idx ON ${schema}.event_dead_jobs (instance_id, seq);
+      -- Settles claimed jobs: p_kinds[i] is 'complete', 'retry' (due again at
+      -- p_run_at[i]) or 'give-up' (moved to the dead jobs, of which the latest
+      -- p_max_dead are kept) for the job p_ids[i] claimed with lease
+      -- p_leases[i]. Returns one row per job: 'settled', 'stale' (no longer
+      -- held by that lease) or 'busy' (its lane is locked by another
+      -- transaction and p_wait is false). It locks the jobs' lanes first, in
+      -- one statement, and changes them in the next, whose snapshot (taken
+      -- after the locks were granted) sees every job enqueued into them by
+      -- the transactions that held them before. Claims and settlements are
+      -- committed asynchronously: a crash of the server may undo the last of
+      -- them, which at worst delivers those jobs again (at least once).
+      CREATE FUNCTION ${schema}.event_queue_settle(
+        p_ids bigint[], p_leases text[], p_kinds text[], p_run_at timestamptz[], p_errors text[],
+        p_max_dead bigint, p_wait boolean
+      ) RETURNS TABLE (settled_id bigint, outcome text)
+      LANGUAGE plpgsql VOLATILE AS $fn$
+      #variable_conflict use_column
+      DECLARE
+        v_locked bigint[];
+        v_done bigint[];
+        v_buried bigint;
+      BEGIN
+        PERFORM set_config('synchronous_commit', 'off', true);
+        IF p_wait THEN
+          SELECT array_agg(s.head_id) INTO v_locked FROM (
+            SELECT l.head_id FROM ${schema}.event_lanes l
+            JOIN ${schema}.event_jobs j
+              ON j.id = l.head_id AND j.instance_id = l.instance_id AND j.target_id = l.target_id
+                AND j.ordering_key = l.ordering_key
+            WHERE j.id = ANY (p_ids)
+            ORDER BY l.instance_id, l.target_id, l.ordering_key
+            FOR UPDATE OF l
+          ) s;
+        ELSE
+          SELECT array_agg(s.head_id) INTO v_locked FROM (
+            SELECT l.head_id FROM ${schema}.event_lanes l
+            JOIN ${schema}.event_jobs j
+              ON j.id = l.head_id AND j.instance_id = l.instance_id AND j.target_id = l.target_id
+                AND j.ordering_key = l.ordering_key
+            WHERE j.id = ANY (p_ids)
+            FOR UPDATE OF l SKIP LOCKED
+          ) s;
+        END IF;
+        v_locked := coalesce(v_locked, '{}');
+
+        WITH input AS (
+          SELECT * FROM unnest(p_ids, p_leases, p_kinds, p_run_at, p_errors) AS t(id, lease, kind, run_at, error)
+          WHERE t.id = ANY (v_locked)
+        ),
+        retried AS (
+          UPDATE ${schema}.event_jobs j SET lease = NULL, lease_until = NULL, last_error = i.error
+          FROM input i
+          WHERE i.kind = 'retry' AND j.id = i.id AND j.lease = i.lease AND j.lease_until > statement_timestamp()
+          RETURNING j.id, j.instance_id, j.target_id, j.ordering_key, i.run_at
+        ),
+        lanes_retried AS (
+          UPDATE ${schema}.event_lanes l SET available_at = r.run_at
+          FROM retried r
+          WHERE l.instance_id = r.instance_id AND l.target_id = r.target_id AND l.ordering_key = r.ordering_key
+            AND l.head_id = r.id
+        ),
+        done AS (
+          DELETE FROM ${schema}.event_jobs j USING input i
+          WHERE i.kind <> 'retry' AND j.id = i.id AND j.lease = i.lease AND j.lease_until > statement_timestamp()
+          RETURNING j.*, i.kind, i.error
+        ),
+        successors AS (
+          SELECT d.instance_id, d.target_id, d.ordering_key, (
+            SELECT n.id FROM ${schema}.event_jobs n
+            WHERE n.instance_id = d.instance_id AND n.target_id = d.target_id AND n.ordering_key = d.ordering_key
+              AND n.id > d.id
+            ORDER BY n.id LIMIT 1
+          ) AS next_id
+          FROM done d
+        ),
+        promoted AS (
+          UPDATE ${schema}.event_lanes l SET head_id = s.next_id, available_at = NULL
+          FROM successors s
+          WHERE s.next_id IS NOT NULL
+            AND l.instance_id = s.instance_id AND l.target_id = s.target_id AND l.ordering_key = s.ordering_key
+        ),
+        emptied AS (
+          DELETE FROM ${schema}.event_lanes l USING successors s
+          WHERE s.next_id IS NULL
+            AND l.instance_id = s.instance_id AND l.target_id = s.target_id AND l.ordering_key = s.ordering_key
+        ),
+        buried AS (
+          INSERT INTO ${schema}.event_dead_jobs (id, instance_id, target_id, ordering_key, execution_id, event_type, body,
+            created_at, timeout_ms, enqueued_at, attempts, error)
+          SELECT id, instance_id, target_id, ordering_key, execution_id, event_type, body,
+            created_at, timeout_ms, enqueued_at, attempts, error
+          FROM done WHERE kind = 'give-up' AND p_max_dead > 0
+          ORDER BY id
+          RETURNING seq
+        )
+        SELECT (SELECT array_agg(r.id) FROM retried r) || (SELECT array_agg(d.id) FROM done d),
+          (SELECT max(b.seq) FROM buried b)
+        INTO v_done, v_buried;
+        v_done := coalesce(v_done, '{}');
+
+        IF v_buried IS NOT NULL THEN
+          -- The dead jobs more than p_max_dead give-ups old go, skipping rows
+          -- that a concurrent settlement is deleting.
+          DELETE FROM ${schema}.event_dead_jobs WHERE seq IN (
+            SELECT seq FROM ${schema}.event_dead_jobs WHERE seq <= v_buried - p_max_dead FOR UPDATE SKIP LOCKED
+          );
+        END IF;
+
+        RETURN QUERY
+          SELECT t.id, CASE
+            WHEN t.id = ANY (v_done) THEN 'settled'
+            WHEN p_wait OR t.id = ANY (v_locked) THEN 'stale'
+            WHEN EXISTS (
+              SELECT 1 FROM ${schema}.event_jobs j
+              WHERE j.id = t.id AND j.lease = t.lease AND j.lease_until > statement_timestamp()
+            ) THEN 'busy'
+            ELSE 'stale'
+          END
+          FROM unnest(p_ids, p_leases) AS t(id, lease);
+      END
+      $fn$;
     `,
   },
 ]);
