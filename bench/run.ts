@@ -15,8 +15,13 @@
 // Microbenchmark (in this process): execution resolution with 0 and with
 // 10 000 targets and executions.
 //
+// Events (bench/events.ts, on PostgreSQL at DATABASE_URL, default
+// postgres://postgres@127.0.0.1:5432/postgres, in a throwaway database): this project's event
+// queue against graphile-worker end to end, the cost of an event on a write, memory per queued event.
+//
 // Options: --duration <s> (default 5) --connections <n> (default 16) --rounds <n> (default 3)
 //          --quick (1 s, 1 round) --markdown (print tables as Markdown)
+//          --events (only the events section) --no-events (all but the events section)
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
@@ -34,6 +39,7 @@ import { createTargetDispatcher, type TargetDispatcher } from "../src/dispatch/t
 import { compileExecutionPlan } from "../src/plan/execution-plan.js";
 import type { Execution } from "../src/execution.js";
 import type { Target } from "../src/target.js";
+import { eventsBench } from "./events.js";
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(`--${name}`);
@@ -353,6 +359,14 @@ async function interceptorBench(): Promise<void> {
 }
 
 console.log(`connect-actions bench: node ${process.version}, ${new Date().toISOString()}, duration ${durationMs / 1000} s, rounds ${rounds}, connections ${connections}`);
-resolutionBench();
-await interceptorBench();
-await loadTests();
+const eventsOnly = flag("events");
+if (!eventsOnly) {
+  resolutionBench();
+  await interceptorBench();
+  await loadTests();
+}
+if (!flag("no-events")) {
+  const databaseUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+  console.log(`\nEvents on ${databaseUrl.replace(/\/\/[^@/]*@/, "//")}`);
+  await eventsBench({ databaseUrl, durationMs, rounds, connections, table });
+}

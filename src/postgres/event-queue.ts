@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import pg from "pg";
 import type {
@@ -221,9 +221,17 @@ export async function createPostgresEventQueue(options: PostgresEventQueueOption
   const open = () => {
     if (closed) throw new ConnectError("event queue is closed", Code.Unavailable);
   };
+  /**
+   * run runs one of the queue's statements on the pool as a named prepared
+   * statement: each connection parses it once, and PostgreSQL can keep its plan.
+   */
   const run = async <R extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<pg.QueryResult<R>> => {
     open();
-    return db.query<R>(text, values);
+    try {
+      return await pool.query<R>({ name: statementName(text), text, values });
+    } catch (error) {
+      throw toConnectError(error);
+    }
   };
 
   // --- wake-ups ----------------------------------------------------------------
@@ -305,8 +313,13 @@ export async function createPostgresEventQueue(options: PostgresEventQueueOption
    */
   const insertJobs = async (client: pg.Pool | pg.ClientBase, jobs: readonly EventJob[], payload: string) => {
     const columns = jobColumnsOf(jobs);
-    await client.query(
-      `WITH input AS (
+    await client.query({
+      name: insertJobsName,
+      text: insertJobsText,
+      values: [...columns, channel, payload],
+    });
+  };
+  const insertJobsText = `WITH input AS (
          SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],
              $8::integer[])
            WITH ORDINALITY AS t(instance_id, target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms, n)
@@ -324,10 +337,8 @@ export async function createPostgresEventQueue(options: PostgresEventQueueOption
        SELECT i.instance_id, i.target_id, i.ordering_key, min(i.id) FROM inserted i CROSS JOIN woken
        GROUP BY i.instance_id, i.target_id, i.ordering_key
        ORDER BY i.instance_id COLLATE "C", i.target_id COLLATE "C", i.ordering_key COLLATE "C"
-       ON CONFLICT (instance_id, target_id, ordering_key) DO UPDATE SET head_id = event_lanes.head_id WHERE false`,
-      [...columns, channel, payload],
-    );
-  };
+       ON CONFLICT (instance_id, target_id, ordering_key) DO UPDATE SET head_id = event_lanes.head_id WHERE false`;
+  const insertJobsName = statementName(insertJobsText);
 
   // --- start -----------------------------------------------------------------
 
@@ -429,6 +440,9 @@ export async function createPostgresEventQueue(options: PostgresEventQueueOption
       const capped = limits.filter(([, l]) => l > 0);
       const maxPerInstance = claimOptions.maxPerInstance;
       const defaultCap = maxPerInstance === undefined || !(maxPerInstance < maxTimeoutMs) ? maxTimeoutMs : Math.max(0, Math.floor(maxPerInstance));
+      // With per-instance limits, a claim looks at more heads than it takes,
+      // so that the instances' turns have heads of several instances to go by.
+      const window = maxPerInstance === undefined && capped.length === 0 ? n : Math.min(n * 4, n + 4096);
       claimsStarted++;
       // Due lanes are the ready ones (available_at NULL: fresh heads and
       // successors), oldest head first, and the waiting ones whose time has
@@ -436,20 +450,21 @@ export async function createPostgresEventQueue(options: PostgresEventQueueOption
       // in the order of its index and locked, skipping the lanes concurrent
       // claims hold, so a claim costs O(limit) however many lanes wait (plus
       // the lanes of instances left out). Of both parts, the heads are leased
-      // in turns per instance, oldest first.
+      // in turns per instance, oldest first; the locks of the heads looked at
+      // but not leased end with the statement.
       const { rows } = await run<JobRow>(
         `WITH ready AS (
            SELECT instance_id, target_id, ordering_key, head_id FROM ${q}.event_lanes
            WHERE available_at IS NULL AND instance_id <> ALL ($5::text[])
            ORDER BY head_id
-           LIMIT $1
+           LIMIT $7
            FOR UPDATE SKIP LOCKED
          ),
          due AS (
            SELECT instance_id, target_id, ordering_key, head_id FROM ${q}.event_lanes
            WHERE available_at <= now() AND instance_id <> ALL ($5::text[])
            ORDER BY available_at, head_id
-           LIMIT $1
+           LIMIT $7
            FOR UPDATE SKIP LOCKED
          ),
          candidates AS (
@@ -484,7 +499,7 @@ export async function createPostgresEventQueue(options: PostgresEventQueueOption
          SELECT leased.id, instance_id, target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms,
            enqueued_at, attempts, lease, last_error
          FROM leased CROSS JOIN async_commit ORDER BY leased.id`,
-        [n, graceMs, capped.map(([name]) => name), capped.map(([, l]) => Math.floor(l)), skipped, defaultCap],
+        [n, graceMs, capped.map(([name]) => name), capped.map(([, l]) => Math.floor(l)), skipped, defaultCap, window],
       );
       afterClaim(rows.length, n);
       return rows.map(queuedJobFromRow);
@@ -693,6 +708,15 @@ function createWakeLock(pool: pg.Pool, channel: string, logger: Logger): WakeLoc
       await c?.end().catch(() => {});
     },
   };
+}
+
+/**
+ * statementName returns the name of the prepared statement `text`: derived
+ * from the text, so that queues with other schemas or channels, sharing a
+ * connection, never reuse a name for another text.
+ */
+function statementName(text: string): string {
+  return `connect_actions_queue_${createHash("sha256").update(text).digest("hex").slice(0, 24)}`;
 }
 
 /** kindOf returns the settlement's kind as event_queue_settle takes it. */
