@@ -189,8 +189,10 @@ export async function eventsBench(options: EventsBenchOptions): Promise<void> {
       graphile: addJobInto("graphile_worker"),
     } as const;
 
-    const queueWorker = await startChild([here + "events-worker.ts", "queue", db.url]);
-    const graphileWorker = await startChild([here + "events-worker.ts", "graphile", db.url, `${hookUrl}/events`]);
+    // EVENTS_CPU_PROF=<dir> writes a CPU profile of each worker process there (node --cpu-prof).
+    const profile = process.env.EVENTS_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.EVENTS_CPU_PROF}`] : [];
+    const queueWorker = await startChild([here + "events-worker.ts", "queue", db.url], profile);
+    const graphileWorker = await startChild([here + "events-worker.ts", "graphile", db.url, `${hookUrl}/events`], profile);
     children.push(queueWorker.child, graphileWorker.child);
 
     /** One end-to-end run: produce for `ms`, then wait for every delivery. */
