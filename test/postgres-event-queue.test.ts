@@ -131,6 +131,18 @@ describe("postgres event queue", () => {
     const [a, b] = [await open({ schema }), await open({ schema })];
     let woken = 0;
     b.watch(() => woken++);
+    // B waits for jobs: it holds the wake-up lock, so enqueues send a NOTIFY.
+    await waitFor(
+      async () =>
+        (
+          await db.query(
+            `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = ${0x0ca_0010} AND mode = 'ExclusiveLock' AND granted
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+          )
+        ).length === 1,
+      5000,
+      "B to hold the wake-up lock",
+    );
     const client = new pg.Client({ connectionString: db.url });
     await client.connect();
     try {

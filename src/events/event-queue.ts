@@ -154,6 +154,17 @@ export interface EventQueue {
    * order. Within one call, give each job at most once.
    */
   settle(settlements: readonly Settlement[], options?: SettleOptions): Promise<SettleResult[]>;
+  /**
+   * settleAndClaim settles like settle with `wait` false, then claims like
+   * claim, in one round trip where the implementation can (a worker's cycle).
+   * The claim may lease the successors of the jobs just settled.
+   */
+  settleAndClaim(
+    settlements: readonly Settlement[],
+    limit: number,
+    graceMs: number,
+    options?: ClaimOptions,
+  ): Promise<{ readonly results: SettleResult[]; readonly jobs: QueuedJob[] }>;
   /** complete removes a delivered job. Resolves false for a stale claim. */
   complete(job: QueuedJob): Promise<boolean>;
   /** retry makes the job due again at `runAt`, keeping its place in its order. Resolves false for a stale claim. */

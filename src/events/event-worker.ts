@@ -87,7 +87,7 @@ export function isPermanentFailure(error: unknown): boolean {
 }
 
 /** The most settlements sent to the queue in one call. */
-const maxSettleBatch = 256;
+const maxSettleBatch = 512;
 /** Delay before a settlement the queue found busy (or could not take) is sent again, doubling up to settleRetryMaxMs. */
 const settleRetryMinMs = 5;
 const settleRetryMaxMs = 1000;
@@ -97,7 +97,6 @@ interface PendingSettlement {
   /** When the claim's lease runs out (by this process's clock): past it, settling is pointless. */
   readonly leaseEnd: number;
   retryMs: number;
-  readonly done: () => void;
 }
 
 /**
@@ -106,14 +105,17 @@ interface PendingSettlement {
  * kept among the queue's dead jobs) after a permanent failure, when the
  * target is gone, or once the job is older than maxAgeMs.
  *
- * It claims as many jobs as it has free slots, instances in turns, none over
- * maxInFlightPerInstance, and settles finished deliveries in batches: while
- * one batch is being settled, the next one gathers. A batch does not wait for
- * lanes that open enqueues hold ("busy"): those settlements are sent again a
- * few milliseconds later, until their lease runs out. A settlement that fails
- * (the database is unreachable) is sent again the same way; one whose lease
- * ran out is dropped, and the job is delivered again by whoever claims it
- * next. A slot is free again once its delivery is settled.
+ * The worker runs one cycle at a time (EventQueue.settleAndClaim): it settles
+ * every delivery that finished since the last cycle and claims jobs for every
+ * free slot, instances in turns, none over maxInFlightPerInstance, in one
+ * round trip. A cycle starts when a delivery finishes, when the queue tells
+ * of new jobs, or every pollIntervalMs. A slot is free again as soon as its
+ * delivery finished; its settlement goes with the next cycle. Settlements do
+ * not wait for lanes that open enqueues hold ("busy"): those are sent again a
+ * few milliseconds later, until their lease runs out. A settlement that
+ * fails (the database is unreachable) is sent again the same way; one whose
+ * lease ran out is dropped, and the job is delivered again by whoever claims
+ * it next.
  */
 export function createEventWorker(options: EventWorkerOptions): EventWorker {
   const { queue, planner, dispatcher } = options;
@@ -126,14 +128,15 @@ export function createEventWorker(options: EventWorkerOptions): EventWorker {
   const logger = options.logger ?? createJsonLogger();
   let running = false;
   let loop: Promise<void> | undefined;
+  /** Deliveries whose attempt has not finished yet, in all and per instance. */
   let inFlight = 0;
   const perInstance = new Map<string, number>();
-  const deliveries = new Set<Promise<void>>();
+  /** Finished deliveries waiting for a cycle to settle them, and those waiting to be sent again. */
+  const toSettle: PendingSettlement[] = [];
+  let delayed = 0;
   let wakeUp: (() => void) | undefined;
   let woken = false;
   let unwatch: (() => void) | undefined;
-  const toSettle: PendingSettlement[] = [];
-  let flushing = false;
 
   const wake = () => {
     woken = true;
@@ -156,54 +159,27 @@ export function createEventWorker(options: EventWorkerOptions): EventWorker {
       wakeUp = done;
     });
 
-  /** flush sends the gathered settlements to the queue, in batches, one batch at a time. */
-  const flush = async () => {
-    if (flushing) return;
-    flushing = true;
-    try {
-      while (toSettle.length > 0) {
-        const batch = toSettle.splice(0, maxSettleBatch);
-        let results: SettleResult[] | undefined;
-        try {
-          results = await queue.settle(
-            batch.map((p) => p.settlement),
-            { wait: false },
-          );
-        } catch (e) {
-          logger.warn("event deliveries could not be settled, will try again", { count: batch.length, error: e });
-        }
-        const now = Date.now();
-        const again: PendingSettlement[] = [];
-        batch.forEach((p, i) => {
-          const result = results?.[i];
-          if (result === "settled" || result === "stale") p.done();
-          else if (now >= p.leaseEnd) {
-            logger.warn("event delivery could not be settled before its lease ran out; it will be delivered again", {
-              targetId: p.settlement.job.targetId,
-              event: p.settlement.job.eventType,
-            });
-            p.done();
-          } else again.push(p);
-        });
-        if (again.length > 0) {
-          const delay = Math.min(...again.map((p) => p.retryMs));
-          for (const p of again) p.retryMs = Math.min(settleRetryMaxMs, p.retryMs * 2);
-          setTimeout(() => {
-            toSettle.push(...again);
-            void flush();
-          }, delay);
-        }
-      }
-    } finally {
-      flushing = false;
-    }
-  };
-
-  const settleLater = (settlement: Settlement, leaseEnd: number) =>
-    new Promise<void>((done) => {
-      toSettle.push({ settlement, leaseEnd, retryMs: settleRetryMinMs, done });
-      void flush();
+  /** later sends settlements again after their backoff, or drops those whose lease ran out. */
+  const later = (pending: PendingSettlement[]) => {
+    const now = Date.now();
+    const kept = pending.filter((p) => {
+      if (now < p.leaseEnd) return true;
+      logger.warn("event delivery could not be settled before its lease ran out; it will be delivered again", {
+        targetId: p.settlement.job.targetId,
+        event: p.settlement.job.eventType,
+      });
+      return false;
     });
+    if (kept.length === 0) return;
+    const delay = Math.min(...kept.map((p) => p.retryMs));
+    for (const p of kept) p.retryMs = Math.min(settleRetryMaxMs, p.retryMs * 2);
+    delayed++;
+    setTimeout(() => {
+      delayed--;
+      toSettle.push(...kept);
+      wake();
+    }, delay);
+  };
 
   const giveUp = (job: QueuedJob, error: string): Settlement => {
     logger.warn("event delivery given up", { targetId: job.targetId, event: job.eventType, attempt: job.attempt, error });
@@ -242,21 +218,21 @@ export function createEventWorker(options: EventWorkerOptions): EventWorker {
   };
 
   const start = (job: QueuedJob) => {
-    const claimedAt = Date.now();
+    const leaseEnd = Date.now() + job.timeoutMs + graceMs;
     inFlight++;
     perInstance.set(job.instanceId, (perInstance.get(job.instanceId) ?? 0) + 1);
-    const p: Promise<void> = attempt(job)
-      .then((settlement) => settleLater(settlement, claimedAt + job.timeoutMs + graceMs))
-      .catch((e: unknown) => logger.error("event delivery could not be settled", { targetId: job.targetId, error: e }))
+    void attempt(job)
+      .then(
+        (settlement) => toSettle.push({ settlement, leaseEnd, retryMs: settleRetryMinMs }),
+        (e: unknown) => logger.error("event delivery failed unexpectedly; it will be delivered again", { targetId: job.targetId, error: e }),
+      )
       .finally(() => {
         inFlight--;
         const left = (perInstance.get(job.instanceId) ?? 1) - 1;
         if (left > 0) perInstance.set(job.instanceId, left);
         else perInstance.delete(job.instanceId);
-        deliveries.delete(p);
         wake();
       });
-    deliveries.add(p);
   };
 
   /** claimOptions returns what each instance with deliveries in flight has left of its cap. */
@@ -266,25 +242,40 @@ export function createEventWorker(options: EventWorkerOptions): EventWorker {
     return { maxPerInstance: perInstanceCap, instanceLimits };
   };
 
+  /** cycle settles what finished and claims for the free slots; resolves whether to cycle again at once. */
+  const cycle = async (): Promise<boolean> => {
+    const batch = toSettle.splice(0, maxSettleBatch);
+    const free = running ? concurrency - inFlight : 0;
+    if (batch.length === 0 && free <= 0) return false;
+    let out: { readonly results: SettleResult[]; readonly jobs: QueuedJob[] };
+    try {
+      out = await queue.settleAndClaim(
+        batch.map((p) => p.settlement),
+        free,
+        graceMs,
+        claimOptions(),
+      );
+    } catch (e) {
+      logger.error("event queue could not be read", { error: e, settlements: batch.length });
+      later(batch);
+      return false;
+    }
+    const again: PendingSettlement[] = [];
+    batch.forEach((p, i) => {
+      if (out.results[i] === "busy") again.push(p);
+    });
+    later(again);
+    for (const job of out.jobs) start(job);
+    // An instance that reached its cap may have hidden the jobs of others:
+    // claim again without it. More finished deliveries: settle them.
+    const capped = out.jobs.some((j) => (perInstance.get(j.instanceId) ?? 0) >= perInstanceCap);
+    return toSettle.length > 0 || (capped && out.jobs.length < free);
+  };
+
   const run = async () => {
-    while (running) {
-      const free = concurrency - inFlight;
-      let claimed = 0;
-      let capped = false;
-      if (free > 0) {
-        try {
-          const jobs = await queue.claim(free, graceMs, claimOptions());
-          claimed = jobs.length;
-          for (const job of jobs) start(job);
-          // An instance that reached its cap may have hidden the jobs of
-          // others: claim again without it.
-          capped = jobs.some((j) => (perInstance.get(j.instanceId) ?? 0) >= perInstanceCap);
-        } catch (e) {
-          logger.error("event queue could not be read", { error: e });
-        }
-      }
-      if (claimed > 0 && claimed < free && capped) continue;
-      if (claimed === 0 || claimed < free) await sleep();
+    while (running || inFlight > 0 || toSettle.length > 0 || delayed > 0) {
+      if (await cycle()) continue;
+      await sleep();
     }
   };
 
@@ -293,14 +284,15 @@ export function createEventWorker(options: EventWorkerOptions): EventWorker {
       if (running) return;
       running = true;
       unwatch = queue.watch(wake);
-      loop = run();
+      loop ??= run().finally(() => {
+        loop = undefined;
+      });
     },
     async stop() {
       running = false;
       unwatch?.();
       wake();
       await loop;
-      await Promise.all(deliveries);
     },
     wake,
   };

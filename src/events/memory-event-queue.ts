@@ -102,6 +102,30 @@ export function createMemoryEventQueue(options: MemoryEventQueueOptions = {}): E
     return "settled";
   };
 
+  const claim = (limit: number, graceMs: number, claimOptions: ClaimOptions = {}): QueuedJob[] => {
+    const t = now().getTime();
+    const due: Entry[] = [];
+    for (const lane of lanes.values()) {
+      const first = lane[0]!;
+      if (first.runAt <= t && first.leaseUntil <= t) due.push(first);
+    }
+    due.sort((a, b) => a.id - b.id);
+    const picked = pickInTurns(due, (e) => e.job.instanceId, Math.floor(limit), claimOptions);
+    return picked.map((e) => {
+      e.attempts++;
+      e.lease = randomUUID();
+      e.leaseUntil = t + e.job.timeoutMs + graceMs;
+      return {
+        ...e.job,
+        id: String(e.id),
+        attempt: e.attempts,
+        lease: e.lease,
+        enqueuedAt: e.enqueuedAt,
+        lastError: e.lastError,
+      };
+    });
+  };
+
   return {
     async enqueue(jobs) {
       open();
@@ -110,29 +134,15 @@ export function createMemoryEventQueue(options: MemoryEventQueueOptions = {}): E
       if (jobs.length > 0) tell();
     },
 
-    async claim(limit, graceMs, claimOptions: ClaimOptions = {}) {
+    async claim(limit, graceMs, claimOptions) {
       open();
-      const t = now().getTime();
-      const due: Entry[] = [];
-      for (const lane of lanes.values()) {
-        const first = lane[0]!;
-        if (first.runAt <= t && first.leaseUntil <= t) due.push(first);
-      }
-      due.sort((a, b) => a.id - b.id);
-      const picked = pickInTurns(due, (e) => e.job.instanceId, Math.floor(limit), claimOptions);
-      return picked.map((e) => {
-        e.attempts++;
-        e.lease = randomUUID();
-        e.leaseUntil = t + e.job.timeoutMs + graceMs;
-        return {
-          ...e.job,
-          id: String(e.id),
-          attempt: e.attempts,
-          lease: e.lease,
-          enqueuedAt: e.enqueuedAt,
-          lastError: e.lastError,
-        };
-      });
+      return claim(limit, graceMs, claimOptions);
+    },
+
+    async settleAndClaim(settlements, limit, graceMs, claimOptions) {
+      open();
+      const results = settlements.map(apply);
+      return { results, jobs: claim(limit, graceMs, claimOptions) };
     },
 
     async settle(settlements) {

@@ -159,7 +159,7 @@ interface DeadRow extends JobColumns {
  * take the same lane; settling heads (settle, complete, retry, giveUp) locks
  * their lanes and, in the next statement of the same transaction, makes each
  * lane's next job its head, or deletes the lane (the function
- * `event_queue_settle`, one round trip for a batch); an enqueue locks (or
+ * `event_queue_cycle`, one round trip for a batch, which claims too); an enqueue locks (or
  * creates) the lanes of its jobs in the statement that inserts them, so a
  * settlement either sees the new jobs or leaves the lane for the enqueue to
  * create again. Claims read the lanes through two partial indexes (ready
@@ -361,40 +361,76 @@ export async function createPostgresEventQueue(options: PostgresEventQueueOption
     }),
   );
 
-  const settle = async (settlements: readonly Settlement[], wait: boolean): Promise<SettleResult[]> => {
+  /**
+   * cycle settles `settlements` (waiting for busy lanes if `wait`) and then
+   * claims up to `limit` jobs, in one call of event_queue_cycle.
+   */
+  const cycle = async (
+    settlements: readonly Settlement[],
+    wait: boolean,
+    limit: number,
+    graceMs: number,
+    claimOptions: ClaimOptions,
+  ): Promise<{ results: SettleResult[]; jobs: QueuedJob[] }> => {
     open();
+    if (!Number.isFinite(graceMs) || graceMs < 0) {
+      throw new ConnectError(`graceMs must be a non-negative number, got ${String(graceMs)}`, Code.InvalidArgument);
+    }
     const results: SettleResult[] = settlements.map(() => "stale");
-    const sent: number[] = [];
+    const sent: Settlement[] = [];
+    const sentAt: number[] = [];
     for (const [i, s] of settlements.entries()) {
       if (s.outcome === "retry" && (!(s.runAt instanceof Date) || Number.isNaN(s.runAt.getTime()))) {
         throw new ConnectError("runAt must be a valid date", Code.InvalidArgument);
       }
-      if (isLeaseOf(s.job)) sent.push(i);
+      if (isLeaseOf(s.job)) {
+        sent.push(s);
+        sentAt.push(i);
+      }
     }
-    if (sent.length === 0) return results;
-    const { rows } = await run<{ settled_id: string; outcome: SettleResult }>(
-      `SELECT settled_id, outcome FROM ${q}.event_queue_settle($1::bigint[], $2::text[], $3::text[], $4::timestamptz[],
-         $5::text[], $6::bigint, $7::boolean)`,
-      [
-        sent.map((i) => settlements[i]!.job.id),
-        sent.map((i) => settlements[i]!.job.lease),
-        sent.map((i) => kindOf(settlements[i]!)),
-        sent.map((i) => {
-          const s = settlements[i]!;
-          return s.outcome === "retry" ? s.runAt : null;
-        }),
-        sent.map((i) => {
-          const s = settlements[i]!;
-          return s.outcome === "complete" ? "" : storableText(s.error);
-        }),
-        maxDead,
-        wait,
-      ],
-    );
-    const byId = new Map(rows.map((r) => [String(r.settled_id), r.outcome]));
-    for (const i of sent) results[i] = byId.get(settlements[i]!.job.id) ?? "stale";
-    return results;
+    const n = Number.isFinite(limit) ? Math.max(0, Math.floor(limit)) : 0;
+    if (sent.length === 0 && n === 0) return { results, jobs: [] };
+    const limits = [...(claimOptions.instanceLimits ?? new Map<string, number>())].filter(([name]) => isStorableText(name));
+    const skipped = limits.filter(([, l]) => !(l > 0)).map(([name]) => name);
+    const capped = limits.filter(([, l]) => l > 0);
+    const maxPerInstance = claimOptions.maxPerInstance;
+    const defaultCap =
+      maxPerInstance === undefined || !(maxPerInstance < maxTimeoutMs) ? maxTimeoutMs : Math.max(0, Math.floor(maxPerInstance));
+    // With per-instance limits, a claim looks at more heads than it takes,
+    // so that the instances' turns have heads of several instances to go by.
+    const window = maxPerInstance === undefined && capped.length === 0 ? n : Math.min(n * 4, n + 4096);
+    if (n > 0) claimsStarted++;
+    const { rows } = await run<CycleRow>(cycleText, [
+      sent.map((s) => s.job.id),
+      sent.map((s) => s.job.lease),
+      sent.map(kindOf),
+      sent.map((s) => (s.outcome === "retry" ? s.runAt : null)),
+      sent.map((s) => (s.outcome === "complete" ? "" : storableText(s.error))),
+      maxDead,
+      wait,
+      n,
+      graceMs,
+      window,
+      skipped,
+      capped.map(([name]) => name),
+      capped.map(([, l]) => Math.floor(l)),
+      defaultCap,
+    ]);
+    const byId = new Map<string, SettleResult>();
+    const jobs: QueuedJob[] = [];
+    for (const row of rows) {
+      if (row.o_settled_id !== null) byId.set(String(row.o_settled_id), row.o_outcome as SettleResult);
+      else jobs.push(queuedJobFromCycleRow(row));
+    }
+    sent.forEach((s, k) => {
+      results[sentAt[k]!] = byId.get(s.job.id) ?? "stale";
+    });
+    if (n > 0) afterClaim(jobs.length, n);
+    return { results, jobs };
   };
+  const cycleText = `SELECT * FROM ${q}.event_queue_cycle($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
+    $6::bigint, $7::boolean, $8::integer, $9::double precision, $10::integer, $11::text[], $12::text[], $13::integer[],
+    $14::integer)`;
 
   // --- the queue -------------------------------------------------------------
 
@@ -429,96 +465,27 @@ export async function createPostgresEventQueue(options: PostgresEventQueueOption
     },
 
     async claim(limit, graceMs, claimOptions: ClaimOptions = {}) {
-      open();
-      if (!Number.isFinite(graceMs) || graceMs < 0) {
-        throw new ConnectError(`graceMs must be a non-negative number, got ${String(graceMs)}`, Code.InvalidArgument);
-      }
-      const n = Math.floor(limit);
-      if (!(n > 0)) return [];
-      const limits = [...(claimOptions.instanceLimits ?? new Map<string, number>())].filter(([name]) => isStorableText(name));
-      const skipped = limits.filter(([, l]) => !(l > 0)).map(([name]) => name);
-      const capped = limits.filter(([, l]) => l > 0);
-      const maxPerInstance = claimOptions.maxPerInstance;
-      const defaultCap = maxPerInstance === undefined || !(maxPerInstance < maxTimeoutMs) ? maxTimeoutMs : Math.max(0, Math.floor(maxPerInstance));
-      // With per-instance limits, a claim looks at more heads than it takes,
-      // so that the instances' turns have heads of several instances to go by.
-      const window = maxPerInstance === undefined && capped.length === 0 ? n : Math.min(n * 4, n + 4096);
-      claimsStarted++;
-      // Due lanes are the ready ones (available_at NULL: fresh heads and
-      // successors), oldest head first, and the waiting ones whose time has
-      // come (a retry, an expired lease), due longest first; each part is read
-      // in the order of its index and locked, skipping the lanes concurrent
-      // claims hold, so a claim costs O(limit) however many lanes wait (plus
-      // the lanes of instances left out). Of both parts, the heads are leased
-      // in turns per instance, oldest first; the locks of the heads looked at
-      // but not leased end with the statement.
-      const { rows } = await run<JobRow>(
-        `WITH ready AS (
-           SELECT instance_id, target_id, ordering_key, head_id FROM ${q}.event_lanes
-           WHERE available_at IS NULL AND instance_id <> ALL ($5::text[])
-           ORDER BY head_id
-           LIMIT $7
-           FOR UPDATE SKIP LOCKED
-         ),
-         due AS (
-           SELECT instance_id, target_id, ordering_key, head_id FROM ${q}.event_lanes
-           WHERE available_at <= now() AND instance_id <> ALL ($5::text[])
-           ORDER BY available_at, head_id
-           LIMIT $7
-           FOR UPDATE SKIP LOCKED
-         ),
-         candidates AS (
-           SELECT c.*, row_number() OVER (PARTITION BY c.instance_id ORDER BY c.head_id) AS turn,
-             coalesce(lim.cap, $6::integer) AS cap
-           FROM (SELECT * FROM ready UNION ALL SELECT * FROM due) c
-           LEFT JOIN unnest($3::text[], $4::integer[]) AS lim(instance_id, cap) ON lim.instance_id = c.instance_id
-         ),
-         picked AS (
-           SELECT instance_id, target_id, ordering_key, head_id FROM candidates
-           WHERE turn <= cap
-           ORDER BY turn, head_id
-           LIMIT $1
-         ),
-         leased AS (
-           UPDATE ${q}.event_jobs j
-           SET attempts = j.attempts + 1,
-               lease = gen_random_uuid()::text,
-               lease_until = now() + make_interval(secs => (j.timeout_ms + $2::double precision) / 1000)
-           FROM picked p
-           WHERE j.id = p.head_id AND j.instance_id = p.instance_id AND j.target_id = p.target_id
-             AND j.ordering_key = p.ordering_key
-           RETURNING j.*
-         ),
-         marked AS (
-           UPDATE ${q}.event_lanes l SET available_at = leased.lease_until
-           FROM leased
-           WHERE l.instance_id = leased.instance_id AND l.target_id = leased.target_id
-             AND l.ordering_key = leased.ordering_key
-         ),
-         async_commit AS (SELECT set_config('synchronous_commit', 'off', true) AS setting)
-         SELECT leased.id, instance_id, target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms,
-           enqueued_at, attempts, lease, last_error
-         FROM leased CROSS JOIN async_commit ORDER BY leased.id`,
-        [n, graceMs, capped.map(([name]) => name), capped.map(([, l]) => Math.floor(l)), skipped, defaultCap, window],
-      );
-      afterClaim(rows.length, n);
-      return rows.map(queuedJobFromRow);
+      return (await cycle([], true, limit, graceMs, claimOptions)).jobs;
     },
 
-    settle(settlements, settleOptions: SettleOptions = {}) {
-      return settle(settlements, settleOptions.wait ?? true);
+    async settleAndClaim(settlements, limit, graceMs, claimOptions: ClaimOptions = {}) {
+      return cycle(settlements, false, limit, graceMs, claimOptions);
+    },
+
+    async settle(settlements, settleOptions: SettleOptions = {}) {
+      return (await cycle(settlements, settleOptions.wait ?? true, 0, 0, {})).results;
     },
 
     async complete(job) {
-      return (await settle([{ job, outcome: "complete" }], true))[0] === "settled";
+      return (await cycle([{ job, outcome: "complete" }], true, 0, 0, {})).results[0] === "settled";
     },
 
     async retry(job, runAt, error) {
-      return (await settle([{ job, outcome: "retry", runAt, error }], true))[0] === "settled";
+      return (await cycle([{ job, outcome: "retry", runAt, error }], true, 0, 0, {})).results[0] === "settled";
     },
 
     async giveUp(job, error) {
-      return (await settle([{ job, outcome: "giveUp", error }], true))[0] === "settled";
+      return (await cycle([{ job, outcome: "giveUp", error }], true, 0, 0, {})).results[0] === "settled";
     },
 
     async listDead(listOptions?: number | ListDeadOptions) {
@@ -719,7 +686,7 @@ function statementName(text: string): string {
   return `connect_actions_queue_${createHash("sha256").update(text).digest("hex").slice(0, 24)}`;
 }
 
-/** kindOf returns the settlement's kind as event_queue_settle takes it. */
+/** kindOf returns the settlement's kind as event_queue_cycle takes it. */
 function kindOf(s: Settlement): string {
   return s.outcome === "giveUp" ? "give-up" : s.outcome;
 }
@@ -763,6 +730,43 @@ function jobFromRow(row: JobColumns): EventJob & { id: string } {
     createdAt: toDate(row.created_at),
     timeoutMs: Number(row.timeout_ms),
     id: String(row.id),
+  };
+}
+
+/** What event_queue_cycle returns: a settlement's outcome, or a claimed job. */
+interface CycleRow {
+  o_settled_id: string | null;
+  o_outcome: string | null;
+  o_id: string;
+  o_instance_id: string;
+  o_target_id: string;
+  o_ordering_key: string;
+  o_execution_id: string;
+  o_event_type: string;
+  o_body: string;
+  o_created_at: Date | string;
+  o_timeout_ms: number;
+  o_enqueued_at: Date | string;
+  o_attempts: number;
+  o_lease: string;
+  o_last_error: string;
+}
+
+function queuedJobFromCycleRow(row: CycleRow): QueuedJob {
+  return {
+    instanceId: row.o_instance_id,
+    targetId: row.o_target_id,
+    executionId: row.o_execution_id,
+    eventType: row.o_event_type,
+    orderingKey: row.o_ordering_key,
+    body: row.o_body,
+    createdAt: toDate(row.o_created_at),
+    timeoutMs: Number(row.o_timeout_ms),
+    id: String(row.o_id),
+    attempt: Number(row.o_attempts),
+    lease: row.o_lease,
+    enqueuedAt: toDate(row.o_enqueued_at),
+    lastError: row.o_last_error,
   };
 }
 

@@ -36,8 +36,8 @@ export interface PostgresMigration {
  * 4. Event queue per instance: an `instance_id` column ("" for the rows
  *    that were there before) in `event_jobs`, `event_lanes` (now keyed by
  *    instance, target and ordering key) and `event_dead_jobs` (indexed per
- *    instance), and the function `event_queue_settle`, which settles a batch
- *    of claimed jobs in one call.
+ *    instance), and the function `event_queue_cycle`, which settles a batch
+ *    of claimed jobs and claims more in one call.
  */
 export const postgresMigrations: readonly PostgresMigration[] = Object.freeze([
   {
@@ -151,21 +151,33 @@ export const postgresMigrations: readonly PostgresMigration[] = Object.freeze([
       DROP INDEX ${schema}.event_jobs_lane_idx;
       CREATE INDEX event_jobs_lane_idx ON ${schema}.event_jobs (instance_id, target_id, ordering_key, id);
       CREATE INDEX event_dead_jobs_instance_idx ON ${schema}.event_dead_jobs (instance_id, seq);
-      -- Settles claimed jobs: p_kinds[i] is 'complete', 'retry' (due again at
-      -- p_run_at[i]) or 'give-up' (moved to the dead jobs, of which the latest
-      -- p_max_dead are kept) for the job p_ids[i] claimed with lease
-      -- p_leases[i]. Returns one row per job: 'settled', 'stale' (no longer
-      -- held by that lease) or 'busy' (its lane is locked by another
-      -- transaction and p_wait is false). It locks the jobs' lanes first, in
-      -- one statement, and changes them in the next, whose snapshot (taken
-      -- after the locks were granted) sees every job enqueued into them by
-      -- the transactions that held them before. Claims and settlements are
-      -- committed asynchronously: a crash of the server may undo the last of
-      -- them, which at worst delivers those jobs again (at least once).
-      CREATE FUNCTION ${schema}.event_queue_settle(
+      -- One round trip of a worker: settles claimed jobs, then claims more.
+      -- Settling: p_kinds[i] is 'complete', 'retry' (due again at p_run_at[i])
+      -- or 'give-up' (moved to the dead jobs, of which the latest p_max_dead
+      -- are kept) for the job p_ids[i] claimed with lease p_leases[i]; one row
+      -- per job says 'settled', 'stale' (no longer held by that lease) or
+      -- 'busy' (its lane is locked by another transaction and p_wait is
+      -- false). It locks the jobs' lanes first, in one statement, and changes
+      -- them in the next, whose snapshot (taken after the locks were granted)
+      -- sees every job enqueued into them by the transactions that held them
+      -- before. Claiming (p_limit > 0): leases up to p_limit due lane heads,
+      -- looking at the p_window oldest ready heads and the p_window longest
+      -- due waiting ones (skipping the instances in p_skip), in turns per
+      -- instance, at most p_caps[i] of instance p_cap_names[i] and
+      -- p_default_cap of any other; one row per leased job. Claims and
+      -- settlements commit asynchronously: a crash of the server may undo the
+      -- last of them, which at worst delivers those jobs again (at least once).
+      CREATE FUNCTION ${schema}.event_queue_cycle(
         p_ids bigint[], p_leases text[], p_kinds text[], p_run_at timestamptz[], p_errors text[],
-        p_max_dead bigint, p_wait boolean
-      ) RETURNS TABLE (settled_id bigint, outcome text)
+        p_max_dead bigint, p_wait boolean,
+        p_limit integer, p_grace_ms double precision, p_window integer, p_skip text[],
+        p_cap_names text[], p_caps integer[], p_default_cap integer
+      ) RETURNS TABLE (
+        o_settled_id bigint, o_outcome text,
+        o_id bigint, o_instance_id text, o_target_id text, o_ordering_key text, o_execution_id text, o_event_type text,
+        o_body text, o_created_at timestamptz, o_timeout_ms integer, o_enqueued_at timestamptz, o_attempts integer,
+        o_lease text, o_last_error text
+      )
       LANGUAGE plpgsql VOLATILE AS $fn$
       #variable_conflict use_column
       DECLARE
@@ -174,7 +186,9 @@ export const postgresMigrations: readonly PostgresMigration[] = Object.freeze([
         v_buried bigint;
       BEGIN
         PERFORM set_config('synchronous_commit', 'off', true);
-        IF p_wait THEN
+        IF coalesce(cardinality(p_ids), 0) = 0 THEN
+          -- Nothing to settle.
+        ELSIF p_wait THEN
           SELECT array_agg(s.head_id) INTO v_locked FROM (
             SELECT l.head_id FROM ${schema}.event_lanes l
             JOIN ${schema}.event_jobs j
@@ -196,6 +210,7 @@ export const postgresMigrations: readonly PostgresMigration[] = Object.freeze([
         END IF;
         v_locked := coalesce(v_locked, '{}');
 
+        IF cardinality(v_locked) > 0 THEN
         WITH input AS (
           SELECT * FROM unnest(p_ids, p_leases, p_kinds, p_run_at, p_errors) AS t(id, lease, kind, run_at, error)
           WHERE t.id = ANY (v_locked)
@@ -249,6 +264,7 @@ export const postgresMigrations: readonly PostgresMigration[] = Object.freeze([
         SELECT (SELECT array_agg(r.id) FROM retried r) || (SELECT array_agg(d.id) FROM done d),
           (SELECT max(b.seq) FROM buried b)
         INTO v_done, v_buried;
+        END IF;
         v_done := coalesce(v_done, '{}');
 
         IF v_buried IS NOT NULL THEN
@@ -259,17 +275,87 @@ export const postgresMigrations: readonly PostgresMigration[] = Object.freeze([
           );
         END IF;
 
-        RETURN QUERY
-          SELECT t.id, CASE
-            WHEN t.id = ANY (v_done) THEN 'settled'
-            WHEN p_wait OR t.id = ANY (v_locked) THEN 'stale'
-            WHEN EXISTS (
-              SELECT 1 FROM ${schema}.event_jobs j
-              WHERE j.id = t.id AND j.lease = t.lease AND j.lease_until > statement_timestamp()
-            ) THEN 'busy'
-            ELSE 'stale'
-          END
-          FROM unnest(p_ids, p_leases) AS t(id, lease);
+        IF coalesce(cardinality(p_ids), 0) > 0 THEN
+          RETURN QUERY
+            SELECT t.id, CASE
+              WHEN t.id = ANY (v_done) THEN 'settled'
+              WHEN p_wait OR t.id = ANY (v_locked) THEN 'stale'
+              WHEN EXISTS (
+                SELECT 1 FROM ${schema}.event_jobs j
+                WHERE j.id = t.id AND j.lease = t.lease AND j.lease_until > statement_timestamp()
+              ) THEN 'busy'
+              ELSE 'stale'
+            END,
+            NULL::bigint, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::timestamptz,
+            NULL::integer, NULL::timestamptz, NULL::integer, NULL::text, NULL::text
+            FROM unnest(p_ids, p_leases) AS t(id, lease);
+        END IF;
+
+        IF p_limit > 0 THEN
+          -- Due heads are those of ready lanes (available_at NULL), oldest
+          -- first, and of lanes whose retry time has come, due longest first,
+          -- whose job is not leased, or whose lease ran out. Each part is read
+          -- in the order of its index, so a claim costs O(p_window) plus the
+          -- heads leased now (all workers' deliveries in flight) plus the
+          -- lanes of skipped instances, however many jobs wait. Of both parts,
+          -- heads are picked in turns per instance; their jobs are locked,
+          -- skipping those a concurrent claim holds or took meanwhile, and
+          -- leased. A claim writes nothing to the lanes but those of retried
+          -- heads, which become ready again.
+          RETURN QUERY
+            WITH ready AS (
+              SELECT l.instance_id, l.target_id, l.ordering_key, l.head_id, false AS waited
+              FROM ${schema}.event_lanes l JOIN ${schema}.event_jobs j ON j.id = l.head_id
+              WHERE l.available_at IS NULL AND l.instance_id <> ALL (p_skip)
+                AND (j.lease_until IS NULL OR j.lease_until <= now())
+              ORDER BY l.head_id
+              LIMIT p_window
+            ),
+            due AS (
+              SELECT l.instance_id, l.target_id, l.ordering_key, l.head_id, true AS waited
+              FROM ${schema}.event_lanes l JOIN ${schema}.event_jobs j ON j.id = l.head_id
+              WHERE l.available_at <= now() AND l.instance_id <> ALL (p_skip)
+                AND (j.lease_until IS NULL OR j.lease_until <= now())
+              ORDER BY l.available_at, l.head_id
+              LIMIT p_window
+            ),
+            candidates AS (
+              SELECT c.*, row_number() OVER (PARTITION BY c.instance_id ORDER BY c.head_id) AS turn,
+                coalesce(lim.cap, p_default_cap) AS cap
+              FROM (SELECT * FROM ready UNION ALL SELECT * FROM due) c
+              LEFT JOIN unnest(p_cap_names, p_caps) AS lim(instance_id, cap) ON lim.instance_id = c.instance_id
+            ),
+            picked AS (
+              SELECT c.instance_id, c.target_id, c.ordering_key, c.head_id, c.waited FROM candidates c
+              WHERE c.turn <= c.cap
+              ORDER BY c.turn, c.head_id
+              LIMIT p_limit
+            ),
+            locked AS (
+              SELECT j.id FROM ${schema}.event_jobs j JOIN picked p ON j.id = p.head_id
+              WHERE j.lease_until IS NULL OR j.lease_until <= now()
+              FOR UPDATE OF j SKIP LOCKED
+            ),
+            leased AS (
+              UPDATE ${schema}.event_jobs j
+              SET attempts = j.attempts + 1,
+                  lease = gen_random_uuid()::text,
+                  lease_until = now() + make_interval(secs => (j.timeout_ms + p_grace_ms) / 1000)
+              FROM locked k
+              WHERE j.id = k.id
+              RETURNING j.*
+            ),
+            unwaited AS (
+              UPDATE ${schema}.event_lanes l SET available_at = NULL
+              FROM picked p JOIN leased x ON x.id = p.head_id
+              WHERE p.waited AND l.instance_id = p.instance_id AND l.target_id = p.target_id
+                AND l.ordering_key = p.ordering_key AND l.head_id = p.head_id
+            )
+            SELECT NULL::bigint, NULL::text, x.id, x.instance_id::text, x.target_id::text, x.ordering_key::text,
+              x.execution_id, x.event_type, x.body, x.created_at, x.timeout_ms, x.enqueued_at, x.attempts, x.lease,
+              x.last_error
+            FROM leased x ORDER BY x.id;
+        END IF;
       END
       $fn$;
     `,

@@ -1,0 +1,35 @@
+// scratch: drain rate of the worker with a pre-filled queue (not committed)
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
+import pg from "pg";
+import { createTargetDispatcher } from "../src/dispatch/target-dispatcher.js";
+import { createEventWorker } from "../src/events/event-worker.js";
+import { silentLogger } from "../src/logger.js";
+import { createExecutionPlanner } from "../src/plan/execution-planner.js";
+import { createPostgresEventQueue } from "../src/postgres/event-queue.js";
+import { createMemoryStore } from "../src/store/memory-store.js";
+import { testJob } from "../src/testing/support.js";
+const url = "postgres://postgres@127.0.0.1:5432/evbench_scratch";
+const hook = spawn(process.execPath, ["--import", "tsx", "bench/target-server.ts"], { stdio: ["ignore", "pipe", "inherit"] });
+const [port] = (await once(createInterface({ input: hook.stdout! }), "line")) as [string];
+const store = createMemoryStore();
+const target = await store.createTarget({ name: "e", type: "webhook", endpoint: `http://127.0.0.1:${port.trim()}/events`, timeoutMs: 5000 });
+const queue = await createPostgresEventQueue({ connectionString: url, schema: "drain_q", logger: silentLogger });
+await queue.pool.query("TRUNCATE drain_q.event_jobs, drain_q.event_lanes");
+const N = Number(process.argv[2] ?? 3000);
+const mode = process.argv[3] ?? "worker";
+for (let i = 0; i < N; i += 500) await queue.enqueue(Array.from({ length: 500 }, (_, k) => testJob(target.id, `agg-${i + k}`, { instanceId: "i", timeoutMs: 5000 })));
+const planner = createExecutionPlanner(store);
+const dispatcher = createTargetDispatcher({ logger: silentLogger });
+const count = async () => ((await (await fetch(`http://127.0.0.1:${port.trim()}/events/count`)).json()) as { count: number }).count;
+const t0 = performance.now();
+const stats = { claims: 0, claimed: 0, settles: 0, settled: 0, claimMs: 0, settleMs: 0 };
+const wrapped = { ...queue, settleAndClaim: async (...a: Parameters<typeof queue.settleAndClaim>) => { const t = performance.now(); const r = await queue.settleAndClaim(...a); stats.settleMs += performance.now() - t; stats.settles++; stats.settled += r.results.length; stats.claimed += r.jobs.length; return r; }, claim: async (...a: Parameters<typeof queue.claim>) => { const t = performance.now(); const r = await queue.claim(...a); stats.claimMs += performance.now() - t; stats.claims++; stats.claimed += r.length; return r; },
+  settle: async (...a: Parameters<typeof queue.settle>) => { const t = performance.now(); const r = await queue.settle(...a); stats.settleMs += performance.now() - t; stats.settles++; stats.settled += r.length; return r; }, watch: queue.watch };
+const worker = createEventWorker({ queue: wrapped, planner, dispatcher, logger: silentLogger, concurrency: 16 });
+worker.start();
+while ((await count()) < N) await new Promise((r) => setTimeout(r, 20));
+const ms = performance.now() - t0;
+console.log(`${N} delivered in ${ms.toFixed(0)} ms: ${(N / ms * 1000).toFixed(0)}/s`, JSON.stringify({ ...stats, claimMsAvg: stats.claimMs / stats.claims, settleMsAvg: stats.settleMs / stats.settles, perClaim: stats.claimed / stats.claims, perSettle: stats.settled / stats.settles }));
+await worker.stop(); await dispatcher.close(); planner.close(); await queue.close(); hook.kill();
