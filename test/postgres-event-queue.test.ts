@@ -294,7 +294,7 @@ describe("postgres event queue", () => {
     expect(Date.now() - started).toBeLessThan(10_000);
   });
 
-  it("answers busy, without waiting, for a lane an open enqueue holds, and settles it once that commits", async () => {
+  it("locks no lane for an open enqueue, and answers busy, without waiting, for a lane another transaction holds", async () => {
     const schema = newSchema();
     const queue = await open({ schema });
     await queue.enqueue([job("t", "k"), job("t", "other")]);
@@ -303,19 +303,27 @@ describe("postgres event queue", () => {
     const client = new pg.Client({ connectionString: db.url });
     await client.connect();
     try {
+      // An open transaction that enqueues into the lane holds nothing up.
       await client.query("BEGIN");
       const next = job("t", "k");
-      await queue.enqueueWith(client, [next]); // locks lane (t, k) until the transaction ends
-      expect(await queue.settle([{ job: head, outcome: "complete" }, { job: other, outcome: "complete" }], { wait: false })).toEqual([
+      await queue.enqueueWith(client, [next]);
+      expect(await queue.settle([{ job: head, outcome: "complete" }], { wait: false })).toEqual(["settled"]);
+      expect(await queue.claim(10, 60_000)).toEqual([]); // not committed yet
+      await client.query("COMMIT");
+      const [second] = await queue.claim(10, 60_000);
+      expect(second!.body).toBe(next.body);
+      // A transaction holding the lane (as a worker taking in jobs does): busy, or wait.
+      await client.query("BEGIN");
+      await client.query(`SELECT 1 FROM ${pg.escapeIdentifier(schema)}.event_lanes WHERE ordering_key = 'k' FOR UPDATE`);
+      expect(await queue.settle([{ job: second!, outcome: "complete" }, { job: other, outcome: "complete" }], { wait: false })).toEqual([
         "busy",
         "settled",
       ]);
-      // wait (the default) waits for the enqueue, and then sees its job.
-      const settled = queue.settle([{ job: head, outcome: "complete" }]);
+      const settled = queue.settle([{ job: second!, outcome: "complete" }]);
       await sleep(100);
       await client.query("COMMIT");
       expect(await settled).toEqual(["settled"]);
-      expect((await queue.claim(10, 60_000)).map((j) => j.body)).toEqual([next.body]);
+      expect(await queue.pending()).toBe(0);
     } finally {
       await client.end();
     }

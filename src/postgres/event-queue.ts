@@ -77,18 +77,12 @@ export interface PostgresEventQueue extends EventQueue {
    * enqueueWith adds jobs, all or none, in order, through `client`: inside
    * the caller's transaction when one is open, so that the jobs are
    * committed, or rolled back, together with the caller's own writes (the
-   * outbox pattern). It is one statement. Watchers of every instance, this
-   * one included, that wait for jobs hear of them through NOTIFY once the
-   * transaction commits (see createPostgresEventQueue). The client is
+   * outbox pattern). It is one statement, which inserts into the inbox table
+   * and locks nothing the queue's workers use. Watchers of every instance,
+   * this one included, that wait for jobs hear of them through NOTIFY once
+   * the transaction commits (see createPostgresEventQueue). The client is
    * neither released nor ended. Rejects like enqueue; a failure aborts the
    * caller's transaction, as any failed statement does.
-   *
-   * Each new job locks its lane's row (see the `event_lanes` table) until
-   * the transaction ends, which holds up the settling of that lane's head
-   * meanwhile: keep such transactions short, and pass all the jobs of a
-   * transaction in one call (lanes are locked in a fixed order within a call;
-   * transactions locking lanes in different orders can deadlock, and one of
-   * them is then rejected with Code.Aborted).
    */
   enqueueWith(client: pg.ClientBase, jobs: readonly EventJob[]): Promise<void>;
   /**
@@ -105,6 +99,8 @@ const maxTimeoutMs = 2 ** 31 - 1;
 /** First key of the wake-up lock; the second is hashtext(channel). */
 const wakeLockClass = 0x0ca_0010;
 
+/** The most enqueued jobs one cycle moves from the inbox into their lanes. */
+const maxIntake = 2000;
 /** While claims come back with jobs but not full, watchers are woken this often to claim again. */
 const activePollMs = 25;
 /** While the wake-up lock cannot be taken, watchers are woken after this delay, doubling up to wakeRetryMaxMs. */
@@ -152,32 +148,38 @@ interface DeadRow extends JobColumns {
  * ConnectError (Code.InvalidArgument for bad options, Code.Unavailable when
  * the database cannot be reached) otherwise.
  *
- * The jobs of one (instance, target, ordering key), a lane, are settled one
- * at a time, in order: the lane's row in `event_lanes` names its head job,
- * the only one that can be claimed. A claim locks the due lanes it takes with
- * FOR UPDATE SKIP LOCKED, so that concurrent claims, from any instance, never
- * take the same lane; settling heads (settle, complete, retry, giveUp) locks
- * their lanes and, in the next statement of the same transaction, makes each
- * lane's next job its head, or deletes the lane (the function
- * `event_queue_cycle`, one round trip for a batch, which claims too); an enqueue locks (or
- * creates) the lanes of its jobs in the statement that inserts them, so a
- * settlement either sees the new jobs or leaves the lane for the enqueue to
- * create again. Claims read the lanes through two partial indexes (ready
- * heads by ID, waiting heads by due time), so their cost does not grow with
- * the number of jobs queued behind the heads. Claims and settlements commit
- * asynchronously (synchronous_commit off): a crash of the database server may
- * undo the last fraction of a second of them, which at worst delivers those
- * jobs again, as at-least-once delivery allows. Enqueues and requeues commit
- * as the caller's transaction does.
+ * Enqueues (and requeues) insert into `event_inbox`, one row per job and
+ * nothing else, so that a write with an event costs little more than the
+ * write. Claims take them in: each claim first moves the inbox's oldest
+ * committed rows (up to 2 000) into `event_jobs` and their lanes, one intake
+ * at a time across all instances (an advisory lock), so jobs join their lanes
+ * in the order of their IDs. The jobs of one (instance, target, ordering
+ * key), a lane, are settled one at a time, in order: the lane's row in
+ * `event_lanes` names its head job, the only one that can be claimed. A
+ * claim picks due heads (not leased, or whose lease ran out) and locks and
+ * leases their jobs, skipping those a concurrent claim holds; settling heads
+ * (settle, complete, retry, giveUp) locks their lanes and, in the next
+ * statement of the same transaction, makes each lane's next job its head, or
+ * deletes the lane; an intake locks (or creates) the lanes of its jobs, so a
+ * settlement either sees the new jobs or leaves the lane for the intake to
+ * create again. A worker's cycle (settleAndClaim) is one call of the function
+ * `event_queue_cycle`: intake, settlements, claim. Claims read the lanes
+ * through two partial indexes (ready heads by ID, heads waiting for a retry
+ * by due time), so their cost does not grow with the number of jobs queued
+ * behind the heads. Claims and settlements commit asynchronously
+ * (synchronous_commit off): a crash of the database server may undo the last
+ * fraction of a second of them, which at worst delivers those jobs again, as
+ * at-least-once delivery allows. Enqueues and requeues commit as the
+ * caller's transaction does.
  *
  * Within a lane, jobs are settled in the order of their IDs, which is the
  * order of the enqueues that committed one after the other; enqueues that
  * overlap in time have no order between them. Across lanes, a claim takes the
- * due heads oldest first (instances in turns with ClaimOptions), except that
- * of more than `limit` lanes whose retry time or lease ran out, those due
- * longest go first. The lease of a claim lasts the job's timeoutMs plus
- * graceMs from the database's now(); retry stores runAt as given. Given-up
- * jobs are kept in `event_dead_jobs` (see maxDead).
+ * due heads oldest first (instances in turns with ClaimOptions, among the 4 ×
+ * limit oldest), except that of more than `limit` lanes whose retry time
+ * came, those due longest go first. The lease of a claim lasts the job's
+ * timeoutMs plus graceMs from the database's now(); retry stores runAt as
+ * given. Given-up jobs are kept in `event_dead_jobs` (see maxDead).
  *
  * Wake-ups: an enqueue sends a NOTIFY, which serializes the commits of the
  * transactions that send one, only while some queue instance's watchers wait
@@ -193,6 +195,9 @@ interface DeadRow extends JobColumns {
  * watchers every 25 ms to claim again. So under load, enqueues send no
  * NOTIFY and commit side by side, and an idle worker still hears of the next
  * job at once.
+ *
+ * The queue's statements are named prepared statements, and the wake-up lock
+ * is a session lock: use a pooler in session mode, not in transaction mode.
  *
  * Operations reject with a ConnectError: Code.Unavailable when the database
  * cannot be reached or the queue is closed, Code.InvalidArgument for a job
@@ -305,40 +310,36 @@ export async function createPostgresEventQueue(options: PostgresEventQueueOption
   };
 
   /**
-   * insertJobs inserts the jobs and locks or creates their lanes, in one
-   * statement: atomic on its own, or part of the caller's transaction. The
-   * lanes are locked in a fixed order, so that concurrent enqueues wait for
-   * each other rather than deadlock. It takes the wake-up lock shared, and
-   * when it cannot, a NOTIFY goes out on commit.
+   * insertJobs adds the jobs to the inbox, in order, in one statement:
+   * atomic on its own, or part of the caller's transaction. It locks no lane
+   * (workers move the jobs into their lanes). It takes the wake-up lock
+   * shared, and when it cannot, a NOTIFY goes out on commit.
    */
   const insertJobs = async (client: pg.Pool | pg.ClientBase, jobs: readonly EventJob[], payload: string) => {
     const columns = jobColumnsOf(jobs);
-    await client.query({
-      name: insertJobsName,
-      text: insertJobsText,
-      values: [...columns, channel, payload],
-    });
+    if (jobs.length === 1) {
+      await client.query({ name: insertOneName, text: insertOneText, values: [...columns.map((c) => c[0]), channel, payload] });
+      return;
+    }
+    await client.query({ name: insertManyName, text: insertManyText, values: [...columns, channel, payload] });
   };
-  const insertJobsText = `WITH input AS (
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],
-             $8::integer[])
-           WITH ORDINALITY AS t(instance_id, target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms, n)
-       ),
-       inserted AS (
-         INSERT INTO ${q}.event_jobs (instance_id, target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms)
-         SELECT instance_id, target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms FROM input ORDER BY n
-         RETURNING id, instance_id, target_id, ordering_key
-       ),
-       woken AS (
-         SELECT CASE WHEN pg_try_advisory_xact_lock_shared(${wakeLockClass}, hashtext($9)) THEN false
-           ELSE pg_notify($9, $10) IS NULL END AS done
-       )
-       INSERT INTO ${q}.event_lanes (instance_id, target_id, ordering_key, head_id)
-       SELECT i.instance_id, i.target_id, i.ordering_key, min(i.id) FROM inserted i CROSS JOIN woken
-       GROUP BY i.instance_id, i.target_id, i.ordering_key
-       ORDER BY i.instance_id COLLATE "C", i.target_id COLLATE "C", i.ordering_key COLLATE "C"
-       ON CONFLICT (instance_id, target_id, ordering_key) DO UPDATE SET head_id = event_lanes.head_id WHERE false`;
-  const insertJobsName = statementName(insertJobsText);
+  const woken = `woken AS (
+       SELECT CASE WHEN pg_try_advisory_xact_lock_shared(${wakeLockClass}, hashtext($9)) THEN false
+         ELSE pg_notify($9, $10) IS NULL END AS done
+     )`;
+  const inboxColumns = "instance_id, target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms";
+  const insertOneText = `WITH ${woken}
+     INSERT INTO ${q}.event_inbox (${inboxColumns})
+     SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::timestamptz, $8::integer FROM woken`;
+  const insertOneName = statementName(insertOneText);
+  const insertManyText = `WITH ${woken}
+     INSERT INTO ${q}.event_inbox (${inboxColumns})
+     SELECT t.instance_id, t.target_id, t.ordering_key, t.execution_id, t.event_type, t.body, t.created_at, t.timeout_ms
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::integer[])
+       WITH ORDINALITY AS t(instance_id, target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms, n)
+     CROSS JOIN woken
+     ORDER BY t.n`;
+  const insertManyName = statementName(insertManyText);
 
   // --- start -----------------------------------------------------------------
 
@@ -415,6 +416,7 @@ export async function createPostgresEventQueue(options: PostgresEventQueueOption
       capped.map(([name]) => name),
       capped.map(([, l]) => Math.floor(l)),
       defaultCap,
+      maxIntake,
     ]);
     const byId = new Map<string, SettleResult>();
     const jobs: QueuedJob[] = [];
@@ -430,7 +432,7 @@ export async function createPostgresEventQueue(options: PostgresEventQueueOption
   };
   const cycleText = `SELECT * FROM ${q}.event_queue_cycle($1::bigint[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
     $6::bigint, $7::boolean, $8::integer, $9::double precision, $10::integer, $11::text[], $12::text[], $13::integer[],
-    $14::integer)`;
+    $14::integer, $15::integer)`;
 
   // --- the queue -------------------------------------------------------------
 
@@ -512,8 +514,8 @@ export async function createPostgresEventQueue(options: PostgresEventQueueOption
       if (id !== undefined && !/^[1-9][0-9]{0,18}$/.test(id)) return 0;
       // Deleting the dead rows is what makes a requeue happen once: of two
       // concurrent ones, the second waits for the first and then finds the
-      // rows gone. The jobs go to the ends of their lanes, in their first
-      // enqueue order; the NOTIFY works as for an enqueue.
+      // rows gone. The jobs go to the inbox, in their first enqueue order, so
+      // to the ends of their lanes; the NOTIFY works as for an enqueue.
       const { rows } = await run<{ n: number }>(
         `WITH moved AS (
            DELETE FROM ${q}.event_dead_jobs
@@ -521,23 +523,16 @@ export async function createPostgresEventQueue(options: PostgresEventQueueOption
              AND ($4::text IS NULL OR event_type = $4)
            RETURNING *
          ),
-         inserted AS (
-           INSERT INTO ${q}.event_jobs (instance_id, target_id, ordering_key, execution_id, event_type, body, created_at,
-             timeout_ms, last_error)
-           SELECT instance_id, target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms, error
-           FROM moved ORDER BY id
-           RETURNING id, instance_id, target_id, ordering_key
-         ),
          woken AS (
            SELECT CASE WHEN pg_try_advisory_xact_lock_shared(${wakeLockClass}, hashtext($5)) THEN false
              ELSE pg_notify($5, $6) IS NULL END AS done
          ),
-         lanes AS (
-           INSERT INTO ${q}.event_lanes (instance_id, target_id, ordering_key, head_id)
-           SELECT i.instance_id, i.target_id, i.ordering_key, min(i.id) FROM inserted i CROSS JOIN woken
-           GROUP BY i.instance_id, i.target_id, i.ordering_key
-           ORDER BY i.instance_id COLLATE "C", i.target_id COLLATE "C", i.ordering_key COLLATE "C"
-           ON CONFLICT (instance_id, target_id, ordering_key) DO UPDATE SET head_id = event_lanes.head_id WHERE false
+         inserted AS (
+           INSERT INTO ${q}.event_inbox (${inboxColumns}, last_error)
+           SELECT m.instance_id, m.target_id, m.ordering_key, m.execution_id, m.event_type, m.body, m.created_at,
+             m.timeout_ms, m.error
+           FROM moved m CROSS JOIN woken ORDER BY m.id
+           RETURNING id
          )
          SELECT count(*)::integer AS n FROM inserted`,
         [instance, id ?? null, targetId ?? null, eventType ?? null, channel, ownPayload],
@@ -548,7 +543,9 @@ export async function createPostgresEventQueue(options: PostgresEventQueueOption
     },
 
     async pending() {
-      const { rows } = await run<{ n: number }>(`SELECT count(*)::integer AS n FROM ${q}.event_jobs`);
+      const { rows } = await run<{ n: number }>(
+        `SELECT ((SELECT count(*) FROM ${q}.event_jobs) + (SELECT count(*) FROM ${q}.event_inbox))::integer AS n`,
+      );
       return Number(rows[0]?.n ?? 0);
     },
 

@@ -33,11 +33,12 @@ export interface PostgresMigration {
  *    with unsettled jobs, pointing at the lane's head job and saying when it
  *    may be claimed; `event_dead_jobs`, the given-up jobs.
  * 3. The delivery log (createPostgresDeliveryLog): `delivery_log`.
- * 4. Event queue per instance: an `instance_id` column ("" for the rows
- *    that were there before) in `event_jobs`, `event_lanes` (now keyed by
- *    instance, target and ordering key) and `event_dead_jobs` (indexed per
- *    instance), and the function `event_queue_cycle`, which settles a batch
- *    of claimed jobs and claims more in one call.
+ * 4. Event queue per instance and in batches: an `instance_id` column (""
+ *    for the rows that were there before) in `event_jobs`, `event_lanes`
+ *    (now keyed by instance, target and ordering key) and `event_dead_jobs`
+ *    (indexed per instance); `event_inbox`, where enqueues add jobs; and the
+ *    function `event_queue_cycle`, which takes in enqueued jobs, settles a
+ *    batch of claimed jobs and claims more in one call.
  */
 export const postgresMigrations: readonly PostgresMigration[] = Object.freeze([
   {
@@ -151,7 +152,27 @@ export const postgresMigrations: readonly PostgresMigration[] = Object.freeze([
       DROP INDEX ${schema}.event_jobs_lane_idx;
       CREATE INDEX event_jobs_lane_idx ON ${schema}.event_jobs (instance_id, target_id, ordering_key, id);
       CREATE INDEX event_dead_jobs_instance_idx ON ${schema}.event_dead_jobs (instance_id, seq);
-      -- One round trip of a worker: settles claimed jobs, then claims more.
+      -- Enqueues only add rows here; workers move them into event_jobs and
+      -- their lanes (see event_queue_cycle). IDs come from the sequence of
+      -- event_jobs, so a job keeps its ID when it moves.
+      CREATE TABLE ${schema}.event_inbox (
+        id bigint PRIMARY KEY DEFAULT nextval('${schema.replaceAll("'", "''")}.event_jobs_id_seq'::regclass),
+        instance_id text NOT NULL,
+        target_id text NOT NULL,
+        ordering_key text NOT NULL,
+        execution_id text NOT NULL,
+        event_type text NOT NULL,
+        body text NOT NULL,
+        created_at timestamptz NOT NULL,
+        timeout_ms integer NOT NULL CHECK (timeout_ms > 0),
+        enqueued_at timestamptz NOT NULL DEFAULT now(),
+        last_error text NOT NULL DEFAULT ''
+      );
+      -- One round trip of a worker: takes in enqueued jobs, settles claimed
+      -- jobs, then claims more. Taking in (p_limit > 0): moves up to p_intake
+      -- of the oldest rows of event_inbox into event_jobs and creates or locks
+      -- their lanes, one intake at a time (an advisory lock), so that jobs
+      -- join their lanes in the order of their IDs.
       -- Settling: p_kinds[i] is 'complete', 'retry' (due again at p_run_at[i])
       -- or 'give-up' (moved to the dead jobs, of which the latest p_max_dead
       -- are kept) for the job p_ids[i] claimed with lease p_leases[i]; one row
@@ -171,7 +192,7 @@ export const postgresMigrations: readonly PostgresMigration[] = Object.freeze([
         p_ids bigint[], p_leases text[], p_kinds text[], p_run_at timestamptz[], p_errors text[],
         p_max_dead bigint, p_wait boolean,
         p_limit integer, p_grace_ms double precision, p_window integer, p_skip text[],
-        p_cap_names text[], p_caps integer[], p_default_cap integer
+        p_cap_names text[], p_caps integer[], p_default_cap integer, p_intake integer
       ) RETURNS TABLE (
         o_settled_id bigint, o_outcome text,
         o_id bigint, o_instance_id text, o_target_id text, o_ordering_key text, o_execution_id text, o_event_type text,
@@ -186,6 +207,31 @@ export const postgresMigrations: readonly PostgresMigration[] = Object.freeze([
         v_buried bigint;
       BEGIN
         PERFORM set_config('synchronous_commit', 'off', true);
+        IF p_limit > 0 AND p_intake > 0 THEN
+          -- Waits for an intake of another worker to commit, then sees its lanes.
+          PERFORM pg_advisory_xact_lock(${0x0ca_0011}, hashtext('${schema.replaceAll("'", "''")}'));
+          WITH moved AS (
+            DELETE FROM ${schema}.event_inbox WHERE id IN (
+              SELECT id FROM ${schema}.event_inbox ORDER BY id LIMIT p_intake
+            )
+            RETURNING *
+          ),
+          inserted AS (
+            INSERT INTO ${schema}.event_jobs (id, instance_id, target_id, ordering_key, execution_id, event_type, body,
+              created_at, timeout_ms, enqueued_at, last_error)
+            OVERRIDING SYSTEM VALUE
+            SELECT id, instance_id, target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms,
+              enqueued_at, last_error
+            FROM moved ORDER BY id
+            RETURNING id, instance_id, target_id, ordering_key
+          )
+          INSERT INTO ${schema}.event_lanes (instance_id, target_id, ordering_key, head_id)
+          SELECT i.instance_id, i.target_id, i.ordering_key, min(i.id) FROM inserted i
+          GROUP BY i.instance_id, i.target_id, i.ordering_key
+          ORDER BY i.instance_id COLLATE "C", i.target_id COLLATE "C", i.ordering_key COLLATE "C"
+          ON CONFLICT (instance_id, target_id, ordering_key) DO UPDATE SET head_id = event_lanes.head_id WHERE false;
+        END IF;
+
         IF coalesce(cardinality(p_ids), 0) = 0 THEN
           -- Nothing to settle.
         ELSIF p_wait THEN
