@@ -9,7 +9,7 @@ import { Logger, run } from "graphile-worker";
 import { Agent } from "undici";
 import { createTargetDispatcher } from "../src/dispatch/target-dispatcher.js";
 import { createEventWorker } from "../src/events/event-worker.js";
-import { silentLogger } from "../src/logger.js";
+import { createJsonLogger, silentLogger } from "../src/logger.js";
 import { createExecutionPlanner } from "../src/plan/execution-planner.js";
 import { createPostgresEventQueue } from "../src/postgres/event-queue.js";
 import { createPostgresStore } from "../src/postgres/store.js";
@@ -23,7 +23,8 @@ if (mode === "queue") {
   const queue = await createPostgresEventQueue({ connectionString: databaseUrl, logger: silentLogger });
   const planner = createExecutionPlanner(store);
   const dispatcher = createTargetDispatcher({ logger: silentLogger });
-  const worker = createEventWorker({ queue, planner, dispatcher, concurrency, logger: silentLogger });
+  // Warnings and errors go to stderr: a bench that stalls says why.
+  const worker = createEventWorker({ queue, planner, dispatcher, concurrency, logger: createJsonLogger({ level: "warn" }) });
   worker.start();
   stop = async () => {
     await worker.stop();

@@ -204,7 +204,19 @@ export async function eventsBench(options: EventsBenchOptions): Promise<void> {
       const deadline = producedAt + 180_000;
       let now = await count();
       while (now.count < before + produced.count) {
-        if (Date.now() > deadline) throw new Error(`only ${now.count - before} of ${produced.count} events delivered after 180 s`);
+        if (Date.now() > deadline) {
+          // Say what the database was doing, to tell a stalled worker from a slow one.
+          const activity = await pool.query(
+            `SELECT pid, application_name, state, wait_event_type, wait_event, now() - xact_start AS xact, left(query, 160) AS query
+             FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`,
+          );
+          const tables = await pool.query(
+            `SELECT (SELECT count(*) FROM connect_actions.event_inbox) AS inbox, (SELECT count(*) FROM connect_actions.event_jobs) AS jobs,
+               (SELECT count(lease) FROM connect_actions.event_jobs) AS leased, (SELECT count(*) FROM connect_actions.event_lanes) AS lanes`,
+          );
+          console.error(JSON.stringify({ activity: activity.rows, tables: tables.rows }, null, 1));
+          throw new Error(`only ${now.count - before} of ${produced.count} events delivered after 180 s`);
+        }
         await sleep(20);
         now = await count();
       }
