@@ -206,7 +206,11 @@ export const postgresMigrations: readonly PostgresMigration[] = Object.freeze([
         v_done bigint[];
         v_buried bigint;
       BEGIN
-        PERFORM set_config('synchronous_commit', 'off', true);
+        -- The queue's tables change size faster than their statistics (an
+        -- ANALYZE of an empty queue would plan sequential scans for a full
+        -- one): every access here has an index, so use indexes only.
+        PERFORM set_config('synchronous_commit', 'off', true), set_config('enable_seqscan', 'off', true),
+          set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true);
         IF p_limit > 0 AND p_intake > 0 THEN
           -- Waits for an intake of another worker to commit, then sees its lanes.
           PERFORM pg_advisory_xact_lock(${0x0ca_0011}, hashtext('${schema.replaceAll("'", "''")}'));
