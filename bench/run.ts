@@ -250,7 +250,7 @@ function resolutionBench(): void {
     const targets: Target[] = [];
     const executions: Execution[] = [];
     for (let i = 0; i < n; i++) {
-      targets.push({ id: `t${i}`, name: `t${i}`, type: "webhook", interruptOnError: false, endpoint: "http://x/", timeoutMs: 1000, signingKey: "k", creationDate: date, changeDate: date });
+      targets.push({ id: `t${i}`, instanceId: "", name: `t${i}`, type: "webhook", interruptOnError: false, endpoint: "http://x/", timeoutMs: 1000, signingKey: "k", payloadType: "json", creationDate: date, changeDate: date });
       const condition = { type: "request" as const, method: `/bench.v1.Service${i % 100}/Method${i}` };
       executions.push({ id: executionId(condition), condition, targets: [{ target: `t${i}` }], creationDate: date, changeDate: date });
     }

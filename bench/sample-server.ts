@@ -29,7 +29,9 @@ const rawCall: Interceptor = (next) => async (req) => {
 };
 
 async function start(mode: string): Promise<SampleServer> {
-  const store = createMemoryStore();
+  const root = createMemoryStore();
+  // The sample's callers are of its instance, "sample-instance".
+  const store = root.forInstance("sample-instance");
   if (mode === "nomatch") {
     for (let i = 0; i < 10_000; i++) {
       const t = await store.createTarget({ name: `t${i}`, type: "webhook", endpoint: `${targetUrl}/hook`, timeoutMs: 5000 });
@@ -44,7 +46,7 @@ async function start(mode: string): Promise<SampleServer> {
     throw new Error(`unknown bench mode "${mode}"`);
   }
   return startSampleServer({
-    store,
+    store: root,
     logger: silentLogger,
     actions: mode !== "plain" && mode !== "rawcall",
     interceptors: mode === "rawcall" ? [rawCall] : [],

@@ -1,7 +1,7 @@
 import { type DescMessage, type DescMethod, fromJson, type JsonValue, type Message, type Registry, toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor, type StreamResponse, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
-import type { ActionStore } from "./store/action-store.js";
-import { type CallerContext, contextFromValues, type ResolveContext } from "./caller-context.js";
+import { type CallerContext, contextFromValues, type ResolveContext, type ResolveInstance } from "./caller-context.js";
+import { type ActionStore, defaultInstanceId } from "./store/action-store.js";
 import type { ExecutionMatch, ExecutionPlan } from "./plan/execution-plan.js";
 import { createExecutionPlanner, type ExecutionPlanner } from "./plan/execution-planner.js";
 import { type Logger, createJsonLogger } from "./logger.js";
@@ -27,9 +27,25 @@ export interface ActionsInterceptorOptions {
   readonly planner?: ExecutionPlanner;
   /** Sends the target calls, default createTargetDispatcher({ logger }). */
   readonly dispatcher?: TargetDispatcher;
-  /** Who calls, default the CallerContext under callerContextKey. */
+  /**
+   * Who calls, default the CallerContext under callerContextKey. Without
+   * resolveInstance, it runs for every unary request (its instanceID selects
+   * the executions); with resolveInstance, only for requests with a
+   * matching execution.
+   */
   readonly resolveContext?: ResolveContext;
-  /** instanceID used when resolveContext returns none, default "". */
+  /**
+   * The instance (tenant) whose executions run for a request, default the
+   * instanceID of resolveContext's answer. It runs for every unary request,
+   * so keep it cheap (a header, a context value). An empty answer, as an
+   * empty instanceID, means the `instanceID` option.
+   */
+  readonly resolveInstance?: ResolveInstance;
+  /**
+   * The instance of requests without one, default "" (defaultInstanceId,
+   * the instance that the store's own methods manage). It is also the
+   * instanceID of their payloads.
+   */
   readonly instanceID?: string;
   /** Registry for google.protobuf.Any in messages, default none. */
   readonly registry?: Registry;
@@ -66,6 +82,7 @@ export function createActionsInterceptor(options: ActionsInterceptorOptions): In
   const logger = options.logger ?? createJsonLogger();
   const dispatcher = options.dispatcher ?? createTargetDispatcher({ logger });
   const resolveContext = options.resolveContext ?? contextFromValues;
+  const fallbackInstance = options.instanceID ?? defaultInstanceId;
   const protectedServices = new Set(options.protectedServices ?? defaultProtectedServices);
   const payloadHeaders = options.payloadHeaders ?? defaultPayloadHeaders;
   const jsonRead = { registry: options.registry, ignoreUnknownFields: false };
@@ -109,17 +126,44 @@ export function createActionsInterceptor(options: ActionsInterceptorOptions): In
     return { message, json };
   };
 
-  // The interceptor is not an async function: a request without a matching
-  // execution goes to `next` in the same tick, with no promise of its own.
+  // The interceptor is not an async function: with the default context and
+  // instance, a request without a matching execution goes to `next` in the
+  // same tick, with no promise of its own.
   return (next) => (req) => {
     if (req.stream) {
       return next(req);
     }
-    const current = planner.plan();
-    return current instanceof Promise ? current.then((plan) => intercept(plan, next, req)) : intercept(current, next, req);
+    if (options.resolveInstance !== undefined) {
+      const instance = options.resolveInstance(req);
+      return instance instanceof Promise
+        ? instance.then((id) => withPlan(next, req, id || fallbackInstance, undefined))
+        : withPlan(next, req, instance || fallbackInstance, undefined);
+    }
+    const context = resolveContext(req);
+    return context instanceof Promise
+      ? context.then((c) => withPlan(next, req, c.instanceID || fallbackInstance, c))
+      : withPlan(next, req, context.instanceID || fallbackInstance, context);
   };
 
-  function intercept(plan: ExecutionPlan, next: Parameters<Interceptor>[0], req: UnaryRequest): ReturnType<typeof next> {
+  function withPlan(
+    next: Parameters<Interceptor>[0],
+    req: UnaryRequest,
+    instanceId: string,
+    context: CallerContext | undefined,
+  ): ReturnType<typeof next> {
+    const current = planner!.plan(instanceId);
+    return current instanceof Promise
+      ? current.then((plan) => intercept(plan, next, req, instanceId, context))
+      : intercept(current, next, req, instanceId, context);
+  }
+
+  function intercept(
+    plan: ExecutionPlan,
+    next: Parameters<Interceptor>[0],
+    req: UnaryRequest,
+    instanceId: string,
+    context: CallerContext | undefined,
+  ): ReturnType<typeof next> {
     let fullMethod = fullMethods.get(req.method);
     if (fullMethod === undefined) {
       fullMethod = `/${req.service.typeName}/${req.method.name}`;
@@ -133,7 +177,7 @@ export function createActionsInterceptor(options: ActionsInterceptorOptions): In
     if (request === undefined && response === undefined) {
       return next(req);
     }
-    return runPhases(next, req, fullMethod, request, response);
+    return runPhases(next, req, fullMethod, request, response, instanceId, context);
   }
 
   async function runPhases(
@@ -142,11 +186,13 @@ export function createActionsInterceptor(options: ActionsInterceptorOptions): In
     fullMethod: string,
     request: ExecutionMatch | undefined,
     response: ExecutionMatch | undefined,
+    instanceId: string,
+    context: CallerContext | undefined,
   ): Promise<UnaryResponse | StreamResponse> {
-    const resolved = resolveContext(req);
+    const resolved = context ?? resolveContext(req);
     const rpc: Rpc = {
       fullMethod,
-      context: withInstance(resolved instanceof Promise ? await resolved : resolved),
+      context: withInstance(resolved instanceof Promise ? await resolved : resolved, instanceId),
       headers: pickPayloadHeaders(req.header, req.url, payloadHeaders),
       signal: req.signal,
     };
@@ -172,10 +218,10 @@ export function createActionsInterceptor(options: ActionsInterceptorOptions): In
     return result.message === res.message ? res : { ...res, message: result.message };
   }
 
-  function withInstance(context: CallerContext): CallerContext {
-    if (options.instanceID !== undefined && (context.instanceID === undefined || context.instanceID === "")) {
-      return { ...context, instanceID: options.instanceID };
-    }
-    return context;
+  /** withInstance returns the context with the instance whose executions run as its instanceID. */
+  function withInstance(context: CallerContext, instanceId: string): CallerContext {
+    return context.instanceID === instanceId || (instanceId === "" && context.instanceID === undefined)
+      ? context
+      : { ...context, instanceID: instanceId };
   }
 }

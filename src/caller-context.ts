@@ -19,6 +19,13 @@ export interface CallerContext {
 export type ResolveContext = (req: UnaryRequest) => CallerContext | Promise<CallerContext>;
 
 /**
+ * ResolveInstance returns the instance (tenant) of a request: an instance ID,
+ * "" for the default one. A ConnectError it throws fails the RPC with that
+ * error.
+ */
+export type ResolveInstance = (req: UnaryRequest) => string | Promise<string>;
+
+/**
  * callerContextKey is the ContextValues key under which an application can
  * put a request's CallerContext (for example in an authentication
  * interceptor that runs before the actions interceptor). The default

@@ -1,9 +1,16 @@
 // "connect-actions": ZITADEL-style Actions V2 for Connect-ES services. The interceptor and its model,
-// execution plans, stores (interfaces and memory implementations), target dispatch, events and functions.
-// PostgreSQL, the management API and the contract suites have entry points of their own:
-// "connect-actions/postgres", "connect-actions/management" and "connect-actions/testing".
+// execution plans, stores (interfaces and memory implementations), target dispatch, events and functions,
+// the keys of JWT and JWE payloads and the helpers of target authors.
+// PostgreSQL, the management API, the web console and the contract suites have entry points of their own:
+// "connect-actions/postgres", "connect-actions/management", "connect-actions/console" and "connect-actions/testing".
 export { type ActionsInterceptorOptions, createActionsInterceptor, defaultProtectedServices } from "./actions-interceptor.js";
-export { type CallerContext, callerContextKey, contextFromValues, type ResolveContext } from "./caller-context.js";
+export {
+  type CallerContext,
+  callerContextKey,
+  contextFromValues,
+  type ResolveContext,
+  type ResolveInstance,
+} from "./caller-context.js";
 export {
   type Condition,
   type ExecutionType,
@@ -20,17 +27,56 @@ export {
   validateExecutionTargets,
 } from "./execution.js";
 export { newId } from "./id.js";
+export { type Actions, type ActionsOptions, createActions, type RegisterManagementOptions } from "./setup.js";
 export { createJsonLogger, type JsonLoggerOptions, type Logger, type LogLevel, silentLogger } from "./logger.js";
 export {
   applyTargetPatch,
   generateSigningKey,
   maxTargetTimeoutMs,
+  type PayloadType,
   type Target,
+  type TargetEncryptionKey,
   type TargetInput,
   type TargetPatch,
   type TargetType,
   validateTargetInput,
 } from "./target.js";
+export {
+  isKeyUsable,
+  maxPublicKeyBytes,
+  maxPublicKeysPerTarget,
+  minRsaKeyBits,
+  type ParsedPublicKey,
+  parsePublicKey,
+  type PublicKeyInput,
+  type PublicKeyType,
+  type TargetPublicKey,
+  validatePublicKeyInput,
+} from "./target-key.js";
+export {
+  createJwksHandler,
+  createMemorySigningKeySource,
+  decryptJwePayload,
+  type DecryptPayloadOptions,
+  defaultPublishAheadMs,
+  defaultPublishedLifetimeMs,
+  defaultSigningLifetimeMs,
+  type JsonWebKeySet,
+  type JwksHandlerOptions,
+  type JwksInput,
+  jwksPath,
+  type JwksRequest,
+  type JwksResponse,
+  type MemorySigningKeySourceOptions,
+  type PrivateKeyInput,
+  type PublicJwk,
+  type SigningAlgorithm,
+  type SigningKey,
+  type SigningKeyLifetimes,
+  type SigningKeySource,
+  type VerifyPayloadOptions,
+  verifyJwtPayload,
+} from "./keys/index.js";
 export {
   canonicalHeaderName,
   codeFromHttpStatus,
@@ -90,6 +136,7 @@ export {
   createFunctionRunner,
   type FunctionRunner,
   type FunctionRunnerOptions,
+  type FunctionRunOptions,
   knownFunctions,
   type MetadataEntry,
   runClaimsFunction,
@@ -116,6 +163,11 @@ export {
   type DeliveryPage,
   type DeliveryQuery,
   type DeliveryRecord,
+  defaultInstanceId,
+  type InstanceStore,
+  maxInstanceIdLength,
   type MemoryDeliveryLogOptions,
   type MemoryStoreOptions,
+  type StoreChange,
+  validateInstanceId,
 } from "./store/index.js";

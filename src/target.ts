@@ -11,11 +11,40 @@ import { Code, ConnectError } from "@connectrpc/connect";
 export type TargetType = "webhook" | "call" | "async";
 
 /**
+ * PayloadType is the format of the body a target receives (ZITADEL v4's
+ * payload_type):
+ *
+ * - "json": the JSON payload (the default).
+ * - "jwt": the JSON payload as the payload of a JWS in compact form, signed
+ *   with the instance's signing key (see SigningKeySource; the public keys are
+ *   served as a JWKS), protected header `{alg, kid, typ: "JWT"}`.
+ * - "jwe": that signed JWT, encrypted (compact JWE) to the target's active
+ *   public key: RSA-OAEP-256 or ECDH-ES+A256KW, A256GCM, `kid` the key ID,
+ *   `cty: "JWT"`. A call fails while the target has no active key.
+ */
+export type PayloadType = "json" | "jwt" | "jwe";
+
+/**
+ * TargetEncryptionKey is the active public key of a target, what JWE payloads
+ * are encrypted to (see TargetPublicKey for the whole record).
+ */
+export interface TargetEncryptionKey {
+  /** The key ID, the "kid" of the JWE header. */
+  readonly keyId: string;
+  /** The key as PEM, as it was added. */
+  readonly publicKey: string;
+  /** When the key stops being used; undefined when it does not expire. */
+  readonly expirationDate?: Date;
+}
+
+/**
  * Target is an HTTP endpoint that executions call.
  */
 export interface Target {
-  /** Target ID, assigned by the store. */
+  /** Target ID, assigned by the store, unique across instances. */
   readonly id: string;
+  /** The instance (tenant) the target belongs to, "" for the default instance. */
+  readonly instanceId: string;
   /** Unique name, 1 to 1000 characters. */
   readonly name: string;
   readonly type: TargetType;
@@ -27,6 +56,14 @@ export interface Target {
   readonly timeoutMs: number;
   /** Key of the ZITADEL-Signature HMAC, 36 letters and digits. */
   readonly signingKey: string;
+  /** Format of the body, "json" unless set otherwise. */
+  readonly payloadType: PayloadType;
+  /**
+   * The active public key (see InstanceStore.activatePublicKey), undefined
+   * when the target has none. Calls of a "jwe" target use it; an expired key
+   * counts as none.
+   */
+  readonly encryptionKey?: TargetEncryptionKey;
   readonly creationDate: Date;
   readonly changeDate: Date;
 }
@@ -41,6 +78,8 @@ export interface TargetInput {
   readonly interruptOnError?: boolean;
   readonly endpoint: string;
   readonly timeoutMs: number;
+  /** Default "json". */
+  readonly payloadType?: PayloadType;
 }
 
 /**
@@ -52,6 +91,7 @@ export interface TargetPatch {
   readonly interruptOnError?: boolean;
   readonly endpoint?: string;
   readonly timeoutMs?: number;
+  readonly payloadType?: PayloadType;
   /** Generate a new signing key. Default false. */
   readonly rotateSigningKey?: boolean;
 }
@@ -76,7 +116,8 @@ export function generateSigningKey(): string {
 
 /**
  * validateTargetInput checks a new target's fields and returns them normalized
- * (name trimmed, interruptOnError defaulted to false). Throws a ConnectError
+ * (name trimmed, interruptOnError defaulted to false, payloadType to
+ * "json"). Throws a ConnectError
  * with Code.InvalidArgument naming the first bad field.
  */
 export function validateTargetInput(input: TargetInput): Required<TargetInput> {
@@ -90,12 +131,14 @@ export function validateTargetInput(input: TargetInput): Required<TargetInput> {
     interruptOnError: validateInterrupt(value.type, value.interruptOnError),
     endpoint: validateEndpoint(value.endpoint),
     timeoutMs: validateTimeout(value.timeoutMs),
+    payloadType: value.payloadType === undefined ? "json" : validatePayloadType(value.payloadType),
   };
 }
 
 /**
  * applyTargetPatch returns the target with a validated patch applied (the ID,
- * creation date and signing key are kept unless rotateSigningKey is set).
+ * creation date and encryption key are kept, and so is the signing key unless
+ * rotateSigningKey is set).
  * Throws a ConnectError with Code.InvalidArgument for a bad field.
  */
 export function applyTargetPatch(target: Target, patch: TargetPatch, now: Date): Target {
@@ -103,19 +146,22 @@ export function applyTargetPatch(target: Target, patch: TargetPatch, now: Date):
   const interruptOnError = patch.interruptOnError ?? (type === "async" ? false : target.interruptOnError);
   return {
     id: target.id,
+    instanceId: target.instanceId,
     name: patch.name === undefined ? target.name : validateName(patch.name),
     type,
     interruptOnError: validateInterrupt(type, interruptOnError),
     endpoint: patch.endpoint === undefined ? target.endpoint : validateEndpoint(patch.endpoint),
     timeoutMs: patch.timeoutMs === undefined ? target.timeoutMs : validateTimeout(patch.timeoutMs),
     signingKey: patch.rotateSigningKey === true ? generateSigningKey() : target.signingKey,
+    payloadType: patch.payloadType === undefined ? target.payloadType : validatePayloadType(patch.payloadType),
+    ...(target.encryptionKey === undefined ? {} : { encryptionKey: target.encryptionKey }),
     creationDate: target.creationDate,
     changeDate: now,
   };
 }
 
-/** Matches a UTF-16 surrogate without its pair: text that no database can store as given. */
-const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+/** loneSurrogate matches a UTF-16 surrogate without its pair: text that no database can store as given. */
+export const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 function invalid(message: string): ConnectError {
   return new ConnectError(message, Code.InvalidArgument);
@@ -140,6 +186,13 @@ function validateType(type: unknown): TargetType {
     throw invalid('target type must be one of "webhook", "call" or "async"');
   }
   return type;
+}
+
+function validatePayloadType(payloadType: unknown): PayloadType {
+  if (payloadType !== "json" && payloadType !== "jwt" && payloadType !== "jwe") {
+    throw invalid('target payloadType must be one of "json", "jwt" or "jwe"');
+  }
+  return payloadType;
 }
 
 function validateInterrupt(type: unknown, interruptOnError: unknown): boolean {

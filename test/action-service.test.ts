@@ -9,7 +9,8 @@ import {
 } from "@connectrpc/connect";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ActionService as ActionServiceV2, GetTargetRequestSchema } from "../gen/zitadel/action/v2/action_service_pb.js";
-import { ExecutionFieldName, ExecutionType, TargetFieldName, TextFilterMethod } from "../gen/zitadel/action/v2/query_pb.js";
+import { ExecutionFieldName, ExecutionType, TargetFieldName } from "../gen/zitadel/action/v2/query_pb.js";
+import { TextFilterMethod } from "../gen/zitadel/filter/v2/filter_pb.js";
 import { PayloadType } from "../gen/zitadel/action/v2/target_pb.js";
 import { ActionService as ActionServiceV2beta } from "../gen/zitadel/action/v2beta/action_service_pb.js";
 import { UserService } from "../gen/zitadel/user/v2/user_service_pb.js";
@@ -94,8 +95,10 @@ describe.each(combinations)("ActionService %s over %s", (version, protocol) => {
       endpoint: h.targets.endpoint("/a"),
       timeout: { seconds: 5n, nanos: 0 },
       signingKey: created.signingKey,
-      payloadType: PayloadType.JSON,
+      // zitadel.action.v2beta has no payload type, as in ZITADEL.
+      ...(version === "v2" ? { payloadType: PayloadType.JSON } : {}),
     });
+    if (version === "v2beta") expect(target).not.toHaveProperty("payloadType");
 
     const updated = await client.updateTarget({
       id: created.id,
@@ -185,10 +188,11 @@ describe.each(combinations)("ActionService %s over %s", (version, protocol) => {
     expect((await client.listExecutionFunctions({})).functions).toEqual(knownFunctions);
     const { methods } = await client.listExecutionMethods({});
     expect(methods).toContain(addHumanUser);
-    expect(methods).toContain(`/zitadel.action.${version}.ActionService/SetExecution`);
+    // Executions never apply to the management API: it offers neither its methods nor its services.
+    expect(methods).not.toContain(`/zitadel.action.${version}.ActionService/SetExecution`);
     expect(methods).not.toContain("/zitadel.user.v2.UserService/WatchUsers");
     const { services } = await client.listExecutionServices({});
-    expect(services).toEqual(["zitadel.action.v2.ActionService", "zitadel.action.v2beta.ActionService", "zitadel.user.v2.UserService"]);
+    expect(services).toEqual(["zitadel.user.v2.UserService"]);
   });
 
   it("answers validation errors with precise codes", async () => {
@@ -223,7 +227,7 @@ describe("ActionService validation", () => {
       ["zero timeout", webhook("x", undefined, 0n), Code.InvalidArgument],
       ["negative timeout", webhook("x", undefined, -1n), Code.InvalidArgument],
       ["too large timeout", { ...webhook("x"), timeout: { seconds: 270n, nanos: 1 } }, Code.InvalidArgument],
-      ["JWT payload", { ...webhook("x"), payloadType: PayloadType.JWT }, Code.Unimplemented],
+      ["unknown payload type", { ...webhook("x"), payloadType: 7 as PayloadType }, Code.InvalidArgument],
     ];
     for (const [why, request, code] of cases) {
       const error = await errorOf(client.createTarget(request));
@@ -246,7 +250,7 @@ describe("ActionService validation", () => {
     expect(await codeOf(client.updateTarget({ id: a.id, timeout: { seconds: 0n } }))).toBe(Code.InvalidArgument);
     expect(await codeOf(client.updateTarget({ id: a.id, timeout: { seconds: 300n } }))).toBe(Code.InvalidArgument);
     expect(await codeOf(client.updateTarget({ id: a.id, expirationSigningKey: { seconds: 5n } }))).toBe(Code.InvalidArgument);
-    expect(await codeOf(client.updateTarget({ id: a.id, name: "z", payloadType: PayloadType.JWE }))).toBe(Code.Unimplemented);
+    expect(await codeOf(client.updateTarget({ id: a.id, name: "z", payloadType: 9 as PayloadType }))).toBe(Code.InvalidArgument);
     const target = (await client.getTarget({ id: a.id })).target!;
     expect(target.name).toBe("a");
     expect(target.changeDate).toEqual(target.creationDate);
@@ -268,6 +272,12 @@ describe("ActionService validation", () => {
       ["unknown method", { condition: responseOf("/zitadel.user.v2.UserService/Nope"), targets: [t.id] }, Code.NotFound],
       ["streaming method", { condition: responseOf("/zitadel.user.v2.UserService/WatchUsers"), targets: [t.id] }, Code.InvalidArgument],
       ["unknown service", { condition: requestOf({ case: "service", value: "zitadel.nope.v1.Nope" }), targets: [t.id] }, Code.NotFound],
+      ["the management API", { condition: requestOf({ case: "service", value: "zitadel.action.v2.ActionService" }), targets: [t.id] }, Code.NotFound],
+      [
+        "a method of the management API",
+        { condition: responseOf("/zitadel.action.v2beta.ActionService/DeleteTarget"), targets: [t.id] },
+        Code.NotFound,
+      ],
       [
         "unknown function",
         { condition: { conditionType: { case: "function", value: { name: "preanything" } } }, targets: [t.id] },
@@ -302,8 +312,6 @@ describe("ActionService validation", () => {
       { conditionType: { case: "event", value: { condition: { case: "all", value: true } } } },
       requestOf({ case: "method", value: "zitadel.user.v2.UserService/GetUserByID" }),
       requestOf({ case: "all", value: true }),
-      // Explicit conditions on the ActionService apply to it (only `all` skips it), so this one comes last.
-      requestOf({ case: "service", value: "zitadel.action.v2.ActionService" }),
     ];
     for (const condition of ok) {
       expect(await codeOf(client.setExecution({ condition, targets: [t.id] }))).toBe("ok");
@@ -316,7 +324,6 @@ describe("ActionService validation", () => {
       "event/user.human.added",
       "function/preuserinfo",
       "request",
-      "request/zitadel.action.v2.ActionService",
       "request/zitadel.user.v2.UserService/GetUserByID",
     ]);
   });

@@ -10,7 +10,7 @@ import { startTargetServer, type TargetServer } from "./helpers/target-server.js
 const date = new Date();
 const target = (endpoint: string): Target => ({
   id: "t", name: "t", type: "webhook", interruptOnError: true, endpoint, timeoutMs: 2000,
-  signingKey: "k".repeat(36), creationDate: date, changeDate: date,
+  instanceId: "", signingKey: "k".repeat(36), payloadType: "json", creationDate: date, changeDate: date,
 });
 
 describe("createEndpointGuard", () => {

@@ -65,8 +65,8 @@ const startWorker = (queue: EventQueue, extra: Partial<EventWorkerOptions> = {})
   worker = createEventWorker({ queue, planner, dispatcher, logger: silentLogger, pollIntervalMs: 100, ...extra });
   worker.start();
 };
-const hook = (path: string, timeoutMs = 5000) =>
-  store.createTarget({ name: path, type: "webhook", endpoint: targets.endpoint(path), timeoutMs });
+const hook = (path: string, instanceId: string, timeoutMs = 5000) =>
+  store.forInstance(instanceId).createTarget({ name: path, type: "webhook", endpoint: targets.endpoint(path), timeoutMs });
 const jobsFor = (instanceId: string, targetId: string, n: number): EventJob[] =>
   Array.from({ length: n }, (_, i) => job(targetId, `${instanceId}/user/${i}`, { instanceId, timeoutMs: 60_000 }));
 
@@ -77,8 +77,8 @@ for (const [kind, open] of queues) {
       try {
         // "a"'s target answers only when the test ends; its jobs are the oldest.
         targets.route("/hang", () => released.then(() => ({ status: 200 })));
-        const hang = await hook("/hang", 60_000);
-        const ok = await hook("/ok");
+        const hang = await hook("/hang", "a", 60_000);
+        const ok = await hook("/ok", "b");
         await queue.enqueue(jobsFor("a", hang.id, 20));
         await queue.enqueue(jobsFor("b", ok.id, 6));
         startWorker(queue, { concurrency: 4 }); // at most 3 of one instance
@@ -104,7 +104,7 @@ for (const [kind, open] of queues) {
           inFlight--;
           return { status: 200 };
         });
-        const slow = await hook("/slow");
+        const slow = await hook("/slow", "a");
         await queue.enqueue(jobsFor("a", slow.id, 30));
         startWorker(queue, { concurrency: 8, maxInFlightPerInstance: 2 });
         await targets.waitFor("/slow", 30, 30_000);
@@ -137,7 +137,7 @@ for (const [kind, open] of queues) {
             return inner.settleAndClaim(settlements, ...rest);
           },
         };
-        const ok = await hook("/ok");
+        const ok = await hook("/ok", "i");
         await queue.enqueue(jobsFor("i", ok.id, 20));
         startWorker(queue, { concurrency: 16, maxInFlightPerInstance: 16 });
         await targets.waitFor("/ok", 20, 20_000);
@@ -177,7 +177,7 @@ for (const [kind, open] of queues) {
             return { jobs: out.jobs, results: busy.map((b): SettleResult => (b ? "busy" : out.results[k++]!)) };
           },
         };
-        const ok = await hook("/ok");
+        const ok = await hook("/ok", "i");
         await queue.enqueue(jobsFor("i", ok.id, 10));
         startWorker(queue);
         await waitFor(async () => (await inner.pending()) === 0, 20_000, "every delivery to be settled");

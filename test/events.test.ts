@@ -2,7 +2,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type ActionEvent, encodeEventPayload, rfc3339Nano } from "../src/events/action-event.js";
-import type { ActionStore } from "../src/store/action-store.js";
+import type { InstanceStore } from "../src/store/action-store.js";
 import { createEventPublisher, type EventPublisher } from "../src/events/event-publisher.js";
 import type { EventQueue } from "../src/events/event-queue.js";
 import { createEventWorker, type EventWorker, isPermanentFailure, retryDelayMs } from "../src/events/event-worker.js";
@@ -71,7 +71,8 @@ describe("retry policy", () => {
 
 describe("event delivery", () => {
   let targets: TargetServer;
-  let store: ActionStore;
+  /** The store of the events' instance, "inst-1". */
+  let store: InstanceStore;
   let planner: ExecutionPlanner;
   let queue: EventQueue;
   let dispatcher: TargetDispatcher;
@@ -91,8 +92,9 @@ describe("event delivery", () => {
 
   beforeEach(async () => {
     targets = await startTargetServer();
-    store = createMemoryStore();
-    planner = createExecutionPlanner(store);
+    const root = createMemoryStore();
+    store = root.forInstance("inst-1");
+    planner = createExecutionPlanner(root);
     queue = createMemoryEventQueue();
     records = [];
     dispatcher = createTargetDispatcher({ logger: silentLogger, onCall: (r) => records.push(r) });

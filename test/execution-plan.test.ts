@@ -10,7 +10,7 @@ import type { Target } from "../src/target.js";
 const date = new Date(0);
 const target = (id: string): Target => ({
   id, name: id, type: "webhook", interruptOnError: false, endpoint: `http://t/${id}`, timeoutMs: 1000,
-  signingKey: "k".repeat(36), creationDate: date, changeDate: date,
+  instanceId: "", signingKey: "k".repeat(36), payloadType: "json", creationDate: date, changeDate: date,
 });
 const execution = (condition: Condition, targets: ExecutionTarget[]): Execution => ({
   id: executionId(condition), condition, targets, creationDate: date, changeDate: date,

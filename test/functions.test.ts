@@ -39,7 +39,7 @@ const target = (path: string, extra: Partial<TargetInput> = {}) =>
 const b64 = (s: string) => Buffer.from(s).toString("base64");
 
 describe("runClaimsFunction", () => {
-  it("sends the function payload and merges the answers of all targets in order", async () => {
+  it("sends the function payload and combines the answers into one response, as ZITADEL does", async () => {
     targets.route("/claims-1", {
       body: {
         append_claims: [
@@ -61,25 +61,75 @@ describe("runClaimsFunction", () => {
       { userinfo: { sub: "u1", email: "ada@example.com" }, user: { id: "u1" }, application: { client_id: "app-1" } },
       { sub: "u1", email: "ada@example.com" },
     );
-    expect(targets.callsTo("/claims-1")[0]!.json).toEqual({
+    const payload = {
       function: "function/preuserinfo",
       userinfo: { sub: "u1", email: "ada@example.com" },
       user: { id: "u1" },
       application: { client_id: "app-1" },
+    };
+    expect(targets.callsTo("/claims-1")[0]!.json).toEqual(payload);
+    // The second target gets the response so far.
+    expect(targets.callsTo("/claims-2")[0]!.json).toEqual({
+      ...payload,
+      response: {
+        set_user_metadata: [{ key: "seen", value: b64("yes") }],
+        append_claims: [
+          { key: "department", value: "research" },
+          { key: "email", value: "override@example.com" },
+          { key: "urn:zitadel:iam:org:id", value: "forged" },
+        ],
+        append_log_claims: ["first was here"],
+      },
     });
+    // Its append_claims replace the first target's; what it leaves out (logs, metadata) is kept.
+    // Claims under urn:zitadel:iam are skipped without a log line, existing ones are logged.
     expect(result.claims).toEqual({
       sub: "u1",
       email: "ada@example.com",
-      department: "research",
       level: 3,
-      "urn:zitadel:iam:action:function/preuserinfo:log": [
-        'key "email" already exists',
-        'key "urn:zitadel:iam:org:id" is reserved',
-        "first was here",
-        'key "department" already exists',
-      ],
+      department: "later",
+      "urn:zitadel:iam:action:function/preuserinfo:log": ["first was here"],
     });
     expect(result.metadata).toEqual([{ key: "seen", value: new Uint8Array(Buffer.from("yes")) }]);
+  });
+
+  it("skips reserved claims silently and logs existing ones and metadata it cannot set", async () => {
+    targets.route("/one", {
+      body: {
+        append_claims: [{ key: "urn:zitadel:iam:org:id", value: "forged" }, { key: "email", value: "x" }, { key: "new", value: { nested: true } }],
+        set_user_metadata: [{ key: "", value: b64("v") }],
+        append_log_claims: ["mine"],
+      },
+    });
+    const t = await target("/one");
+    await store.setExecution({ type: "function", name: "preaccesstoken" }, [{ target: t.id }]);
+    const result = await runClaimsFunction(runner, "preaccesstoken", {}, { email: "a@b.c" });
+    expect(result.claims).toEqual({
+      email: "a@b.c",
+      new: { nested: true },
+      "urn:zitadel:iam:action:function/preaccesstoken:log": ['failed to set user metadata key ""', 'key "email" already exists', "mine"],
+    });
+    expect(result.metadata).toEqual([]);
+  });
+
+  it("reads answers as Go does: other members ignored, keys case-insensitive, null clears", async () => {
+    // A target that answers the payload it received (ZITADEL's examples do, to change nothing) ...
+    targets.route("/echo", (req) => ({ body: req.json }));
+    // ... and one written as a Go struct without JSON tags (an older ZITADEL guide).
+    targets.route("/go", { body: { Set_User_Metadata: [{ Key: "key", Value: b64("value") }], APPEND_CLAIMS: [{ Key: "c", Value: 1 }], extra: "ignored" } });
+    targets.route("/clear", { body: { append_claims: null } });
+    const echo = await target("/echo");
+    const go = await target("/go");
+    const clear = await target("/clear");
+    await store.setExecution({ type: "function", name: "preuserinfo" }, [{ target: echo.id }, { target: go.id }]);
+    const result = await runClaimsFunction(runner, "preuserinfo", { userinfo: { sub: "u" }, user: { id: "u" }, user_metadata: [], user_grants: [] }, { sub: "u" });
+    expect(targets.callsTo("/echo")[0]!.json).toEqual({ function: "function/preuserinfo", userinfo: { sub: "u" }, user: { id: "u" } }); // empty lists left out
+    expect(result.claims).toEqual({ sub: "u", c: 1 });
+    expect(result.metadata).toEqual([{ key: "key", value: new Uint8Array(Buffer.from("value")) }]);
+    await store.setExecution({ type: "function", name: "preuserinfo" }, [{ target: go.id }, { target: clear.id }]);
+    const cleared = await runClaimsFunction(runner, "preuserinfo", {}, {});
+    expect(cleared.claims).toEqual({});
+    expect(cleared.metadata).toEqual([{ key: "key", value: new Uint8Array(Buffer.from("value")) }]);
   });
 
   it("returns the claims unchanged when no execution exists", async () => {
@@ -98,12 +148,12 @@ describe("runClaimsFunction", () => {
     expect((await runClaimsFunction(runner, "preaccesstoken", {}, {})).claims).toEqual({ k: "v" });
   });
 
-  it("rejects answers that break the contract", async () => {
-    const t = await target("/bad");
+  it("fails an interrupting target whose answer breaks the contract, and skips a non-interrupting one", async () => {
+    const t = await target("/bad", { interruptOnError: true });
     await store.setExecution({ type: "function", name: "preuserinfo" }, [{ target: t.id }]);
     for (const body of [
       { append_claims: "nope" },
-      { unknown_field: [] },
+      { append_claims: [{ key: 5 }] },
       { set_user_metadata: [{ key: "k", value: "not base64!" }] },
       { append_log_claims: [1] },
       [1, 2],
@@ -113,6 +163,12 @@ describe("runClaimsFunction", () => {
       expect(error).toBeInstanceOf(ConnectError);
       expect((error as ConnectError).code).toBe(Code.FailedPrecondition);
     }
+    // Without interruptOnError the broken answer is skipped: the response so far stays.
+    targets.route("/good", { body: { append_claims: [{ key: "kept", value: true }] } });
+    const good = await target("/good");
+    await store.updateTarget(t.id, { interruptOnError: false });
+    await store.setExecution({ type: "function", name: "preuserinfo" }, [{ target: good.id }, { target: t.id }]);
+    expect((await runClaimsFunction(runner, "preuserinfo", {}, {})).claims).toEqual({ kept: true });
   });
 });
 
@@ -128,6 +184,7 @@ describe("runSamlFunction", () => {
     await store.setExecution({ type: "function", name: "presamlresponse" }, [{ target: t.id }]);
     const result = await runSamlFunction(runner, { user: { id: "u1" } }, [{ name: "email", name_format: "", value: ["a@b.c"] }]);
     expect(targets.callsTo("/saml")[0]!.json).toEqual({ function: "function/presamlresponse", user: { id: "u1" } });
+    expect(result.attributes[1]!.name_format).toBe("urn:oasis:names:tc:SAML:2.0:attrname-format:basic");
     expect(result.attributes.map((a) => a.name)).toEqual(["email", "role"]);
     expect(result.attributes[1]!.value).toEqual(["admin", "dev"]);
     expect(result.metadata).toEqual([{ key: "k", value: new Uint8Array(Buffer.from("v")) }]);

@@ -11,7 +11,7 @@ import type { Condition } from "../src/condition.js";
 import { type Logger, silentLogger } from "../src/logger.js";
 import { createTargetDispatcher, type TargetCallRecord } from "../src/dispatch/target-dispatcher.js";
 import type { Target, TargetInput } from "../src/target.js";
-import { addUser, type InterceptedServer, startInterceptedServer } from "./helpers/intercepted-server.js";
+import { addUser, humanOf, type InterceptedServer, startInterceptedServer } from "./helpers/intercepted-server.js";
 import { createPrng } from "./helpers/prng.js";
 import { clearStore } from "./helpers/clear-store.js";
 
@@ -133,7 +133,7 @@ afterEach(async () => {
   // The server keeps serving: a normal RPC succeeds after every bad target.
   const client = server.client("connect");
   const { userId } = await client.addHumanUser(addUser("After"));
-  expect((await client.getUserByID({ userId })).user?.human?.profile?.givenName).toBe("After");
+  expect(humanOf((await client.getUserByID({ userId })).user)?.profile?.givenName).toBe("After");
   for (const close of toClose.splice(0)) await close();
 });
 

@@ -33,7 +33,7 @@ describe("postgres event queue under terminated backends", () => {
     });
     try {
       await appPool.query("CREATE TABLE app_rows (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text NOT NULL)");
-      const target = await store.createTarget({ name: "events", type: "webhook", endpoint: targets.endpoint("/events"), timeoutMs: 2000 });
+      const target = await store.forInstance("i").createTarget({ name: "events", type: "webhook", endpoint: targets.endpoint("/events"), timeoutMs: 2000 });
       worker.start();
 
       const acknowledged = new Set<string>();

@@ -184,20 +184,19 @@ describe("postgres event queue", () => {
     const dispatcher = createTargetDispatcher({ logger: silentLogger });
     let worker: EventWorker | undefined;
     try {
-      const t = await store.createTarget({ name: "wake", type: "webhook", endpoint: targets.endpoint("/wake"), timeoutMs: 2000 });
-      await store.setExecution({ type: "event", all: true }, [{ target: t.id }]);
+      const t = await store.forInstance("i").createTarget({ name: "wake", type: "webhook", endpoint: targets.endpoint("/wake"), timeoutMs: 2000 });
+      await store.forInstance("i").setExecution({ type: "event", all: true }, [{ target: t.id }]);
       worker = createEventWorker({ queue: b, planner, dispatcher, logger: silentLogger, pollIntervalMs: 600_000 });
       worker.start();
       await sleep(300); // the worker has looked at the empty queue and sleeps
       for (let i = 1; i <= 3; i++) {
-        const started = Date.now();
         const event: ActionEvent = {
           aggregateID: "u1", aggregateType: "user", resourceOwner: "o", instanceID: "i", version: "v2", sequence: i,
           eventType: "user.human.added", createdAt: new Date(), userID: "", payload: {},
         };
         expect(await createEventPublisher({ planner, queue: a }).publish(event)).toBe(1);
+        // The worker polls every 600 s: only the NOTIFY can wake it this soon.
         await targets.waitFor("/wake", i, 5000);
-        expect(Date.now() - started).toBeLessThan(1500);
         await waitFor(async () => (await a.pending()) === 0, 2000, "the delivery to be completed");
         await sleep(100);
       }
@@ -397,6 +396,6 @@ describe("postgres event queue", () => {
     const schema = newSchema();
     await open({ schema });
     const rows = await db.query<{ version: number }>(`SELECT version FROM ${pg.escapeIdentifier(schema)}.migrations ORDER BY version`);
-    expect(rows.map((r) => r.version)).toEqual([1, 2, 3, 4]);
+    expect(rows.map((r) => r.version)).toEqual(postgresMigrations.map((m) => m.version));
   });
 });

@@ -1,4 +1,5 @@
 import { execFile } from "node:child_process";
+import { generateKeyPairSync } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,6 +10,8 @@ import { describe, expect, it } from "vitest";
 import { createExecutionPlanner } from "../src/plan/execution-planner.js";
 import { migrate, postgresMigrations } from "../src/postgres/migrations.js";
 import { createPostgresStore, type PostgresStoreOptions } from "../src/postgres/store.js";
+import { createPostgresDeliveryLog } from "../src/postgres/delivery-log.js";
+import { silentLogger } from "../src/logger.js";
 import type { TargetInput } from "../src/target.js";
 import { closedAfterEach, newSchemaName, openInFreshSchema, useTestDatabase } from "./helpers/postgres.js";
 import { recordingLogger } from "./helpers/recording-logger.js";
@@ -23,8 +26,8 @@ const hook = (name: string): TargetInput => ({ name, type: "webhook", endpoint: 
 const create = (options: PostgresStoreOptions = {}) =>
   createPostgresStore({ connectionString: db.url, logger: recordingLogger(), ...options });
 
-describeStoreContract("postgres", async () => {
-  const { opened: store, cleanup } = await openInFreshSchema(db, "s", (schema) => create({ schema }));
+describeStoreContract("postgres", async ({ now }) => {
+  const { opened: store, cleanup } = await openInFreshSchema(db, "s", (schema) => create({ schema, now }));
   return { store, cleanup };
 });
 
@@ -52,6 +55,16 @@ describe("postgres store", () => {
       const e = await a.setExecution({ type: "request", all: true }, [{ target: t.id }]);
       await waitFor(() => calls > before, 1000, "B's watcher after setExecution");
       expect((await b.snapshot()).executions).toEqual([e]);
+
+      // A new active public key changes the target: B's plans load it with the key.
+      const ecPem = generateKeyPairSync("ec", { namedCurve: "P-256" }).publicKey.export({ type: "spki", format: "pem" }) as string;
+      const key = await a.addPublicKey(t.id, { publicKey: ecPem });
+      const announced: string[] = [];
+      b.watch((c) => announced.push(...(c.targetIds ?? [])));
+      await a.activatePublicKey(t.id, key.keyId);
+      await waitFor(() => announced.includes(t.id), 5000, "B's watcher after an activation");
+      expect((await b.getTarget(t.id))?.encryptionKey).toEqual({ keyId: key.keyId, publicKey: ecPem });
+      expect((await b.listPublicKeys(t.id)).map((k) => k.active)).toEqual([true]);
 
       before = calls;
       await a.deleteTarget(t.id);
@@ -229,6 +242,47 @@ describe("postgres store", () => {
         expect(await migrate(pool, schema, failing.slice(0, -1))).toEqual([]);
       } finally {
         await pool.end();
+      }
+    });
+
+    it("keep the targets, executions and delivery records written before instances in the default instance", async () => {
+      const schema = newSchema();
+      const q = pg.escapeIdentifier(schema);
+      const pool = new pg.Pool({ connectionString: db.url });
+      try {
+        // The schema as the release before instances left it, with data.
+        await migrate(pool, schema, postgresMigrations.filter((m) => m.version <= 3));
+        const date = new Date("2025-01-02T03:04:05.000Z");
+        await pool.query(
+          `INSERT INTO ${q}.targets (id, name, type, interrupt_on_error, endpoint, timeout_ms, signing_key, creation_date, change_date)
+           VALUES ('1', 'old', 'call', true, 'http://127.0.0.1:9/', 1000, $1, $2, $2)`,
+          ["k".repeat(36), date],
+        );
+        await pool.query(
+          `INSERT INTO ${q}.executions (id, condition, targets, creation_date, change_date)
+           VALUES ('request', '{"type":"request","all":true}', '[{"target":"1"}]', $1, $1)`,
+          [date],
+        );
+        await pool.query(
+          `INSERT INTO ${q}.delivery_log (target_id, target_name, execution_id, trigger, endpoint, status, duration_ms, attempt, async, start_time)
+           VALUES ('1', 'old', 'request', '/a.B/C', 'http://127.0.0.1:9/', 200, 1, 1, false, $1)`,
+          [date],
+        );
+      } finally {
+        await pool.end();
+      }
+      const store = await open({ schema });
+      expect(await store.getTarget("1")).toMatchObject({ id: "1", instanceId: "", name: "old", type: "call" });
+      expect((await store.getExecution("request"))?.targets).toEqual([{ target: "1" }]);
+      expect(await store.forInstance("other").getTarget("1")).toBeUndefined();
+      // Names are now unique per instance only.
+      await store.forInstance("other").createTarget(hook("old"));
+      expect(await codeOf(store.createTarget(hook("old")))).toBe(Code.AlreadyExists);
+      const log = await createPostgresDeliveryLog({ connectionString: db.url, schema, logger: silentLogger });
+      try {
+        expect((await log.list({ instanceId: "" })).records.map((r) => [r.instanceId, r.targetName])).toEqual([["", "old"]]);
+      } finally {
+        await log.close();
       }
     });
 

@@ -128,8 +128,9 @@ describe("two replicas on one database", () => {
     const target = await startSlowTarget();
     try {
       const store = await createPostgresStore({ connectionString: db.url, logger: silentLogger });
-      const hook = await store.createTarget({ name: "slow", type: "webhook", endpoint: target.endpoint, timeoutMs: 1000 });
-      await store.setExecution({ type: "event", group: "user" }, [{ target: hook.id }]);
+      // The events are of instance "inst-1".
+      const hook = await store.forInstance("inst-1").createTarget({ name: "slow", type: "webhook", endpoint: target.endpoint, timeoutMs: 1000 });
+      await store.forInstance("inst-1").setExecution({ type: "event", group: "user" }, [{ target: hook.id }]);
       await store.close();
 
       const [a, b] = await Promise.all([startReplica("A", db.url), startReplica("B", db.url)]);

@@ -13,8 +13,7 @@ async function waitUntil(check: () => Promise<boolean> | boolean, timeoutMs = 10
 
 let h: SampleHarness;
 beforeEach(async () => {
-  // No dispatcher of the harness: the sample's own one records into its delivery log.
-  h = await startSampleHarness({ dispatcher: undefined, eventWorker: { pollIntervalMs: 50, retry: { initialDelayMs: 50, maxDelayMs: 200 } } });
+  h = await startSampleHarness({ eventWorker: { pollIntervalMs: 50, retry: { initialDelayMs: 50, maxDelayMs: 200 } } });
 });
 afterEach(async () => {
   await h.close();

@@ -1,7 +1,9 @@
 // Two sample servers sharing one PostgreSQL database, as two replicas behind a load balancer.
 import { exec } from "node:child_process";
+import { generateKeyPairSync } from "node:crypto";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { decryptJwePayload } from "../src/keys/payload-verify.js";
 import { silentLogger } from "../src/logger.js";
 import { type SampleServer, startSampleServer } from "../src/sample/sample-server.js";
 import { createTestDatabase, type TestDatabase } from "./helpers/postgres.js";
@@ -60,5 +62,28 @@ describe("sample servers sharing PostgreSQL", () => {
     // The event was delivered once, by one of the two workers.
     await new Promise((r) => setTimeout(r, 500));
     expect(targets.callsTo("/shared").length).toBe(2);
+  });
+
+  it("share signing keys: a JWE payload sent by one server verifies against the JWKS of the other", async () => {
+    const pair = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const { id } = await curl(a, "POST", "/v2/actions/targets", {
+      name: "sealed", restWebhook: { interruptOnError: true }, endpoint: targets.endpoint("/sealed"), timeout: "5s", payloadType: "PAYLOAD_TYPE_JWE",
+    });
+    const publicKey = Buffer.from(pair.publicKey.export({ type: "spki", format: "pem" }) as string).toString("base64");
+    const { keyId } = await curl(a, "POST", `/v2/actions/targets/${id}/publickeys`, { publicKey });
+    await curl(a, "POST", `/v2/actions/targets/${id}/publickeys/${keyId}/activate`);
+    await curl(a, "PUT", "/v2/actions/executions", {
+      condition: { request: { method: "/zitadel.user.v2.UserService/GetUserByID" } }, targets: [id],
+    });
+    // B calls the target once its plan has the execution and the key (until then the call fails).
+    let answer: any;
+    for (let i = 0; i < 50 && targets.callsTo("/sealed").length === 0; i++) {
+      answer = await curl(b, "GET", "/v2/users/1");
+      if (targets.callsTo("/sealed").length === 0) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(targets.callsTo("/sealed").length, JSON.stringify(answer)).toBe(1);
+    const payload = await decryptJwePayload(targets.callsTo("/sealed")[0]!.body, { privateKey: pair.privateKey, jwks: `${a.url}/oauth/v2/keys` });
+    expect(payload).toMatchObject({ fullMethod: "/zitadel.user.v2.UserService/GetUserByID", request: { userId: "1" } });
+    expect(await curl(a, "GET", "/oauth/v2/keys")).toEqual(await curl(b, "GET", "/oauth/v2/keys"));
   });
 });

@@ -92,7 +92,7 @@ afterAll(async () => {
 const date = new Date();
 const target = (path: string): Target => ({
   id: "t-1", name: "hook", type: "webhook", interruptOnError: true, endpoint: targets.endpoint(path), timeoutMs: 2000,
-  signingKey: "k".repeat(36), creationDate: date, changeDate: date,
+  instanceId: "", signingKey: "k".repeat(36), payloadType: "json", creationDate: date, changeDate: date,
 });
 
 describe("tracing", () => {

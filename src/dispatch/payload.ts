@@ -63,7 +63,8 @@ export interface RequestPayload {
 
 /**
  * encodeRequestPayload returns the body ZITADEL sends to request and response
- * targets, keys in this order, empty strings omitted:
+ * targets, keys in this order, empty values left out as Go's `omitempty`
+ * does (empty IDs, no headers):
  * `{fullMethod, instanceID, orgID, projectID, userID, request, response, headers}`.
  */
 export function encodeRequestPayload(p: RequestPayload): string {
@@ -74,6 +75,6 @@ export function encodeRequestPayload(p: RequestPayload): string {
   }
   body.request = p.request;
   if (p.response !== undefined) body.response = p.response;
-  body.headers = p.headers;
+  if (Object.keys(p.headers).length > 0) body.headers = p.headers;
   return JSON.stringify(body);
 }

@@ -46,16 +46,19 @@ export interface VerifyOptions {
 /**
  * verifySignature checks the ZITADEL-Signature header of a target call against
  * the exact body received and one or more keys (during a rotation, any key may
- * match any v1 value). It returns the signing time, or throws a ConnectError
+ * match any v1 value). The header may be given as Node.js gives it
+ * (`req.headers["zitadel-signature"]`, a string or a list of strings). It returns the signing time, or throws a ConnectError
  * with Code.Unauthenticated whose message says why: "not signed", "invalid
  * signature header", "signature too old" or "no valid signature".
  */
 export function verifySignature(
   payload: string | Uint8Array,
-  header: string | null | undefined,
+  signature: string | readonly string[] | null | undefined,
   key: string | readonly string[],
   options: VerifyOptions = {},
 ): Date {
+  // Node.js types a header as a string or a list of strings: a list is read as one comma-separated value.
+  const header = typeof signature === "string" || signature === undefined || signature === null ? signature : signature.join(",");
   if (header === undefined || header === null || header.trim() === "") {
     throw new ConnectError("not signed", Code.Unauthenticated);
   }

@@ -4,6 +4,8 @@ import { Agent, type Dispatcher } from "undici";
 import { createEndpointGuard, type EndpointGuard } from "./endpoint-guard.js";
 import { createFairQueue } from "./fair-queue.js";
 import { ExchangeError, exchange } from "./http-exchange.js";
+import type { SigningKeySource } from "../keys/signing-key-source.js";
+import { createPayloadEncoder, PayloadEncodingError } from "./payload-token.js";
 import { type Logger, createJsonLogger } from "../logger.js";
 import { signatureHeader, signPayload } from "./signature.js";
 import type { Target } from "../target.js";
@@ -15,7 +17,10 @@ export interface TargetCall {
   readonly target: Target;
   /** The execution that chose the target, for logs and records. */
   readonly executionId: string;
-  /** The JSON body to POST. */
+  /**
+   * The JSON payload. It is the body of a "json" target; a "jwt" or "jwe"
+   * target gets it signed (and encrypted), see PayloadType.
+   */
   readonly body: string;
   /** Aborts the call, for example when the RPC is cancelled. */
   readonly signal?: AbortSignal;
@@ -42,6 +47,8 @@ export interface TargetResponse {
  * TargetCallRecord describes a finished target call, successful or not.
  */
 export interface TargetCallRecord {
+  /** The instance of the target, "" for the default instance. */
+  readonly instanceId: string;
   readonly targetId: string;
   readonly targetName: string;
   readonly executionId: string;
@@ -66,9 +73,8 @@ export interface TargetDispatcher {
    * call POSTs the body, signed, and resolves the 2xx answer. It rejects with a
    * ConnectError: Code.FailedPrecondition "Execution failed" for a status
    * outside 2xx, a timeout, a connection error or a body that is too large or
-   * not JSON where JSON is needed (the detail is in the error's cause); the
-   * forwarded code and message when a 2xx body holds a `forwardedStatusCode`
-   * from 400 to 499.
+   * not JSON where JSON is needed (the detail is in the error's cause); a
+   * forwarded error when a 2xx body forwards one (see forwardedErrorOf).
    */
   call(call: TargetCall): Promise<TargetResponse>;
   /**
@@ -119,6 +125,11 @@ export interface TargetDispatcherOptions {
    * Agent; with a custom `dispatcher`, only IP-literal endpoints are checked.
    */
   readonly endpointGuard?: EndpointGuard;
+  /**
+   * The instances' signing keys, which sign the payloads of "jwt" and "jwe"
+   * targets; default none: calls of such targets fail (permanently).
+   */
+  readonly signingKeys?: SigningKeySource;
 }
 
 /**
@@ -172,20 +183,59 @@ const forwardedCodes: Record<number, Code> = {
   401: Code.Unauthenticated,
   403: Code.PermissionDenied,
   404: Code.NotFound,
-  408: Code.DeadlineExceeded,
   409: Code.AlreadyExists,
-  412: Code.FailedPrecondition,
-  416: Code.OutOfRange,
   429: Code.ResourceExhausted,
-  499: Code.Canceled,
 };
 
 /**
- * codeFromHttpStatus maps a forwarded HTTP status from 400 to 499 to a Code,
- * as gRPC gateways do; unlisted 4xx statuses map to Code.FailedPrecondition.
+ * codeFromHttpStatus maps a forwarded HTTP status from 400 to 499 to a Code
+ * as ZITADEL does: 400 InvalidArgument, 401 Unauthenticated, 403
+ * PermissionDenied, 404 NotFound, 409 AlreadyExists, 429 ResourceExhausted,
+ * every other status Code.Unknown.
  */
 export function codeFromHttpStatus(status: number): Code {
-  return forwardedCodes[status] ?? Code.FailedPrecondition;
+  return forwardedCodes[status] ?? Code.Unknown;
+}
+
+/**
+ * ForwardedError is the error a target forwards in a 2xx answer:
+ * `{"forwardedStatusCode": 403, "forwardedErrorMessage": "..."}`.
+ */
+export interface ForwardedError {
+  readonly statusCode: number;
+  readonly message: string;
+}
+
+/**
+ * forwardedErrorOf reads a forwarded error from a target's 2xx JSON answer
+ * the way ZITADEL does (Go's encoding/json into `{ForwardedStatusCode int;
+ * ForwardedErrorMessage string}`): keys match case-insensitively (an exact
+ * match wins, the last duplicate wins), null leaves a field unset, and an
+ * answer that does not decode (not an object, a code that is not an integer,
+ * a message that is not a string) forwards nothing. There is a forwarded
+ * error when the code is not 0 or the message is not empty; otherwise
+ * undefined.
+ */
+export function forwardedErrorOf(json: unknown): ForwardedError | undefined {
+  if (json === null || typeof json !== "object" || Array.isArray(json)) return undefined;
+  const code = goField(json as Record<string, unknown>, "forwardedStatusCode");
+  const message = goField(json as Record<string, unknown>, "forwardedErrorMessage");
+  if (code !== undefined && code !== null && !(typeof code === "number" && Number.isInteger(code) && Math.abs(code) <= 2 ** 63)) return undefined;
+  if (message !== undefined && message !== null && typeof message !== "string") return undefined;
+  const statusCode = typeof code === "number" ? code : 0;
+  const text = typeof message === "string" ? message : "";
+  return statusCode !== 0 || text !== "" ? { statusCode, message: text } : undefined;
+}
+
+/** goField returns the value of `name` as Go's encoding/json finds it: the exact key, else the last case-insensitive match. */
+function goField(object: Record<string, unknown>, name: string): unknown {
+  if (Object.hasOwn(object, name)) return object[name];
+  const lower = name.toLowerCase();
+  let found: unknown;
+  for (const key of Object.keys(object)) {
+    if (key.toLowerCase() === lower) found = object[key];
+  }
+  return found;
 }
 
 /**
@@ -212,9 +262,20 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
   const agent: Dispatcher = options.dispatcher ?? ownAgent!;
   const origins = new Map<string, { origin: string; path: string; denied: string | undefined }>();
   const tracer = trace.getTracer("connect-actions");
+  const payloads = createPayloadEncoder(options.signingKeys);
+  /** encode returns the body of a "jwt" or "jwe" target, or throws an "Execution failed" error saying why not. */
+  const encode = async (target: Target, json: string): Promise<string> => {
+    try {
+      return await payloads.encode(target, json);
+    } catch (e) {
+      if (e instanceof PayloadEncodingError) throw executionFailed(e.message, 0, e.permanent);
+      throw executionFailed(`the ${target.payloadType} payload of target "${target.name}" could not be made: ${errorDetail(e)}`);
+    }
+  };
 
   const record = (call: TargetCall, startTime: Date, start: number, status: number, error: string | undefined, async: boolean) => {
     const r: TargetCallRecord = {
+      instanceId: call.target.instanceId,
       targetId: call.target.id,
       targetName: call.target.name,
       executionId: call.executionId,
@@ -286,10 +347,13 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
       if (where.denied !== undefined) {
         throw executionFailed(`target "${target.name}" is not allowed: ${where.denied}`, 0, true);
       }
+      let body = call.body;
+      // As in ZITADEL: the token is the body, still with Content-Type application/json and the signature over it.
+      if (target.payloadType === "jwt" || target.payloadType === "jwe") body = await encode(target, body);
       const headers: Record<string, string> = {
         "content-type": "application/json",
         "user-agent": userAgent,
-        [signatureHeader]: signPayload(call.body, target.signingKey),
+        [signatureHeader]: signPayload(body, target.signingKey),
       };
       // The span explicitly: without a context manager, the active context does not hold it.
       if (trace.isSpanContextValid(span.spanContext())) {
@@ -299,7 +363,7 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
         origin: where.origin,
         path: where.path,
         headers,
-        body: call.body,
+        body,
         timeoutMs: Math.min(target.timeoutMs, call.timeoutMs ?? Infinity),
         maxBytes,
         signal: call.signal,
@@ -320,8 +384,9 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
             }
           }
         }
-        if (json !== null && typeof json === "object" && "forwardedStatusCode" in json) {
-          throw forwardedError(target, status, json as Record<string, unknown>);
+        const forwarded = forwardedErrorOf(json);
+        if (forwarded !== undefined) {
+          throw forwardedError(target, status, forwarded);
         }
       }
       record(call, startTime, start, status, undefined, async);
@@ -395,20 +460,19 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
   };
 }
 
-function forwardedError(target: Target, status: number, body: Record<string, unknown>): ConnectError {
-  const forwarded = Number(body.forwardedStatusCode);
-  const message = typeof body.forwardedErrorMessage === "string" ? body.forwardedErrorMessage : "";
-  const detail = `target "${target.name}" forwarded status ${String(body.forwardedStatusCode)}: ${message}`;
-  if (Number.isInteger(forwarded) && forwarded >= 400 && forwarded <= 499) {
-    return new ConnectError(
-      message || `forwarded status ${forwarded}`,
-      codeFromHttpStatus(forwarded),
-      undefined,
-      undefined,
-      new TargetFailure(detail, status),
-    );
+/**
+ * forwardedError is the error of a forwarded status, as ZITADEL makes it: a
+ * status from 400 to 499 keeps its code (codeFromHttpStatus) and message;
+ * any other is Code.FailedPrecondition with the forwarded message ("Execution
+ * failed" when there is none).
+ */
+function forwardedError(target: Target, status: number, forwarded: ForwardedError): ConnectError {
+  const { statusCode, message } = forwarded;
+  const cause = new TargetFailure(`target "${target.name}" forwarded status ${statusCode}: ${message}`, status);
+  if (statusCode >= 400 && statusCode <= 499) {
+    return new ConnectError(message || `forwarded status ${statusCode}`, codeFromHttpStatus(statusCode), undefined, undefined, cause);
   }
-  return executionFailed(detail, status);
+  return new ConnectError(message || "Execution failed", Code.FailedPrecondition, undefined, undefined, cause);
 }
 
 /**

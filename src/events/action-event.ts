@@ -26,10 +26,12 @@ export interface ActionEvent {
  * encodeEventPayload returns the JSON body that event targets receive, keys in
  * ZITADEL's order: `{aggregateID, aggregateType, resourceOwner, instanceID,
  * version, sequence, event_type, created_at, userID, event_payload}`, with
- * created_at in RFC 3339 with as many fraction digits as needed (Go's RFC3339Nano).
+ * created_at in RFC 3339 with as many fraction digits as needed (Go's
+ * RFC3339Nano). As in ZITADEL (Go's `omitempty`), empty strings, a sequence
+ * of 0 and a missing payload (undefined or null) are left out.
  */
 export function encodeEventPayload(event: ActionEvent): string {
-  return JSON.stringify({
+  const body: Record<string, unknown> = {
     aggregateID: event.aggregateID,
     aggregateType: event.aggregateType,
     resourceOwner: event.resourceOwner,
@@ -39,8 +41,12 @@ export function encodeEventPayload(event: ActionEvent): string {
     event_type: event.eventType,
     created_at: rfc3339Nano(event.createdAt),
     userID: event.userID,
-    event_payload: event.payload ?? null,
-  });
+    event_payload: event.payload,
+  };
+  for (const [key, value] of Object.entries(body)) {
+    if (value === "" || value === 0 || value === undefined || value === null) delete body[key];
+  }
+  return JSON.stringify(body);
 }
 
 /**

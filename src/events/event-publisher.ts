@@ -15,8 +15,8 @@ export interface EventPublisherOptions {
  */
 export interface EventPublisher {
   /**
-   * publish finds the best-matching event execution of each event (the event
-   * type's, else the longest group's, else `all`) and enqueues one delivery
+   * publish finds the best-matching event execution of each event in the
+   * event's instance (the event type's, else the longest group's, else `all`) and enqueues one delivery
    * per target, all events in one enqueue. Resolves the number of deliveries
    * once they are queued (durably, with a durable queue).
    */
@@ -36,9 +36,10 @@ export interface EventPublisher {
 export function createEventPublisher(options: EventPublisherOptions): EventPublisher {
   const jobsFor = async (events: ActionEvent | readonly ActionEvent[]): Promise<EventJob[]> => {
     const list: readonly ActionEvent[] = Array.isArray(events) ? events : [events as ActionEvent];
-    const plan = await options.planner.plan();
     const jobs: EventJob[] = [];
     for (const event of list) {
+      // The events of one call usually share an instance: its plan is then looked up once.
+      const plan = await options.planner.plan(event.instanceID);
       const match = plan.forEvent(event.eventType);
       if (match === undefined || match.targets.length === 0) continue;
       const body = encodeEventPayload(event);

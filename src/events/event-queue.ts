@@ -3,11 +3,11 @@
  */
 export interface EventJob {
   /**
-   * The instance (tenant) the job belongs to, "" for the default instance.
-   * Dead jobs are listed and requeued per instance, and workers share their
-   * slots fairly between instances (see ClaimOptions).
+   * The instance (tenant) of the event and its target, default "" (the
+   * default instance). Dead jobs are listed and requeued per instance, and
+   * workers share their slots fairly between instances (see ClaimOptions).
    */
-  readonly instanceId: string;
+  readonly instanceId?: string;
   readonly targetId: string;
   /** The execution that chose the target, for records. */
   readonly executionId: string;
@@ -33,6 +33,8 @@ export interface EventJob {
  * QueuedJob is a claimed job.
  */
 export interface QueuedJob extends EventJob {
+  /** The job's instance, "" for the default one. */
+  readonly instanceId: string;
   readonly id: string;
   /** This attempt's number, 1 for the first (also the first after a requeue). */
   readonly attempt: number;
@@ -48,6 +50,8 @@ export interface QueuedJob extends EventJob {
  * DeadJob is a job that was given up.
  */
 export interface DeadJob extends EventJob {
+  /** The job's instance, "" for the default one. */
+  readonly instanceId: string;
   /** The ID the job had in the queue; a requeue gives it a new one. */
   readonly id: string;
   readonly attempts: number;

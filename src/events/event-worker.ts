@@ -188,7 +188,7 @@ export function createEventWorker(options: EventWorkerOptions): EventWorker {
 
   /** attempt delivers the job once and returns what became of it. */
   const attempt = async (job: QueuedJob): Promise<Settlement> => {
-    const plan = await planner.plan();
+    const plan = await planner.plan(job.instanceId);
     const target = plan.target(job.targetId);
     if (target === undefined) return giveUp(job, "the target was deleted");
     // Counted from the enqueue (or requeue), or from the event if it is later.

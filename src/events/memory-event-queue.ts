@@ -25,7 +25,7 @@ export interface MemoryEventQueueOptions {
 
 interface Entry {
   readonly id: number;
-  readonly job: EventJob;
+  readonly job: EventJob & { readonly instanceId: string };
   enqueuedAt: Date;
   attempts: number;
   runAt: number;
@@ -68,7 +68,7 @@ export function createMemoryEventQueue(options: MemoryEventQueueOptions = {}): E
     if (lane.length === 0) lanes.delete(key);
     count--;
   };
-  const push = (job: EventJob, at: Date, lastError: string) => {
+  const push = (job: EventJob & { readonly instanceId: string }, at: Date, lastError: string) => {
     const entry: Entry = { id: ++sequence, job, enqueuedAt: at, attempts: 0, runAt: at.getTime(), lease: "", leaseUntil: 0, lastError };
     const key = laneKey(job);
     let lane = lanes.get(key);

@@ -1,5 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { FunctionRunner } from "./function-runner.js";
+import type { FunctionRunner, FunctionRunOptions } from "./function-runner.js";
 
 /**
  * knownFunctions are the function names ZITADEL defines: "preuserinfo"
@@ -20,7 +20,9 @@ export interface MetadataEntry {
 
 /**
  * ClaimsFunctionRequest is the payload of preuserinfo and preaccesstoken;
- * `function` is filled in by runClaimsFunction.
+ * `function` (and `response`, for targets after the first answer) are filled
+ * in by runClaimsFunction. Members that are undefined, null or empty lists are
+ * left out, as ZITADEL's Go structs do (`omitempty`).
  */
 export interface ClaimsFunctionRequest {
   readonly userinfo?: Record<string, unknown>;
@@ -32,13 +34,12 @@ export interface ClaimsFunctionRequest {
 }
 
 /**
- * ClaimsFunctionResult is what the targets of a claims function asked for,
- * merged in target order.
+ * ClaimsFunctionResult is what the targets of a claims function asked for.
  */
 export interface ClaimsFunctionResult {
   /** The input claims plus the appended ones; existing claims are never overwritten. */
   readonly claims: Record<string, unknown>;
-  /** Metadata to set on the user, in order. */
+  /** Metadata to set on the user, in order (entries with an empty key are left out and logged). */
   readonly metadata: MetadataEntry[];
   /** The log claim values, also put under `urn:zitadel:iam:action:function/<name>:log`. */
   readonly logs: string[];
@@ -64,44 +65,73 @@ export interface SamlFunctionResult {
 
 const reservedClaimPrefix = "urn:zitadel:iam";
 
+/** ClaimsResponse is the combined answer of the targets of a claims function. */
+interface ClaimsResponse {
+  readonly set_user_metadata?: readonly MetadataEntry[];
+  readonly append_claims?: readonly { readonly key: string; readonly value: unknown }[];
+  readonly append_log_claims?: readonly string[];
+}
+
+/** SamlResponse is the combined answer of the targets of presamlresponse. */
+interface SamlResponse {
+  readonly set_user_metadata?: readonly MetadataEntry[];
+  readonly append_attribute?: readonly SamlAttribute[];
+}
+
 /**
- * runClaimsFunction runs "preuserinfo" or "preaccesstoken" and applies the
- * answers as ZITADEL does: `append_claims` entries are added unless the key
- * starts with "urn:zitadel:iam" or already exists (a log line says so),
- * `append_log_claims` go to `urn:zitadel:iam:action:function/<name>:log`,
- * `set_user_metadata` values are base64. An answer that does not follow the
- * contract fails with Code.FailedPrecondition.
+ * runClaimsFunction runs "preuserinfo" or "preaccesstoken" as ZITADEL does.
+ * The answers of the targets are combined into one response: a member a
+ * target answers (`set_user_metadata`, `append_claims`, `append_log_claims`)
+ * replaces that member of the response so far, members it leaves out are
+ * kept, and every later target gets the response so far as `response` in its
+ * payload. Answers are read as Go's encoding/json reads them: members outside
+ * the contract are ignored (a target may echo its payload to change nothing),
+ * keys match case-insensitively (`{"Key": ..., "Value": ...}`), null clears a
+ * member; metadata values are base64. An answer of the wrong shape fails the
+ * target (Code.FailedPrecondition "Execution failed").
+ *
+ * Then, as ZITADEL: `append_claims` entries are added unless the key starts
+ * with "urn:zitadel:iam" (skipped) or the claim exists (`key "k" already
+ * exists` is logged); the log lines (metadata entries that cannot be set,
+ * existing claims, then `append_log_claims`) go to
+ * `urn:zitadel:iam:action:function/<name>:log`.
  */
 export async function runClaimsFunction(
   runner: FunctionRunner,
   name: "preuserinfo" | "preaccesstoken",
   request: ClaimsFunctionRequest,
   claims: Record<string, unknown>,
-  signal?: AbortSignal,
+  options?: FunctionRunOptions | AbortSignal,
 ): Promise<ClaimsFunctionResult> {
-  const answers = await runner.run(name, { function: `function/${name}`, ...request }, signal);
+  const payload = omitEmpty({ function: `function/${name}`, ...request });
+  const response = await runner.runCombined<ClaimsResponse>(
+    name,
+    payload,
+    (soFar, answer) => {
+      const a = goObject(name, answer);
+      return {
+        ...soFar,
+        ...member(a, "set_user_metadata", (v) => goList(name, v, "set_user_metadata", (e, i) => goMetadata(name, e, `set_user_metadata[${i}]`))),
+        ...member(a, "append_claims", (v) => goList(name, v, "append_claims", (e, i) => goClaim(name, e, `append_claims[${i}]`))),
+        ...member(a, "append_log_claims", (v) => goList(name, v, "append_log_claims", (e, i) => goString(name, e, `append_log_claims[${i}]`))),
+      };
+    },
+    encodeResponse,
+    options,
+  );
   const merged: Record<string, unknown> = { ...claims };
-  const metadata: MetadataEntry[] = [];
   const logs: string[] = [];
-  for (const answer of answers) {
-    const a = contract(name, answer, ["append_claims", "append_log_claims", "set_user_metadata"]);
-    for (const claim of list(name, a.append_claims, "append_claims")) {
-      const { key, value } = claim as { key?: unknown; value?: unknown };
-      if (typeof key !== "string" || key === "") throw broken(name, "append_claims entries need a non-empty key");
-      if (key.startsWith(reservedClaimPrefix)) {
-        logs.push(`key "${key}" is reserved`);
-      } else if (key in merged) {
-        logs.push(`key "${key}" already exists`);
-      } else {
-        merged[key] = value;
-      }
-    }
-    for (const line of list(name, a.append_log_claims, "append_log_claims")) {
-      if (typeof line !== "string") throw broken(name, "append_log_claims must be strings");
-      logs.push(line);
-    }
-    metadata.push(...metadataOf(name, a.set_user_metadata));
+  const metadata: MetadataEntry[] = [];
+  for (const m of response?.set_user_metadata ?? []) {
+    if (m.key === "") logs.push(`failed to set user metadata key ${JSON.stringify(m.key)}`);
+    else metadata.push(m);
   }
+  for (const { key, value } of response?.append_claims ?? []) {
+    if (key.startsWith(reservedClaimPrefix)) continue;
+    if (merged[key] === undefined || merged[key] === null) merged[key] = value;
+    else logs.push(`key ${JSON.stringify(key)} already exists`);
+  }
+  logs.push(...(response?.append_log_claims ?? []));
   if (logs.length > 0) {
     merged[`${reservedClaimPrefix}:action:function/${name}:log`] = logs;
   }
@@ -109,59 +139,123 @@ export async function runClaimsFunction(
 }
 
 /**
- * runSamlFunction runs "presamlresponse": `append_attribute` entries
- * ({name, name_format, value[]}) are added to the attributes,
- * `set_user_metadata` as for claims functions.
+ * runSamlFunction runs "presamlresponse": the answers are combined and read
+ * as in runClaimsFunction; `append_attribute` entries ({name, name_format,
+ * value[]}) are added to the attributes, `set_user_metadata` is returned.
  */
 export async function runSamlFunction(
   runner: FunctionRunner,
   request: { readonly user?: unknown; readonly user_grants?: unknown },
   attributes: readonly SamlAttribute[],
-  signal?: AbortSignal,
+  options?: FunctionRunOptions | AbortSignal,
 ): Promise<SamlFunctionResult> {
   const name = "presamlresponse";
-  const answers = await runner.run(name, { function: `function/${name}`, ...request }, signal);
-  const out = [...attributes];
-  const metadata: MetadataEntry[] = [];
-  for (const answer of answers) {
-    const a = contract(name, answer, ["append_attribute", "set_user_metadata"]);
-    for (const attr of list(name, a.append_attribute, "append_attribute")) {
-      const { name: n, name_format, value } = attr as Partial<SamlAttribute>;
-      if (typeof n !== "string" || n === "" || !Array.isArray(value) || value.some((v) => typeof v !== "string")) {
-        throw broken(name, "append_attribute entries need a name and a list of string values");
-      }
-      out.push({ name: n, name_format: typeof name_format === "string" ? name_format : "", value: [...value] });
-    }
-    metadata.push(...metadataOf(name, a.set_user_metadata));
+  const payload = omitEmpty({ function: `function/${name}`, ...request });
+  const response = await runner.runCombined<SamlResponse>(
+    name,
+    payload,
+    (soFar, answer) => {
+      const a = goObject(name, answer);
+      return {
+        ...soFar,
+        ...member(a, "set_user_metadata", (v) => goList(name, v, "set_user_metadata", (e, i) => goMetadata(name, e, `set_user_metadata[${i}]`))),
+        ...member(a, "append_attribute", (v) => goList(name, v, "append_attribute", (e, i) => goAttribute(name, e, `append_attribute[${i}]`))),
+      };
+    },
+    encodeResponse,
+    options,
+  );
+  return {
+    attributes: [...attributes, ...(response?.append_attribute ?? [])],
+    metadata: (response?.set_user_metadata ?? []).filter((m) => m.key !== ""),
+  };
+}
+
+/** encodeResponse writes the combined response for the next target's payload: metadata values as base64, empty members left out. */
+function encodeResponse(response: ClaimsResponse | SamlResponse): unknown {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(response)) {
+    if (!Array.isArray(value) || value.length === 0) continue;
+    out[key] = key === "set_user_metadata" ? (value as MetadataEntry[]).map((m) => ({ key: m.key, value: Buffer.from(m.value).toString("base64") })) : value;
   }
-  return { attributes: out, metadata };
+  return out;
 }
 
 function broken(name: string, why: string): ConnectError {
   return new ConnectError("Execution failed", Code.FailedPrecondition, undefined, undefined, new Error(`function ${name}: ${why}`));
 }
 
-function contract(name: string, answer: unknown, fields: string[]): Record<string, unknown> {
+/** omitEmpty drops undefined, null and empty lists, as Go's `omitempty` does for pointers and slices. */
+function omitEmpty(object: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(object).filter(([, v]) => v !== undefined && v !== null && !(Array.isArray(v) && v.length === 0)));
+}
+
+/** goKey finds a member as Go's encoding/json does: the exact key, else the last case-insensitive match. */
+function goKey(object: Record<string, unknown>, key: string): string | undefined {
+  if (Object.hasOwn(object, key)) return key;
+  let found: string | undefined;
+  for (const k of Object.keys(object)) if (k.toLowerCase() === key.toLowerCase()) found = k;
+  return found;
+}
+
+/** member returns `{[key]: read(value)}` for a member the answer has, `{[key]: undefined}` for null, `{}` when absent. */
+function member<T>(object: Record<string, unknown>, key: string, read: (value: unknown) => T): Record<string, T | undefined> {
+  const k = goKey(object, key);
+  if (k === undefined) return {};
+  const value = object[k];
+  return { [key]: value === null ? undefined : read(value) };
+}
+
+function goObject(name: string, answer: unknown): Record<string, unknown> {
   if (answer === null || typeof answer !== "object" || Array.isArray(answer)) {
     throw broken(name, "a target answered something other than a JSON object");
   }
-  const unknown = Object.keys(answer).filter((k) => !fields.includes(k));
-  if (unknown.length > 0) throw broken(name, `unknown fields in a target's answer: ${unknown.join(", ")}`);
   return answer as Record<string, unknown>;
 }
 
-function list(name: string, value: unknown, field: string): unknown[] {
-  if (value === undefined || value === null) return [];
+function goList<T>(name: string, value: unknown, field: string, read: (entry: unknown, i: number) => T): T[] {
   if (!Array.isArray(value)) throw broken(name, `${field} must be a list`);
+  return value.map(read);
+}
+
+function goString(name: string, value: unknown, field: string): string {
+  if (value === null) return "";
+  if (typeof value !== "string") throw broken(name, `${field} must be a string`);
   return value;
 }
 
-function metadataOf(name: string, value: unknown): MetadataEntry[] {
-  return list(name, value, "set_user_metadata").map((entry) => {
-    const { key, value: v } = entry as { key?: unknown; value?: unknown };
-    if (typeof key !== "string" || key === "" || typeof v !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(v)) {
-      throw broken(name, "set_user_metadata entries need a key and a base64 value");
-    }
-    return { key, value: new Uint8Array(Buffer.from(v, "base64")) };
-  });
+function goMetadata(name: string, entry: unknown, field: string): MetadataEntry {
+  if (entry === null || typeof entry !== "object" || Array.isArray(entry)) throw broken(name, `${field} must be an object`);
+  const e = entry as Record<string, unknown>;
+  const keyOf = goKey(e, "key");
+  const valueOf = goKey(e, "value");
+  const key = keyOf === undefined ? "" : goString(name, e[keyOf], `${field}.key`);
+  const raw = valueOf === undefined || e[valueOf] === null ? "" : e[valueOf];
+  if (typeof raw !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(raw.replace(/[\r\n]/g, "")) || raw.replace(/[\r\n]/g, "").length % 4 !== 0) {
+    throw broken(name, `${field}.value must be base64`);
+  }
+  return { key, value: new Uint8Array(Buffer.from(raw, "base64")) };
+}
+
+function goClaim(name: string, entry: unknown, field: string): { key: string; value: unknown } {
+  if (entry === null || typeof entry !== "object" || Array.isArray(entry)) throw broken(name, `${field} must be an object`);
+  const e = entry as Record<string, unknown>;
+  const keyOf = goKey(e, "key");
+  const valueOf = goKey(e, "value");
+  return { key: keyOf === undefined ? "" : goString(name, e[keyOf], `${field}.key`), value: valueOf === undefined ? null : e[valueOf] };
+}
+
+function goAttribute(name: string, entry: unknown, field: string): SamlAttribute {
+  if (entry === null || typeof entry !== "object" || Array.isArray(entry)) throw broken(name, `${field} must be an object`);
+  const e = entry as Record<string, unknown>;
+  const get = (key: string) => {
+    const k = goKey(e, key);
+    return k === undefined ? undefined : e[k];
+  };
+  const values = get("value");
+  return {
+    name: goString(name, get("name") ?? null, `${field}.name`),
+    name_format: goString(name, get("name_format") ?? null, `${field}.name_format`),
+    value: values === undefined || values === null ? [] : goList(name, values, `${field}.value`, (v, i) => goString(name, v, `${field}.value[${i}]`)),
+  };
 }

@@ -14,18 +14,45 @@ export interface FunctionRunnerOptions {
 }
 
 /**
+ * FunctionRunOptions says where a function runs.
+ */
+export interface FunctionRunOptions {
+  /** The instance whose executions run, default defaultInstanceId (""). */
+  readonly instanceId?: string;
+  /** Cancels the synchronous target calls. Default none. */
+  readonly signal?: AbortSignal;
+}
+
+/**
  * FunctionRunner calls the targets of function executions.
  */
 export interface FunctionRunner {
   /**
    * run POSTs `payload` to the targets of the execution "function/<name>", in
    * order, and resolves the JSON answers of its `call` targets (empty answers
-   * left out). Webhooks only report failure; async targets are fired. A
-   * failing target with interruptOnError rejects with its error (Code.FailedPrecondition
-   * "Execution failed", or a forwarded code); one without is logged and skipped.
-   * Resolves [] when no execution exists.
+   * left out). Every target gets the same payload. Webhooks only report
+   * failure; async targets are fired. A failing target with interruptOnError
+   * rejects with its error (Code.FailedPrecondition "Execution failed", or a
+   * forwarded code); one without is logged and skipped. Resolves [] when no
+   * execution exists. The third argument is the FunctionRunOptions, or only
+   * their signal.
    */
-  run(name: string, payload: unknown, signal?: AbortSignal): Promise<unknown[]>;
+  run(name: string, payload: unknown, options?: FunctionRunOptions | AbortSignal): Promise<unknown[]>;
+  /**
+   * runCombined runs the targets as `run` does, but combines their answers
+   * into one response as ZITADEL does: each `call` target's JSON answer is
+   * folded into the response so far with `combine` (what it throws fails that
+   * target), and every target after the first answer gets the response so far
+   * as the member `response` of its payload (an object payload is required).
+   * Resolves the combined response, undefined when no target answered.
+   */
+  runCombined<R>(
+    name: string,
+    payload: Record<string, unknown>,
+    combine: (response: R | undefined, answer: unknown) => R,
+    encode: (response: R) => unknown,
+    options?: FunctionRunOptions | AbortSignal,
+  ): Promise<R | undefined>;
 }
 
 /**
@@ -34,8 +61,9 @@ export interface FunctionRunner {
 export function createFunctionRunner(options: FunctionRunnerOptions): FunctionRunner {
   const logger = options.logger ?? createJsonLogger();
   return {
-    async run(name, payload, signal) {
-      const match = (await options.planner.plan()).forFunction(name);
+    async run(name, payload, runOptions) {
+      const { instanceId, signal } = runOptionsOf(runOptions);
+      const match = (await options.planner.plan(instanceId)).forFunction(name);
       if (match === undefined || match.targets.length === 0) return [];
       const body = JSON.stringify(payload);
       const answers: unknown[] = [];
@@ -50,5 +78,31 @@ export function createFunctionRunner(options: FunctionRunnerOptions): FunctionRu
       });
       return answers;
     },
+
+    async runCombined(name, payload, combine, encode, runOptions) {
+      const { instanceId, signal } = runOptionsOf(runOptions);
+      const match = (await options.planner.plan(instanceId)).forFunction(name);
+      if (match === undefined || match.targets.length === 0) return undefined;
+      let response: Parameters<typeof encode>[0] | undefined;
+      let body: string | undefined;
+      await runTargetChain({
+        dispatcher: options.dispatcher,
+        logger,
+        match,
+        trigger: name,
+        signal,
+        body: () => (body ??= JSON.stringify(response === undefined ? payload : { ...payload, response: encode(response) })),
+        onAnswer: (_target, json) => {
+          response = combine(response, json);
+          body = undefined;
+        },
+      });
+      return response;
+    },
   };
+}
+
+/** runOptionsOf returns the FunctionRunOptions of a run's third argument: the options, or only a signal. */
+function runOptionsOf(options: FunctionRunOptions | AbortSignal | undefined): FunctionRunOptions {
+  return options instanceof AbortSignal ? { signal: options } : (options ?? {});
 }

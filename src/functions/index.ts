@@ -9,4 +9,9 @@ export {
   type SamlAttribute,
   type SamlFunctionResult,
 } from "./function-contracts.js";
-export { createFunctionRunner, type FunctionRunner, type FunctionRunnerOptions } from "./function-runner.js";
+export {
+  createFunctionRunner,
+  type FunctionRunner,
+  type FunctionRunnerOptions,
+  type FunctionRunOptions,
+} from "./function-runner.js";

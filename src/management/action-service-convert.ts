@@ -7,10 +7,11 @@ import type {
   ExecutionSchema,
 } from "../../gen/zitadel/action/v2/execution_pb.js";
 import type { CreateTargetRequest, UpdateTargetRequest } from "../../gen/zitadel/action/v2/action_service_pb.js";
-import { PayloadType, type TargetSchema } from "../../gen/zitadel/action/v2/target_pb.js";
+import { PayloadType, type PublicKeySchema, type TargetSchema } from "../../gen/zitadel/action/v2/target_pb.js";
 import { type Condition, executionId, parseExecutionId, validateCondition } from "../condition.js";
 import type { Execution } from "../execution.js";
-import { maxTargetTimeoutMs, type Target, type TargetType } from "../target.js";
+import { maxTargetTimeoutMs, type PayloadType as TargetPayloadType, type Target, type TargetType } from "../target.js";
+import type { TargetPublicKey } from "../target-key.js";
 
 // The ActionService serves zitadel.action.v2 and zitadel.action.v2beta with one
 // implementation: both packages declare the same messages with the same fields.
@@ -20,6 +21,8 @@ import { maxTargetTimeoutMs, type Target, type TargetType } from "../target.js";
 
 /** TargetInit is the init shape of a zitadel.action.v2(beta).Target. */
 export type TargetInit = MessageInitShape<typeof TargetSchema>;
+/** PublicKeyInit is the init shape of a zitadel.action.v2.PublicKey. */
+export type PublicKeyInit = MessageInitShape<typeof PublicKeySchema>;
 /** ConditionInit is the init shape of a zitadel.action.v2(beta).Condition. */
 export type ConditionInit = MessageInitShape<typeof ConditionSchema>;
 /** ExecutionInit is the init shape of a zitadel.action.v2(beta).Execution. */
@@ -92,25 +95,32 @@ export function durationFromMs(ms: number): { seconds: bigint; nanos: number } {
 }
 
 /**
- * checkPayloadType accepts PAYLOAD_TYPE_UNSPECIFIED and PAYLOAD_TYPE_JSON and
- * throws a ConnectError with Code.Unimplemented for JWT and JWE, and
- * Code.InvalidArgument for an unknown value.
+ * payloadTypeFromMessage returns the payload type of a `payload_type` field:
+ * undefined for PAYLOAD_TYPE_UNSPECIFIED (and for undefined: v2beta has no
+ * payload_type), which means "json" on creation and "unchanged" on update.
+ * Throws a ConnectError with Code.InvalidArgument for an unknown value.
  */
-export function checkPayloadType(payloadType: PayloadType): void {
+export function payloadTypeFromMessage(payloadType: PayloadType | undefined): TargetPayloadType | undefined {
   switch (payloadType) {
+    case undefined:
     case PayloadType.UNSPECIFIED:
+      return undefined;
     case PayloadType.JSON:
-      return;
+      return "json";
     case PayloadType.JWT:
+      return "jwt";
     case PayloadType.JWE:
-      throw new ConnectError(
-        `payload type ${PayloadType[payloadType]} is not supported, only PAYLOAD_TYPE_JSON`,
-        Code.Unimplemented,
-      );
+      return "jwe";
     default:
       throw invalid(`payload_type ${String(payloadType)} is not a known payload type`);
   }
 }
+
+const payloadTypes: Record<TargetPayloadType, PayloadType> = {
+  json: PayloadType.JSON,
+  jwt: PayloadType.JWT,
+  jwe: PayloadType.JWE,
+};
 
 /**
  * targetToMessage returns the init shape of the Target message of a stored target.
@@ -131,7 +141,23 @@ export function targetToMessage(target: Target): TargetInit {
     timeout: durationFromMs(target.timeoutMs),
     endpoint: target.endpoint,
     signingKey: target.signingKey,
-    payloadType: PayloadType.JSON,
+    payloadType: payloadTypes[target.payloadType] ?? PayloadType.JSON,
+  };
+}
+
+/**
+ * publicKeyToMessage returns the init shape of the PublicKey message of a
+ * target's public key; expiration_date is unset for a key that does not expire.
+ */
+export function publicKeyToMessage(key: TargetPublicKey): PublicKeyInit {
+  return {
+    keyId: key.keyId,
+    active: key.active,
+    publicKey: new TextEncoder().encode(key.publicKey),
+    fingerprint: key.fingerprint,
+    expirationDate: key.expirationDate === undefined ? undefined : timestampFromDate(key.expirationDate),
+    creationDate: timestampFromDate(key.creationDate),
+    changeDate: timestampFromDate(key.changeDate),
   };
 }
 

@@ -1,12 +1,9 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import {
-  ExecutionFieldName,
-  type PaginationRequest,
-  TargetFieldName,
-  TextFilterMethod,
-} from "../../gen/zitadel/action/v2/query_pb.js";
+import { ExecutionFieldName, PublicKeyFieldName, TargetFieldName } from "../../gen/zitadel/action/v2/query_pb.js";
+import { type PaginationRequest, TextFilterMethod, TimestampFilterMethod } from "../../gen/zitadel/filter/v2/filter_pb.js";
 import type { Execution } from "../execution.js";
 import type { Target } from "../target.js";
+import type { TargetPublicKey } from "../target-key.js";
 
 /**
  * defaultListLimit is the number of results a list returns when the request sets no limit: 100.
@@ -164,4 +161,59 @@ export function sortExecutions(executions: readonly Execution[], column: Executi
       throw invalid(`sorting_column ${String(column)} is not an ExecutionFieldName`);
   }
   return [...executions].sort((a, b) => compare(a, b) || compareStrings(a.id, b.id));
+}
+
+/**
+ * sortPublicKeys returns the keys in ascending order of a PublicKeyFieldName
+ * (default: creation date), ties broken by key ID; by expiration date, keys
+ * that do not expire come last. Throws a ConnectError with
+ * Code.InvalidArgument for an unknown column.
+ */
+export function sortPublicKeys(keys: readonly TargetPublicKey[], column: PublicKeyFieldName | undefined): TargetPublicKey[] {
+  let compare: (a: TargetPublicKey, b: TargetPublicKey) => number;
+  switch (column ?? PublicKeyFieldName.UNSPECIFIED) {
+    case PublicKeyFieldName.UNSPECIFIED:
+    case PublicKeyFieldName.CREATION_DATE:
+      compare = (a, b) => a.creationDate.getTime() - b.creationDate.getTime();
+      break;
+    case PublicKeyFieldName.CHANGE_DATE:
+      compare = (a, b) => a.changeDate.getTime() - b.changeDate.getTime();
+      break;
+    case PublicKeyFieldName.EXPIRATION_DATE:
+      compare = (a, b) => expirationTime(a) - expirationTime(b);
+      break;
+    default:
+      throw invalid(`sorting_column ${String(column)} is not a PublicKeyFieldName`);
+  }
+  return [...keys].sort((a, b) => compare(a, b) || compareIds(a.keyId, b.keyId));
+}
+
+/** expirationTime is a key's expiration in milliseconds, Infinity for a key that does not expire. */
+function expirationTime(key: TargetPublicKey): number {
+  return key.expirationDate?.getTime() ?? Number.POSITIVE_INFINITY;
+}
+
+/**
+ * matchTimestamp returns a predicate comparing a time with `filter` by a
+ * TimestampFilterMethod; undefined (never, as for a key that does not
+ * expire) counts as later than any time. Throws a ConnectError with
+ * Code.InvalidArgument naming `field` for an unknown method.
+ */
+export function matchTimestamp(filter: Date, method: TimestampFilterMethod, field: string): (time: Date | undefined) => boolean {
+  const t = filter.getTime();
+  const at = (time: Date | undefined) => time?.getTime() ?? Number.POSITIVE_INFINITY;
+  switch (method) {
+    case TimestampFilterMethod.EQUALS:
+      return (time) => at(time) === t;
+    case TimestampFilterMethod.AFTER:
+      return (time) => at(time) > t;
+    case TimestampFilterMethod.AFTER_OR_EQUALS:
+      return (time) => at(time) >= t;
+    case TimestampFilterMethod.BEFORE:
+      return (time) => at(time) < t;
+    case TimestampFilterMethod.BEFORE_OR_EQUALS:
+      return (time) => at(time) <= t;
+    default:
+      throw invalid(`${field}.method ${String(method)} is not a TimestampFilterMethod`);
+  }
 }

@@ -3,7 +3,10 @@ import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import {
   ActionService as ActionServiceV2,
+  ActivatePublicKeyResponseSchema,
+  AddPublicKeyResponseSchema,
   CreateTargetResponseSchema,
+  DeactivatePublicKeyResponseSchema,
   DeleteTargetResponseSchema,
   GetTargetResponseSchema,
   ListExecutionFunctionsResponseSchema,
@@ -11,26 +14,43 @@ import {
   ListExecutionServicesResponseSchema,
   ListExecutionsResponseSchema,
   ListFailedEventDeliveriesResponseSchema,
+  ListPublicKeysResponseSchema,
   ListTargetCallsResponseSchema,
   ListTargetsResponseSchema,
+  RemovePublicKeyResponseSchema,
   SetExecutionResponseSchema,
   UpdateTargetResponseSchema,
 } from "../../gen/zitadel/action/v2/action_service_pb.js";
-import { type ExecutionSearchFilter, ExecutionType, type TargetSearchFilter } from "../../gen/zitadel/action/v2/query_pb.js";
-import type { ActionService as ActionServiceV2beta } from "../../gen/zitadel/action/v2beta/action_service_pb.js";
-import type { ActionStore } from "../store/action-store.js";
 import {
-  checkPayloadType,
+  type ExecutionSearchFilter,
+  ExecutionType,
+  type PublicKeySearchFilter,
+  type TargetSearchFilter,
+} from "../../gen/zitadel/action/v2/query_pb.js";
+import type { ActionService as ActionServiceV2beta } from "../../gen/zitadel/action/v2beta/action_service_pb.js";
+import { type ActionStore, defaultInstanceId, type InstanceStore } from "../store/action-store.js";
+import { callerContextKey } from "../caller-context.js";
+import {
   conditionFromMessage,
   durationFromMs,
   durationMs,
   executionIdOf,
   executionToMessage,
+  payloadTypeFromMessage,
+  publicKeyToMessage,
   targetToMessage,
   targetTypeFromMessage,
   timeoutMsFromDuration,
 } from "./action-service-convert.js";
-import { checkTextFilterMethod, matchText, paginate, sortExecutions, sortTargets } from "./action-service-list.js";
+import {
+  checkTextFilterMethod,
+  matchText,
+  matchTimestamp,
+  paginate,
+  sortExecutions,
+  sortPublicKeys,
+  sortTargets,
+} from "./action-service-list.js";
 import { type Condition, type ExecutionType as ConditionType, executionTypeOf } from "../condition.js";
 import type { Execution, ExecutionTarget } from "../execution.js";
 import { checkDeliveryQuery, type DeliveryLog } from "../store/delivery-log.js";
@@ -38,6 +58,7 @@ import type { EndpointGuard } from "../dispatch/endpoint-guard.js";
 import type { EventQueue } from "../events/event-queue.js";
 import { knownFunctions } from "../functions/function-contracts.js";
 import type { Target, TargetPatch } from "../target.js";
+import type { TargetPublicKey } from "../target-key.js";
 
 /**
  * ActionServiceOptions configures createActionService.
@@ -46,11 +67,19 @@ export interface ActionServiceOptions {
   /** Where targets and executions live. */
   readonly store: ActionStore;
   /**
-   * The services the server serves. Request and response conditions must name
+   * The instance (tenant) a call manages, default the instanceID of the
+   * CallerContext under callerContextKey, else "" (the default instance). An
+   * authorization interceptor that runs before the service decides it.
+   */
+  readonly instanceOf?: (ctx: HandlerContext) => string;
+  /**
+   * The services the server serves, or a function that returns them when
+   * asked (for a router that gains services later; the answer is cached
+   * while it returns the same services). Request and response conditions must name
    * one of their unary methods or one of them; ListExecutionMethods and
    * ListExecutionServices list them.
    */
-  readonly services: readonly DescService[];
+  readonly services: readonly DescService[] | (() => readonly DescService[]);
   /**
    * The event types that exist. An event condition must name one of them, a
    * group condition a dot-separated prefix of one ("user.human" for
@@ -86,29 +115,43 @@ export type ActionServiceImpl = ServiceImpl<typeof ActionServiceV2> & ServiceImp
  * - Code.NotFound: an unknown target (GetTarget, UpdateTarget, SetExecution),
  *   included execution, method, service, function or event type.
  * - Code.AlreadyExists: a target name that is taken.
- * - Code.Unimplemented: payload types other than JSON.
+ * - Code.FailedPrecondition: activating an expired public key, removing the
+ *   active one.
+ * - Code.ResourceExhausted: a target's 101st public key.
  *
  * SetExecution appends `includes` after `targets`; an empty list removes the
  * execution (even when its condition no longer exists). DeleteTarget removes
- * the target from every execution.
+ * the target from every execution, and its public keys. The public-key RPCs
+ * (v2 only) follow ZITADEL's rules: see InstanceStore.addPublicKey and the
+ * methods after it.
  */
 export function createActionService(options: ActionServiceOptions): ActionServiceImpl {
-  const { store } = options;
+  const instanceOf = options.instanceOf ?? ((ctx: HandlerContext) => ctx.values.get(callerContextKey).instanceID ?? defaultInstanceId);
+  /** scope returns the view of the instance that a call manages. */
+  const scope = (ctx: HandlerContext): InstanceStore => options.store.forInstance(instanceOf(ctx));
   const now = options.now ?? (() => new Date());
   const functions = options.functions ?? knownFunctions;
   const eventTypes = new Set(options.eventTypes ?? []);
-  const methods = new Map<string, DescMethod>();
-  const services = new Set<string>();
-  for (const service of options.services) {
-    services.add(service.typeName);
-    for (const method of service.methods) {
-      methods.set(`/${service.typeName}/${method.name}`, method);
+  /** The served services, methods and unary method names, indexed once per list of services. */
+  let served: { from: readonly DescService[]; services: Set<string>; methods: Map<string, DescMethod>; unaryMethods: string[] } | undefined;
+  const servedNow = () => {
+    const list = typeof options.services === "function" ? options.services() : options.services;
+    if (served === undefined || served.from.length !== list.length || served.from.some((s, i) => s !== list[i])) {
+      const methods = new Map<string, DescMethod>();
+      const services = new Set<string>();
+      for (const service of list) {
+        services.add(service.typeName);
+        for (const method of service.methods) methods.set(`/${service.typeName}/${method.name}`, method);
+      }
+      const unaryMethods = [...methods].filter(([, m]) => m.methodKind === "unary").map(([name]) => name).sort();
+      served = { from: [...list], services, methods, unaryMethods };
     }
-  }
-  const unaryMethods = [...methods].filter(([, m]) => m.methodKind === "unary").map(([name]) => name).sort();
+    return served;
+  };
 
   const checkConditionExists = (condition: Condition, field: string): void => {
     const c = condition;
+    const { methods, services } = servedNow();
     if ("method" in c) {
       const method = methods.get(c.method);
       if (method === undefined) {
@@ -139,6 +182,8 @@ export function createActionService(options: ActionServiceOptions): ActionServic
     }
   };
 
+  /** requireTrimmedId is requireId of the trimmed ID, as ZITADEL trims the IDs of the public-key RPCs. */
+  const requireTrimmedId = (id: string, field: string): string => requireId(id.trim(), field);
   const requireId = (id: string, field = "id"): string => {
     if (id === "") throw new ConnectError(`${field} must not be empty`, Code.InvalidArgument);
     if (id.length > 200) throw new ConnectError(`${field} must be at most 200 characters`, Code.InvalidArgument);
@@ -162,6 +207,32 @@ export function createActionService(options: ActionServiceOptions): ActionServic
       }
       default:
         throw new ConnectError(`filters[${i}] must have a filter set`, Code.InvalidArgument);
+    }
+  };
+
+  const publicKeyFilter = (filter: PublicKeySearchFilter, i: number): ((k: TargetPublicKey) => boolean) => {
+    const f = filter.filter;
+    const field = `filters[${i}]`;
+    switch (f.case) {
+      case "keyIdsFilter": {
+        const ids = new Set(f.value.ids);
+        return (k) => ids.has(k.keyId);
+      }
+      case "activeFilter": {
+        const active = f.value;
+        return (k) => k.active === active;
+      }
+      case "expirationDateFilter": {
+        const at = f.value.timestamp;
+        const date = at === undefined ? undefined : timestampDate(at);
+        if (date === undefined || Number.isNaN(date.getTime()) || at!.nanos < 0 || at!.nanos > 999_999_999) {
+          throw new ConnectError(`${field}.expiration_date_filter.timestamp must be a valid time`, Code.InvalidArgument);
+        }
+        const match = matchTimestamp(date, f.value.method, `${field}.expiration_date_filter`);
+        return (k) => match(k.expirationDate);
+      }
+      default:
+        throw new ConnectError(`${field} must have a filter set`, Code.InvalidArgument);
     }
   };
 
@@ -208,15 +279,16 @@ export function createActionService(options: ActionServiceOptions): ActionServic
       if (kind === undefined) {
         throw new ConnectError("one of restWebhook, restCall or restAsync must be set", Code.InvalidArgument);
       }
-      checkPayloadType(req.payloadType);
+      const payloadType = payloadTypeFromMessage(req.payloadType);
       const timeoutMs = timeoutMsFromDuration(req.timeout);
       options.endpointGuard?.checkEndpoint(req.endpoint);
-      const target = await store.createTarget({
+      const target = await scope(ctx).createTarget({
         name: req.name,
         type: kind.type,
         interruptOnError: kind.interruptOnError,
         endpoint: req.endpoint,
         timeoutMs,
+        payloadType,
       });
       return reply(ctx, CreateTargetResponseSchema, {
         id: target.id,
@@ -228,7 +300,7 @@ export function createActionService(options: ActionServiceOptions): ActionServic
     async updateTarget(req, ctx) {
       const id = requireId(req.id);
       const kind = targetTypeFromMessage(req.targetType);
-      checkPayloadType(req.payloadType);
+      const payloadType = payloadTypeFromMessage(req.payloadType);
       if (req.endpoint !== undefined) options.endpointGuard?.checkEndpoint(req.endpoint);
       let rotateSigningKey = false;
       if (req.expirationSigningKey !== undefined) {
@@ -243,9 +315,10 @@ export function createActionService(options: ActionServiceOptions): ActionServic
         interruptOnError: kind?.interruptOnError,
         endpoint: req.endpoint,
         timeoutMs: req.timeout === undefined ? undefined : timeoutMsFromDuration(req.timeout),
+        payloadType,
         rotateSigningKey,
       };
-      const target = await store.updateTarget(id, patch);
+      const target = await scope(ctx).updateTarget(id, patch);
       return reply(ctx, UpdateTargetResponseSchema, {
         changeDate: timestampFromDate(target.changeDate),
         signingKey: rotateSigningKey ? target.signingKey : undefined,
@@ -253,7 +326,7 @@ export function createActionService(options: ActionServiceOptions): ActionServic
     },
 
     async deleteTarget(req, ctx) {
-      const deleted = await store.deleteTarget(requireId(req.id));
+      const deleted = await scope(ctx).deleteTarget(requireId(req.id));
       return reply(ctx, DeleteTargetResponseSchema, {
         deletionDate: deleted ? timestampFromDate(now()) : undefined,
       });
@@ -261,7 +334,7 @@ export function createActionService(options: ActionServiceOptions): ActionServic
 
     async getTarget(req, ctx) {
       const id = requireId(req.id);
-      const target = await store.getTarget(id);
+      const target = await scope(ctx).getTarget(id);
       if (target === undefined) {
         throw new ConnectError(`target "${id}" not found`, Code.NotFound);
       }
@@ -270,7 +343,7 @@ export function createActionService(options: ActionServiceOptions): ActionServic
 
     async listTargets(req, ctx) {
       const filters = req.filters.map(targetFilter);
-      const sorted = sortTargets(await store.listTargets(), req.sortingColumn);
+      const sorted = sortTargets(await scope(ctx).listTargets(), req.sortingColumn);
       const page = paginate(
         sorted.filter((t) => filters.every((f) => f(t))),
         req.pagination,
@@ -291,13 +364,13 @@ export function createActionService(options: ActionServiceOptions): ActionServic
       if (entries.length > 0) {
         checkConditionExists(condition, "condition");
       }
-      await store.setExecution(condition, entries);
+      await scope(ctx).setExecution(condition, entries);
       return reply(ctx, SetExecutionResponseSchema, { setDate: timestampFromDate(now()) });
     },
 
     async listExecutions(req, ctx) {
       const filters = req.filters.map(executionFilter);
-      const sorted = sortExecutions(await store.listExecutions(), req.sortingColumn);
+      const sorted = sortExecutions(await scope(ctx).listExecutions(), req.sortingColumn);
       const page = paginate(
         sorted.filter((e) => filters.every((f) => f(e))),
         req.pagination,
@@ -313,11 +386,53 @@ export function createActionService(options: ActionServiceOptions): ActionServic
     },
 
     async listExecutionMethods(_req, ctx) {
-      return reply(ctx, ListExecutionMethodsResponseSchema, { methods: unaryMethods });
+      return reply(ctx, ListExecutionMethodsResponseSchema, { methods: servedNow().unaryMethods });
     },
 
     async listExecutionServices(_req, ctx) {
-      return reply(ctx, ListExecutionServicesResponseSchema, { services: [...services].sort() });
+      return reply(ctx, ListExecutionServicesResponseSchema, { services: [...servedNow().services].sort() });
+    },
+
+    async addPublicKey(req, ctx) {
+      const targetId = requireTrimmedId(req.targetId, "target_id");
+      let expirationDate: Date | undefined;
+      if (req.expirationDate !== undefined) {
+        expirationDate = timestampDate(req.expirationDate);
+        if (Number.isNaN(expirationDate.getTime()) || req.expirationDate.nanos < 0 || req.expirationDate.nanos > 999_999_999) {
+          throw new ConnectError("expiration_date must be a valid time", Code.InvalidArgument);
+        }
+      }
+      const key = await scope(ctx).addPublicKey(targetId, { publicKey: req.publicKey, expirationDate });
+      return reply(ctx, AddPublicKeyResponseSchema, { keyId: key.keyId, creationDate: timestampFromDate(key.creationDate) });
+    },
+
+    async activatePublicKey(req, ctx) {
+      const key = await scope(ctx).activatePublicKey(requireTrimmedId(req.targetId, "target_id"), requireTrimmedId(req.keyId, "key_id"));
+      return reply(ctx, ActivatePublicKeyResponseSchema, { changeDate: timestampFromDate(key.changeDate) });
+    },
+
+    async deactivatePublicKey(req, ctx) {
+      const key = await scope(ctx).deactivatePublicKey(requireTrimmedId(req.targetId, "target_id"), requireTrimmedId(req.keyId, "key_id"));
+      return reply(ctx, DeactivatePublicKeyResponseSchema, { changeDate: timestampFromDate(key.changeDate) });
+    },
+
+    async removePublicKey(req, ctx) {
+      const removed = await scope(ctx).removePublicKey(requireTrimmedId(req.targetId, "target_id"), requireTrimmedId(req.keyId, "key_id"));
+      return reply(ctx, RemovePublicKeyResponseSchema, { deletionDate: removed ? timestampFromDate(now()) : undefined });
+    },
+
+    async listPublicKeys(req, ctx) {
+      const targetId = requireTrimmedId(req.targetId, "target_id");
+      const filters = req.filters.map(publicKeyFilter);
+      const sorted = sortPublicKeys(await scope(ctx).listPublicKeys(targetId), req.sortingColumn);
+      const page = paginate(
+        sorted.filter((k) => filters.every((f) => f(k))),
+        req.pagination,
+      );
+      return reply(ctx, ListPublicKeysResponseSchema, {
+        pagination: { totalResult: page.totalResult, appliedLimit: page.appliedLimit },
+        publicKeys: page.items.map(publicKeyToMessage),
+      });
     },
 
     async listTargetCalls(req, ctx) {
@@ -328,6 +443,7 @@ export function createActionService(options: ActionServiceOptions): ActionServic
         throw new ConnectError("pagination.offset is too large", Code.InvalidArgument);
       }
       const query = {
+        instanceId: instanceOf(ctx),
         targetId: req.targetId === "" ? undefined : requireId(req.targetId, "target_id"),
         executionId: req.executionId === "" ? undefined : req.executionId,
         failedOnly: req.failedOnly,

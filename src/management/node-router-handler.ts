@@ -1,5 +1,6 @@
 import { Code, ConnectError, type ConnectRouter, type ContextValues } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerResponse } from "@connectrpc/connect/protocol";
+import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { type Logger, createJsonLogger } from "../logger.js";
 import { createRestGateway, type RestGateway, type RestRequestAdapter, restErrorResponse } from "./rest-gateway.js";
@@ -57,6 +58,11 @@ export interface NodeRouterHandler extends NodeHandlerFn {
  * gRPC-web, as connectNodeAdapter does), all other requests to the REST
  * gateway. Both paths run the same handlers, so every interceptor of the
  * router (authentication, actions, ...) applies to REST calls too.
+ *
+ * A gRPC or gRPC-web request (content type application/grpc...) for a method
+ * the router does not serve gets grpc-status 12 (UNIMPLEMENTED), "unknown
+ * service ..." or "unknown method ... for service ...", as from a gRPC server,
+ * instead of an HTTP 404.
  */
 export function createNodeRouterHandler(options: NodeRouterHandlerOptions): NodeRouterHandler {
   const logger = options.logger ?? createJsonLogger();
@@ -66,6 +72,7 @@ export function createNodeRouterHandler(options: NodeRouterHandlerOptions): Node
   }
   const restGateway = options.rest === false ? undefined : createRestGateway({ handlers: options.router.handlers, adaptRequest: options.adaptRequest });
   const notFound = async (): Promise<UniversalServerResponse> => ({ status: 404 });
+  const services = new Set(options.router.handlers.map((h) => h.service.typeName));
 
   const handler: NodeHandlerFn = (req, res) => {
     const path = req.url?.split("?", 2)[0] ?? "";
@@ -78,6 +85,11 @@ export function createNodeRouterHandler(options: NodeRouterHandlerOptions): Node
       // a bad request, never an exception that escapes the listener.
       const error = new ConnectError(`bad request: ${ConnectError.from(reason).rawMessage}`, Code.InvalidArgument);
       void universalResponseToNodeResponse(restErrorResponse(error), res).catch(() => res.destroy());
+      return;
+    }
+    const contentType = String(req.headers["content-type"] ?? "");
+    if (rpc === undefined && req.method === "POST" && /^application\/grpc(-web)?([+;]|$)/i.test(contentType)) {
+      sendUnknownGrpcMethod(res, unknownGrpcMethod(path, contentType, services));
       return;
     }
     const run = rpc ?? (restGateway === undefined ? notFound : restGateway.handle);
@@ -99,4 +111,42 @@ export function createNodeRouterHandler(options: NodeRouterHandlerOptions): Node
       });
   };
   return Object.assign(handler, { restGateway });
+}
+
+/**
+ * unknownGrpcMethod is the trailers-only answer of a gRPC server to a method
+ * it does not serve: HTTP 200, grpc-status 12 and a message as grpc-go writes it.
+ */
+function unknownGrpcMethod(path: string, contentType: string, services: ReadonlySet<string>): Headers {
+  const match = /^\/([^/]+)\/([^/]+)$/.exec(path);
+  const message =
+    match === null
+      ? `malformed method name: "${path}"`
+      : services.has(match[1]!)
+        ? `unknown method ${match[2]} for service ${match[1]}`
+        : `unknown service ${match[1]}`;
+  const web = /^application\/grpc-web/i.test(contentType);
+  const header = new Headers({ "content-type": web ? "application/grpc-web+proto" : "application/grpc" });
+  return setTrailerStatus(header, new ConnectError(message, Code.Unimplemented));
+}
+
+/**
+ * sendUnknownGrpcMethod writes a trailers-only response: over HTTP/2 one
+ * HEADERS frame that ends the stream (as gRPC clients require), over HTTP/1.1
+ * (gRPC-web) the headers and an empty body.
+ */
+function sendUnknownGrpcMethod(res: NodeServerResponse, header: Headers): void {
+  const headers: Record<string, string> = {};
+  header.forEach((value, key) => (headers[key] = value));
+  const stream = (res as { stream?: { respond(h: Record<string, string | number>, o: { endStream: boolean }): void; headersSent: boolean } }).stream;
+  try {
+    if (stream !== undefined && !stream.headersSent) {
+      stream.respond({ ":status": 200, ...headers }, { endStream: true });
+      return;
+    }
+    (res as { writeHead(status: number, headers: Record<string, string>): unknown }).writeHead(200, headers);
+    res.end();
+  } catch {
+    res.destroy();
+  }
 }

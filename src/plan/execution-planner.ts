@@ -1,17 +1,19 @@
-import type { ActionStore } from "../store/action-store.js";
+import { type ActionStore, defaultInstanceId, type StoreChange } from "../store/action-store.js";
 import { compileExecutionPlan, type ExecutionPlan } from "./execution-plan.js";
 
 /**
- * ExecutionPlanner keeps the ExecutionPlan of a store current.
+ * ExecutionPlanner keeps the ExecutionPlan of every instance of a store current.
  */
 export interface ExecutionPlanner {
   /**
-   * plan returns the plan compiled from the store's latest state: the plan
-   * itself when nothing changed since it was compiled (no allocation, no I/O),
-   * else a promise of a newly compiled one. A change the store announced
-   * before this call is always in the result.
+   * plan returns the plan of an instance (default defaultInstanceId) compiled
+   * from the store's latest state: the plan itself when nothing of the
+   * instance changed since it was compiled (no allocation, no I/O), else a
+   * promise of a newly compiled one. A change the store announced before
+   * this call is always in the result. An instance's plan is compiled on its
+   * first use.
    */
-  plan(): ExecutionPlan | Promise<ExecutionPlan>;
+  plan(instanceId?: string): ExecutionPlan | Promise<ExecutionPlan>;
   /** close stops watching the store. */
   close(): void;
 }
@@ -28,53 +30,80 @@ export interface ExecutionPlannerOptions {
   readonly onStaleError?: (error: unknown) => void;
 }
 
+/** The plan of one instance and what it was compiled from. */
+interface InstancePlan {
+  /** Bumped on every change of the instance the store announces. */
+  version: number;
+  /** The version and store-wide epoch `current` was compiled at. */
+  compiledVersion: number;
+  compiledEpoch: number;
+  current: ExecutionPlan | undefined;
+  loading: Promise<void> | undefined;
+}
+
 /**
- * createExecutionPlanner watches `store` and recompiles its plan lazily, on
- * the first plan() after a change; concurrent callers share one compilation.
+ * createExecutionPlanner watches `store` and recompiles the plan of an
+ * instance lazily, on the first plan() after a change of that instance;
+ * concurrent callers share one compilation.
  */
 export function createExecutionPlanner(store: ActionStore, options: ExecutionPlannerOptions = {}): ExecutionPlanner {
-  let version = 0; // bumped on every change the store announces
-  let compiledVersion = -1; // the version `current` was compiled at
-  let current: ExecutionPlan | undefined;
-  let loading: Promise<void> | undefined;
-  const stop = store.watch(() => {
-    version++;
+  const plans = new Map<string, InstancePlan>();
+  // Bumped when any instance may have changed: every plan is stale then.
+  let epoch = 0;
+  const stop = store.watch((change: StoreChange) => {
+    if (change.instanceId === undefined) {
+      epoch++;
+      return;
+    }
+    const p = plans.get(change.instanceId);
+    if (p !== undefined) p.version++;
   });
 
-  const load = (): Promise<void> => {
-    loading ??= (async () => {
+  const isFresh = (p: InstancePlan) => p.compiledVersion === p.version && p.compiledEpoch === epoch && p.current !== undefined;
+
+  const load = (instanceId: string, p: InstancePlan): Promise<void> => {
+    p.loading ??= (async () => {
       try {
-        const seen = version;
-        const snapshot = await store.snapshot();
-        current = compileExecutionPlan(snapshot);
-        compiledVersion = seen;
+        const version = p.version;
+        const seenEpoch = epoch;
+        const snapshot = await store.forInstance(instanceId).snapshot();
+        p.current = compileExecutionPlan(snapshot);
+        p.compiledVersion = version;
+        p.compiledEpoch = seenEpoch;
       } finally {
-        loading = undefined;
+        p.loading = undefined;
       }
     })();
-    return loading;
+    return p.loading;
   };
-  const fresh = async (): Promise<ExecutionPlan> => {
+  const fresh = async (instanceId: string, p: InstancePlan): Promise<ExecutionPlan> => {
     // A load that started before the latest change does not count: loop until
     // a load started after it has finished.
-    while (compiledVersion !== version || current === undefined) {
+    while (!isFresh(p)) {
       try {
-        await load();
+        await load(instanceId, p);
       } catch (error) {
-        if (current === undefined) throw error;
+        if (p.current === undefined) {
+          plans.delete(instanceId); // nothing to keep: try afresh next time
+          throw error;
+        }
         options.onStaleError?.(error);
-        return current;
+        return p.current;
       }
     }
-    return current;
+    return p.current!;
   };
 
   return {
-    plan() {
-      if (compiledVersion === version && current !== undefined) {
-        return current;
+    plan(instanceId = defaultInstanceId) {
+      let p = plans.get(instanceId);
+      if (p === undefined) {
+        p = { version: 0, compiledVersion: -1, compiledEpoch: -1, current: undefined, loading: undefined };
+        plans.set(instanceId, p);
+      } else if (isFresh(p)) {
+        return p.current!;
       }
-      return fresh();
+      return fresh(instanceId, p);
     },
     close: stop,
   };

@@ -98,6 +98,7 @@ interface FlushWaiter {
 
 interface LogRow {
   id: string;
+  instance_id: string;
   target_id: string;
   target_name: string;
   execution_id: string;
@@ -180,16 +181,18 @@ export async function createPostgresDeliveryLog(options: PostgresDeliveryLogOpti
   const insert = async (batch: readonly Buffered[]) => {
     const columns = unnestColumns(
       batch.map((b) => b.row),
-      ["targetId", "targetName", "executionId", "trigger", "endpoint", "status", "durationMs", "error", "attempt", "async", "startTime"],
+      ["instanceId", "targetId", "targetName", "executionId", "trigger", "endpoint", "status", "durationMs", "error", "attempt", "async", "startTime"],
     );
     await pool.query(
       `INSERT INTO ${q}.delivery_log
-         (target_id, target_name, execution_id, trigger, endpoint, status, duration_ms, error, attempt, async, start_time)
-       SELECT target_id, target_name, execution_id, trigger, endpoint, status, duration_ms, error, attempt, async, start_time
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::integer[], $7::double precision[],
-                   $8::text[], $9::integer[], $10::boolean[], $11::timestamptz[])
-         WITH ORDINALITY AS t(target_id, target_name, execution_id, trigger, endpoint, status, duration_ms, error, attempt,
-                              async, start_time, n)
+         (instance_id, target_id, target_name, execution_id, trigger, endpoint, status, duration_ms, error, attempt, async,
+          start_time)
+       SELECT instance_id, target_id, target_name, execution_id, trigger, endpoint, status, duration_ms, error, attempt, async,
+         start_time
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::integer[],
+                   $8::double precision[], $9::text[], $10::integer[], $11::boolean[], $12::timestamptz[])
+         WITH ORDINALITY AS t(instance_id, target_id, target_name, execution_id, trigger, endpoint, status, duration_ms, error,
+                              attempt, async, start_time, n)
        ORDER BY n`,
       columns,
     );
@@ -301,7 +304,12 @@ export async function createPostgresDeliveryLog(options: PostgresDeliveryLogOpti
 
   const prune = (): Promise<number> => {
     if (released) return Promise.reject(new ConnectError("delivery log is closed", Code.Unavailable));
-    pruning ??= (async () => {
+    // Prunes run one after the other, and each call gets one that starts after it: a prune already
+    // under way may have read the table before the records the caller means were inserted.
+    const previous = pruning?.catch(() => 0);
+    let current: Promise<number> | undefined;
+    current = (async () => {
+      await previous;
       let deleted = 0;
       const deleteBelow = async (boundary: string) => {
         for (;;) {
@@ -346,10 +354,11 @@ export async function createPostgresDeliveryLog(options: PostgresDeliveryLogOpti
       } catch (error) {
         throw toConnectError(error);
       } finally {
-        pruning = undefined;
+        if (pruning === current) pruning = undefined;
       }
     })();
-    return pruning;
+    pruning = current;
+    return current;
   };
   const prunePeriodically = () =>
     prune().catch((error: unknown) => {
@@ -394,7 +403,7 @@ export async function createPostgresDeliveryLog(options: PostgresDeliveryLogOpti
         values.push(value);
         conditions.push(sql(`$${values.length}`));
       };
-      for (const [key, column] of [["targetId", "target_id"], ["executionId", "execution_id"]] as const) {
+      for (const [key, column] of [["instanceId", "instance_id"], ["targetId", "target_id"], ["executionId", "execution_id"]] as const) {
         const value = query[key];
         if (value === undefined) continue;
         // Text PostgreSQL cannot store is in no record.
@@ -414,8 +423,8 @@ export async function createPostgresDeliveryLog(options: PostgresDeliveryLogOpti
       const { rows } = await db.query<LogRow & { total: string }>(
         `SELECT c.total, r.* FROM (SELECT count(*) AS total FROM ${q}.delivery_log ${filter}) c
          LEFT JOIN LATERAL (
-           SELECT id, target_id, target_name, execution_id, trigger, endpoint, status, duration_ms, error, attempt, async,
-             start_time
+           SELECT id, instance_id, target_id, target_name, execution_id, trigger, endpoint, status, duration_ms, error, attempt,
+             async, start_time
            FROM ${q}.delivery_log ${filter}
            ORDER BY id DESC OFFSET ${o} LIMIT ${l}
          ) r ON true`,
@@ -482,6 +491,7 @@ function rowOf(r: TargetCallRecord): Row {
   const duration = Number(r.durationMs);
   const start = r.startTime instanceof Date && !Number.isNaN(r.startTime.getTime()) ? new Date(r.startTime.getTime()) : new Date();
   return {
+    instanceId: text(r.instanceId ?? ""),
     targetId: text(r.targetId),
     targetName: text(r.targetName),
     executionId: text(r.executionId),
@@ -498,6 +508,7 @@ function rowOf(r: TargetCallRecord): Row {
 
 function recordFromRow(row: LogRow): DeliveryRecord {
   return Object.freeze({
+    instanceId: row.instance_id,
     targetId: row.target_id,
     targetName: row.target_name,
     executionId: row.execution_id,

@@ -703,7 +703,10 @@ function isLeaseOf(job: QueuedJob): boolean {
 function jobColumnsOf(jobs: readonly EventJob[]): unknown[][] {
   jobs.forEach((job, i) => {
     const bad = (what: string) => new ConnectError(`job ${i}: ${what}`, Code.InvalidArgument);
-    for (const key of ["instanceId", "targetId", "orderingKey", "executionId", "eventType", "body"] as const) {
+    if (job.instanceId !== undefined && (typeof job.instanceId !== "string" || job.instanceId.includes("\0"))) {
+      throw bad("instanceId must be a string without NUL characters");
+    }
+    for (const key of ["targetId", "orderingKey", "executionId", "eventType", "body"] as const) {
       if (typeof job[key] !== "string") throw bad(`${key} must be a string`);
       if (job[key].includes("\0")) throw bad(`${key} must not contain NUL characters`);
     }
@@ -712,11 +715,14 @@ function jobColumnsOf(jobs: readonly EventJob[]): unknown[][] {
       throw bad(`timeoutMs must be a positive integer up to ${maxTimeoutMs}`);
     }
   });
-  return unnestColumns(jobs, ["instanceId", "targetId", "orderingKey", "executionId", "eventType", "body", "createdAt", "timeoutMs"]);
+  return [
+    jobs.map((job) => job.instanceId ?? ""),
+    ...unnestColumns(jobs, ["targetId", "orderingKey", "executionId", "eventType", "body", "createdAt", "timeoutMs"]),
+  ];
 }
 
 /** jobFromRow returns the fields of a queued or dead job that both tables hold alike. */
-function jobFromRow(row: JobColumns): EventJob & { id: string } {
+function jobFromRow(row: JobColumns): EventJob & { instanceId: string; id: string } {
   return {
     instanceId: row.instance_id,
     targetId: row.target_id,

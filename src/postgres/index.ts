@@ -1,4 +1,4 @@
-// "connect-actions/postgres": the PostgreSQL store, event queue and delivery log (pg is an optional peer dependency).
+// "connect-actions/postgres": the PostgreSQL store, event queue, delivery log and signing keys (pg is an optional peer dependency).
 export type { PostgresConnectionOptions } from "./connection.js";
 export {
   createPostgresDeliveryLog,
@@ -11,4 +11,9 @@ export {
   type PostgresEventQueueOptions,
 } from "./event-queue.js";
 export { type MigrationTarget, migrate, type PostgresMigration, postgresMigrations } from "./migrations.js";
+export {
+  createPostgresSigningKeySource,
+  type PostgresSigningKeySource,
+  type PostgresSigningKeySourceOptions,
+} from "./signing-key-source.js";
 export { createPostgresStore, type PostgresStore, type PostgresStoreOptions } from "./store.js";

@@ -33,12 +33,20 @@ export interface PostgresMigration {
  *    with unsettled jobs, pointing at the lane's head job and saying when it
  *    may be claimed; `event_dead_jobs`, the given-up jobs.
  * 3. The delivery log (createPostgresDeliveryLog): `delivery_log`.
- * 4. Event queue per instance and in batches: an `instance_id` column (""
- *    for the rows that were there before) in `event_jobs`, `event_lanes`
- *    (now keyed by instance, target and ordering key) and `event_dead_jobs`
- *    (indexed per instance); `event_inbox`, where enqueues add jobs; and the
- *    function `event_queue_cycle`, which takes in enqueued jobs, settles a
- *    batch of claimed jobs and claims more in one call.
+ * 4. Instances: `instance_id` on targets, executions, queued and dead event
+ *    jobs, and the delivery log;
+ *    target names unique per instance, executions keyed by (instance, ID).
+ *    Existing rows keep working in the default instance ('').
+ * 5. Payload types and keys: `payload_type` on targets ('json' for existing
+ *    ones); `target_public_keys`, the public keys of targets (deleted with
+ *    their target; at most one active key per target); `signing_keys`, the
+ *    instances' keys that sign JWT payloads (createPostgresSigningKeySource).
+ * 6. Event queue per instance and in batches: `event_lanes` keyed by
+ *    instance, target and ordering key (existing lanes in the default
+ *    instance), dead jobs indexed per instance; `event_inbox`, where
+ *    enqueues add jobs; and the function `event_queue_cycle`, which takes in
+ *    enqueued jobs, settles a batch of claimed jobs and claims more in one
+ *    call.
  */
 export const postgresMigrations: readonly PostgresMigration[] = Object.freeze([
   {
@@ -142,11 +150,62 @@ export const postgresMigrations: readonly PostgresMigration[] = Object.freeze([
   },
   {
     version: 4,
+    name: "instances",
+    sql: (schema: string) => `
+      ALTER TABLE ${schema}.targets ADD COLUMN instance_id text COLLATE "C" NOT NULL DEFAULT '';
+      ALTER TABLE ${schema}.targets DROP CONSTRAINT targets_name_key;
+      ALTER TABLE ${schema}.targets ADD CONSTRAINT targets_instance_name_key UNIQUE (instance_id, name);
+      CREATE INDEX targets_instance_seq_idx ON ${schema}.targets (instance_id, seq);
+      ALTER TABLE ${schema}.executions ADD COLUMN instance_id text COLLATE "C" NOT NULL DEFAULT '';
+      ALTER TABLE ${schema}.executions DROP CONSTRAINT executions_pkey;
+      ALTER TABLE ${schema}.executions ADD CONSTRAINT executions_pkey PRIMARY KEY (instance_id, id);
+      ALTER TABLE ${schema}.delivery_log ADD COLUMN instance_id text COLLATE "C" NOT NULL DEFAULT '';
+      ALTER TABLE ${schema}.event_jobs ADD COLUMN instance_id text COLLATE "C" NOT NULL DEFAULT '';
+      ALTER TABLE ${schema}.event_dead_jobs ADD COLUMN instance_id text COLLATE "C" NOT NULL DEFAULT '';
+      CREATE INDEX delivery_log_instance_idx ON ${schema}.delivery_log (instance_id, id);
+    `,
+  },
+  {
+    version: 5,
+    name: "payload-types-and-keys",
+    sql: (schema: string) => `
+      ALTER TABLE ${schema}.targets ADD COLUMN payload_type text NOT NULL DEFAULT 'json'
+        CHECK (payload_type IN ('json', 'jwt', 'jwe'));
+      CREATE TABLE ${schema}.target_public_keys (
+        id text PRIMARY KEY,
+        seq bigint GENERATED ALWAYS AS IDENTITY,
+        instance_id text COLLATE "C" NOT NULL,
+        target_id text NOT NULL REFERENCES ${schema}.targets (id) ON DELETE CASCADE,
+        public_key text NOT NULL,
+        fingerprint text NOT NULL,
+        key_type text NOT NULL CHECK (key_type IN ('rsa', 'ec')),
+        active boolean NOT NULL DEFAULT false,
+        expiration_date timestamptz,
+        creation_date timestamptz NOT NULL,
+        change_date timestamptz NOT NULL
+      );
+      CREATE INDEX target_public_keys_target_idx ON ${schema}.target_public_keys (target_id, seq);
+      CREATE UNIQUE INDEX target_public_keys_active_idx ON ${schema}.target_public_keys (target_id) WHERE active;
+      CREATE TABLE ${schema}.signing_keys (
+        instance_id text COLLATE "C" NOT NULL,
+        id text NOT NULL,
+        algorithm text NOT NULL,
+        private_key text NOT NULL,
+        public_jwk jsonb NOT NULL,
+        creation_date timestamptz NOT NULL,
+        signs_from timestamptz NOT NULL,
+        signs_until timestamptz NOT NULL,
+        expires_at timestamptz NOT NULL,
+        PRIMARY KEY (instance_id, id)
+      );
+    `,
+  },
+  {
+    version: 6,
     name: "event-queue-instances-and-batches",
     sql: (schema: string) => `
-      ALTER TABLE ${schema}.event_jobs ADD COLUMN instance_id text COLLATE "C" NOT NULL DEFAULT '';
+      -- event_jobs and event_dead_jobs have an instance_id since migration 4.
       ALTER TABLE ${schema}.event_lanes ADD COLUMN instance_id text COLLATE "C" NOT NULL DEFAULT '';
-      ALTER TABLE ${schema}.event_dead_jobs ADD COLUMN instance_id text NOT NULL DEFAULT '';
       ALTER TABLE ${schema}.event_lanes DROP CONSTRAINT event_lanes_pkey,
         ADD CONSTRAINT event_lanes_pkey PRIMARY KEY (instance_id, target_id, ordering_key);
       DROP INDEX ${schema}.event_jobs_lane_idx;

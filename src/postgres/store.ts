@@ -1,7 +1,14 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import pg from "pg";
-import type { ActionSnapshot, ActionStore } from "../store/action-store.js";
+import {
+  type ActionSnapshot,
+  type ActionStore,
+  defaultInstanceId,
+  type InstanceStore,
+  type StoreChange,
+  validateInstanceId,
+} from "../store/action-store.js";
 import { type Condition, executionId, executionTypeOf, validateCondition } from "../condition.js";
 import { checkIncludeGraph, type Execution, type ExecutionTarget, validateExecutionTargets } from "../execution.js";
 import { newId } from "../id.js";
@@ -14,12 +21,21 @@ import { createWatchers } from "./watchers.js";
 import {
   applyTargetPatch,
   generateSigningKey,
+  type PayloadType,
   type Target,
   type TargetInput,
   type TargetPatch,
   type TargetType,
   validateTargetInput,
 } from "../target.js";
+import {
+  isKeyUsable,
+  maxPublicKeysPerTarget,
+  type PublicKeyInput,
+  type PublicKeyType,
+  type TargetPublicKey,
+  validatePublicKeyInput,
+} from "../target-key.js";
 
 /**
  * PostgresStoreOptions configures createPostgresStore. Set at most one of
@@ -71,7 +87,7 @@ export interface PostgresStore extends ActionStore {
   listenerPid(): number | undefined;
 }
 
-/** First key of the advisory lock that serializes changes to executions. */
+/** First key of the advisory lock that serializes changes to the executions of one instance. */
 const graphLockClass = 0x0ca_0002;
 
 /**
@@ -83,12 +99,30 @@ const toConnectError = postgresErrorMapper("postgres store", (sqlState) => sqlSt
 
 interface TargetRow {
   id: string;
+  instance_id: string;
   name: string;
   type: string;
   interrupt_on_error: boolean;
   endpoint: string;
   timeout_ms: number;
   signing_key: string;
+  payload_type: string;
+  creation_date: Date | string;
+  change_date: Date | string;
+  /** The active public key, null when there is none. */
+  key_id: string | null;
+  key_pem: string | null;
+  key_expiration: Date | string | null;
+}
+
+interface PublicKeyRow {
+  id: string;
+  target_id: string;
+  public_key: string;
+  fingerprint: string;
+  key_type: string;
+  active: boolean;
+  expiration_date: Date | string | null;
   creation_date: Date | string;
   change_date: Date | string;
 }
@@ -108,13 +142,15 @@ interface ExecutionRow {
  * ConnectError (Code.InvalidArgument for bad options, Code.Unavailable when
  * the database cannot be reached) otherwise.
  *
- * Every write is one transaction. Writes to executions, and target deletions,
- * are serialized by an advisory lock, so existence, include cycle and depth
- * checks cannot race. Watchers hear of this instance's changes after COMMIT
- * and before the write's promise resolves, and of other instances' changes
- * through NOTIFY, typically within milliseconds. When the LISTEN connection is
- * lost, it reconnects with backoff and then calls the watchers once, since
- * changes may have been missed meanwhile.
+ * Every row belongs to an instance (column instance_id). Every write is one
+ * transaction. Writes to an instance's executions, and its target deletions,
+ * are serialized by an advisory lock of that instance, so existence, include
+ * cycle and depth checks cannot race, and instances never wait for each
+ * other. Watchers hear of this store's changes after COMMIT and before the
+ * write's promise resolves, and of other stores' changes through NOTIFY
+ * (which carries the instance and the changed IDs), typically within
+ * milliseconds. When the LISTEN connection is lost, it reconnects with
+ * backoff and then tells the watchers that any instance may have changed.
  */
 export async function createPostgresStore(options: PostgresStoreOptions = {}): Promise<PostgresStore> {
   const schema = connectionSchema(options);
@@ -125,10 +161,8 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
   const pool = db.pool;
 
   const q = pg.escapeIdentifier(schema);
-  const instanceId = randomUUID();
-  const payload = JSON.stringify({ source: instanceId });
-  const watchers = createWatchers();
-  const changed = watchers.notify;
+  const source = randomUUID();
+  const watchers = createWatchers<StoreChange>();
   let closed = false;
   let closing: Promise<void> | undefined;
 
@@ -142,35 +176,6 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
   };
 
   /**
-   * dropExecution deletes an execution and removes the includes of it from
-   * other executions; one left with no entries is dropped the same way. Runs
-   * inside the caller's transaction, under the graph lock.
-   */
-  const dropExecution = async (client: pg.ClientBase, id: string, date: Date): Promise<void> => {
-    const pending = [id];
-    for (let next = pending.shift(); next !== undefined; next = pending.shift()) {
-      await client.query(`DELETE FROM ${q}.executions WHERE id = $1`, [next]);
-      const { rows } = await client.query<{ id: string; targets: unknown }>(
-        `SELECT id, targets FROM ${q}.executions WHERE targets @> $1::jsonb`,
-        [JSON.stringify([{ include: next }])],
-      );
-      for (const row of rows) {
-        const gone = next;
-        const rest = entriesFromJson(row.targets).filter((t) => !("include" in t && t.include === gone));
-        if (rest.length === 0) {
-          pending.push(row.id);
-        } else {
-          await client.query(`UPDATE ${q}.executions SET targets = $2::jsonb, change_date = $3 WHERE id = $1`, [
-            row.id,
-            JSON.stringify(rest),
-            date,
-          ]);
-        }
-      }
-    }
-  };
-
-  /**
    * transaction runs `fn` in a transaction on a client of the pool: COMMIT
    * when it resolves, ROLLBACK when it throws. Errors become ConnectErrors.
    */
@@ -178,28 +183,493 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
     open();
     return db.transaction(fn, begin);
   };
-  const notify = (client: pg.ClientBase) => client.query("SELECT pg_notify($1, $2)", [channel, payload]);
-  const lockGraph = (client: pg.ClientBase) =>
-    client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [graphLockClass, schema]);
+  /**
+   * notify announces a change to the other stores on the channel, at COMMIT.
+   * The IDs are left out when they do not fit into a notification (at most
+   * 8000 bytes), which makes the receivers read the whole instance again.
+   */
+  const notify = (client: pg.ClientBase, change: StoreChange) => {
+    let payload = JSON.stringify({ source, ...change });
+    if (Buffer.byteLength(payload) > maxNotifyBytes) payload = JSON.stringify({ source, instanceId: change.instanceId });
+    return client.query("SELECT pg_notify($1, $2)", [channel, payload]);
+  };
   const read = async <R extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<R[]> => {
     open();
     return (await db.query<R>(text, values)).rows;
   };
 
-  const targetColumns = "id, name, type, interrupt_on_error, endpoint, timeout_ms, signing_key, creation_date, change_date";
+  const targetColumns =
+    "id, instance_id, name, type, interrupt_on_error, endpoint, timeout_ms, signing_key, payload_type, creation_date, change_date";
+  // Targets with their active public key; filter with "t." columns, order by t.seq, lock with FOR UPDATE OF t.
+  const targetSelect = `SELECT ${targetColumns
+    .split(", ")
+    .map((c) => `t.${c}`)
+    .join(", ")}, k.id AS key_id, k.public_key AS key_pem, k.expiration_date AS key_expiration
+    FROM ${q}.targets t LEFT JOIN ${q}.target_public_keys k ON k.target_id = t.id AND k.active`;
+  const keyColumns = "id, target_id, public_key, fingerprint, key_type, active, expiration_date, creation_date, change_date";
   const executionColumns = "id, condition, targets, creation_date, change_date";
+
+  // --- one instance ------------------------------------------------------------
+
+  const view = (instanceId: string): InstanceStore => {
+    const lockGraph = (client: pg.ClientBase) =>
+      client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [graphLockClass, `${schema}/${instanceId}`]);
+    const setEntries = (client: pg.ClientBase, id: string, entries: readonly ExecutionTarget[], date: Date) =>
+      client.query(`UPDATE ${q}.executions SET targets = $3::jsonb, change_date = $4 WHERE instance_id = $1 AND id = $2`, [
+        instanceId,
+        id,
+        JSON.stringify(entries),
+        date,
+      ]);
+    /**
+     * dropExecution deletes an execution and removes the includes of it from
+     * other executions, each read when it is changed; one left with no
+     * entries is dropped the same way. Every execution it changes or removes
+     * is added to `touched`. Runs inside the caller's transaction, under the
+     * graph lock.
+     */
+    const dropExecution = async (client: pg.ClientBase, id: string, date: Date, touched: Set<string>): Promise<void> => {
+      const pending = [id];
+      for (let next = pending.shift(); next !== undefined; next = pending.shift()) {
+        await client.query(`DELETE FROM ${q}.executions WHERE instance_id = $1 AND id = $2`, [instanceId, next]);
+        touched.add(next);
+        const { rows } = await client.query<{ id: string; targets: unknown }>(
+          `SELECT id, targets FROM ${q}.executions WHERE instance_id = $1 AND targets @> $2::jsonb`,
+          [instanceId, JSON.stringify([{ include: next }])],
+        );
+        for (const row of rows) {
+          const gone = next;
+          const rest = entriesFromJson(row.targets).filter((t) => !("include" in t && t.include === gone));
+          touched.add(row.id);
+          if (rest.length === 0) pending.push(row.id);
+          else await setEntries(client, row.id, rest, date);
+        }
+      }
+    };
+
+    /** lockTarget locks a target of this instance against changes of its keys, or throws Code.NotFound. */
+    const lockTarget = async (client: pg.ClientBase, targetId: string) => {
+      const { rowCount } = await client.query(`SELECT 1 FROM ${q}.targets WHERE instance_id = $1 AND id = $2 FOR UPDATE`, [
+        instanceId,
+        targetId,
+      ]);
+      if (rowCount !== 1) throw targetNotFound(targetId);
+    };
+    /** lockKey locks a target of this instance and returns one of its keys, or throws Code.NotFound. */
+    const lockKey = async (client: pg.ClientBase, targetId: string, keyId: string): Promise<PublicKeyRow> => {
+      if (!storableId(targetId)) throw targetNotFound(targetId);
+      await lockTarget(client, targetId);
+      const { rows } = await client.query<PublicKeyRow>(
+        storableId(keyId) ? `SELECT ${keyColumns} FROM ${q}.target_public_keys WHERE target_id = $1 AND id = $2` : "SELECT NULL WHERE false",
+        storableId(keyId) ? [targetId, keyId] : [],
+      );
+      if (rows[0] === undefined) throw new ConnectError(`public key "${String(keyId)}" of target "${targetId}" not found`, Code.NotFound);
+      return rows[0];
+    };
+
+    return {
+      instanceId,
+
+      async createTarget(input: TargetInput) {
+        open();
+        const fields = validateTargetInput(input);
+        const target = await transaction(async (client) => {
+          for (;;) {
+            const date = now();
+            const candidate: Target = Object.freeze({
+              id: newId(),
+              instanceId,
+              ...fields,
+              signingKey: generateSigningKey(),
+              creationDate: date,
+              changeDate: date,
+            });
+            let inserted: number | null;
+            try {
+              inserted = (
+                await client.query(
+                  `INSERT INTO ${q}.targets (${targetColumns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+                   ON CONFLICT (id) DO NOTHING`,
+                  [
+                    candidate.id,
+                    instanceId,
+                    candidate.name,
+                    candidate.type,
+                    candidate.interruptOnError,
+                    candidate.endpoint,
+                    candidate.timeoutMs,
+                    candidate.signingKey,
+                    candidate.payloadType,
+                    date,
+                  ],
+                )
+              ).rowCount;
+            } catch (error) {
+              throw nameTaken(error, fields.name);
+            }
+            // Zero rows: another process generated the same ID; draw a new one.
+            if (inserted === 1) {
+              await notify(client, { instanceId, targetIds: [candidate.id], executionIds: [] });
+              return candidate;
+            }
+          }
+        });
+        watchers.notify({ instanceId, targetIds: [target.id], executionIds: [] });
+        return target;
+      },
+
+      async updateTarget(id: string, patch: TargetPatch) {
+        open();
+        if (!storableId(id)) throw new ConnectError(`target "${String(id)}" not found`, Code.NotFound);
+        const next = await transaction(async (client) => {
+          const { rows } = await client.query<TargetRow>(`${targetSelect} WHERE t.instance_id = $1 AND t.id = $2 FOR UPDATE OF t`, [
+            instanceId,
+            id,
+          ]);
+          const row = rows[0];
+          if (row === undefined) {
+            throw new ConnectError(`target "${id}" not found`, Code.NotFound);
+          }
+          const updated = Object.freeze(applyTargetPatch(targetFromRow(row), patch, now()));
+          try {
+            await client.query(
+              `UPDATE ${q}.targets SET name = $2, type = $3, interrupt_on_error = $4, endpoint = $5, timeout_ms = $6,
+                 signing_key = $7, payload_type = $8, change_date = $9
+               WHERE id = $1`,
+              [
+                id,
+                updated.name,
+                updated.type,
+                updated.interruptOnError,
+                updated.endpoint,
+                updated.timeoutMs,
+                updated.signingKey,
+                updated.payloadType,
+                updated.changeDate,
+              ],
+            );
+          } catch (error) {
+            throw nameTaken(error, updated.name);
+          }
+          await notify(client, { instanceId, targetIds: [id], executionIds: [] });
+          return updated;
+        });
+        watchers.notify({ instanceId, targetIds: [id], executionIds: [] });
+        return next;
+      },
+
+      async deleteTarget(id: string) {
+        open();
+        if (!storableId(id)) return false;
+        const change = await transaction(async (client): Promise<StoreChange | undefined> => {
+          await lockGraph(client);
+          const removed = await client.query(`DELETE FROM ${q}.targets WHERE instance_id = $1 AND id = $2`, [instanceId, id]);
+          if (removed.rowCount !== 1) return undefined;
+          const date = now();
+          const touched = new Set<string>();
+          // One execution at a time, each read afresh: a cascade may change or remove the next.
+          for (;;) {
+            const { rows } = await client.query<{ id: string; targets: unknown }>(
+              `SELECT id, targets FROM ${q}.executions WHERE instance_id = $1 AND targets @> $2::jsonb LIMIT 1`,
+              [instanceId, JSON.stringify([{ target: id }])],
+            );
+            const row = rows[0];
+            if (row === undefined) break;
+            const rest = entriesFromJson(row.targets).filter((t) => !("target" in t && t.target === id));
+            touched.add(row.id);
+            if (rest.length === 0) await dropExecution(client, row.id, date, touched);
+            else await setEntries(client, row.id, rest, date);
+          }
+          const done: StoreChange = { instanceId, targetIds: [id], executionIds: [...touched] };
+          await notify(client, done);
+          return done;
+        });
+        if (change === undefined) return false;
+        watchers.notify(change);
+        return true;
+      },
+
+      async getTarget(id: string) {
+        open();
+        if (!storableId(id)) return undefined;
+        const rows = await read<TargetRow>(`${targetSelect} WHERE t.instance_id = $1 AND t.id = $2`, [instanceId, id]);
+        return rows[0] === undefined ? undefined : targetFromRow(rows[0]);
+      },
+
+      async listTargets() {
+        const rows = await read<TargetRow>(`${targetSelect} WHERE t.instance_id = $1 ORDER BY t.seq`, [instanceId]);
+        return rows.map(targetFromRow);
+      },
+
+      async addPublicKey(targetId: string, input: PublicKeyInput) {
+        open();
+        const fields = validatePublicKeyInput(input, now());
+        if (!storableId(targetId)) throw targetNotFound(targetId);
+        return transaction(async (client) => {
+          await lockTarget(client, targetId);
+          const { rows } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${q}.target_public_keys WHERE target_id = $1`, [
+            targetId,
+          ]);
+          if (Number(rows[0]?.n ?? 0) >= maxPublicKeysPerTarget) {
+            throw new ConnectError(
+              `target "${targetId}" has ${maxPublicKeysPerTarget} public keys already; remove one first`,
+              Code.ResourceExhausted,
+            );
+          }
+          for (;;) {
+            const date = now();
+            const inserted = await client.query<PublicKeyRow>(
+              `INSERT INTO ${q}.target_public_keys (id, instance_id, target_id, public_key, fingerprint, key_type, active,
+                 expiration_date, creation_date, change_date)
+               VALUES ($1, $2, $3, $4, $5, $6, false, $7, $8, $8)
+               ON CONFLICT (id) DO NOTHING RETURNING ${keyColumns}`,
+              [newId(), instanceId, targetId, fields.pem, fields.fingerprint, fields.keyType, fields.expirationDate ?? null, date],
+            );
+            // No row: another process generated the same ID; draw a new one.
+            if (inserted.rows[0] !== undefined) return publicKeyFromRow(inserted.rows[0], date);
+          }
+        });
+      },
+
+      async activatePublicKey(targetId: string, keyId: string) {
+        open();
+        const result = await transaction(async (client) => {
+          const key = await lockKey(client, targetId, keyId);
+          const date = now();
+          const expiration = key.expiration_date === null ? undefined : toDate(key.expiration_date);
+          if (!isKeyUsable(expiration, date)) {
+            throw new ConnectError(`public key "${keyId}" of target "${targetId}" has expired`, Code.FailedPrecondition);
+          }
+          if (key.active) return { key: publicKeyFromRow(key, date), changed: false };
+          await client.query(`UPDATE ${q}.target_public_keys SET active = false, change_date = $2 WHERE target_id = $1 AND active`, [
+            targetId,
+            date,
+          ]);
+          const { rows } = await client.query<PublicKeyRow>(
+            `UPDATE ${q}.target_public_keys SET active = true, change_date = $2 WHERE id = $1 RETURNING ${keyColumns}`,
+            [keyId, date],
+          );
+          await notify(client, { instanceId, targetIds: [targetId], executionIds: [] });
+          return { key: publicKeyFromRow(rows[0]!, date), changed: true };
+        });
+        if (result.changed) watchers.notify({ instanceId, targetIds: [targetId], executionIds: [] });
+        return result.key;
+      },
+
+      async deactivatePublicKey(targetId: string, keyId: string) {
+        open();
+        const result = await transaction(async (client) => {
+          const key = await lockKey(client, targetId, keyId);
+          const date = now();
+          if (!key.active) return { key: publicKeyFromRow(key, date), changed: false };
+          const { rows } = await client.query<PublicKeyRow>(
+            `UPDATE ${q}.target_public_keys SET active = false, change_date = $2 WHERE id = $1 RETURNING ${keyColumns}`,
+            [keyId, date],
+          );
+          await notify(client, { instanceId, targetIds: [targetId], executionIds: [] });
+          return { key: publicKeyFromRow(rows[0]!, date), changed: true };
+        });
+        if (result.changed) watchers.notify({ instanceId, targetIds: [targetId], executionIds: [] });
+        return result.key;
+      },
+
+      async removePublicKey(targetId: string, keyId: string) {
+        open();
+        if (!storableId(targetId) || !storableId(keyId)) return false;
+        const result = await transaction(async (client) => {
+          const { rows } = await client.query<PublicKeyRow>(
+            `SELECT ${keyColumns.split(", ").map((c) => `k.${c}`).join(", ")}
+             FROM ${q}.targets t JOIN ${q}.target_public_keys k ON k.target_id = t.id
+             WHERE t.instance_id = $1 AND t.id = $2 AND k.id = $3 FOR UPDATE OF t, k`,
+            [instanceId, targetId, keyId],
+          );
+          const key = rows[0];
+          if (key === undefined) return { removed: false, changed: false };
+          const expiration = key.expiration_date === null ? undefined : toDate(key.expiration_date);
+          if (key.active && isKeyUsable(expiration, now())) {
+            throw new ConnectError(
+              `public key "${keyId}" is the active key of target "${targetId}": deactivate it before removing it`,
+              Code.FailedPrecondition,
+            );
+          }
+          await client.query(`DELETE FROM ${q}.target_public_keys WHERE id = $1`, [keyId]);
+          if (key.active) await notify(client, { instanceId, targetIds: [targetId], executionIds: [] });
+          return { removed: true, changed: key.active };
+        });
+        if (result.changed) watchers.notify({ instanceId, targetIds: [targetId], executionIds: [] });
+        return result.removed;
+      },
+
+      async listPublicKeys(targetId: string) {
+        open();
+        if (!storableId(targetId)) return [];
+        const rows = await read<PublicKeyRow>(
+          `SELECT ${keyColumns.split(", ").map((c) => `k.${c}`).join(", ")}
+           FROM ${q}.targets t JOIN ${q}.target_public_keys k ON k.target_id = t.id
+           WHERE t.instance_id = $1 AND t.id = $2 ORDER BY k.seq`,
+          [instanceId, targetId],
+        );
+        const date = now();
+        return rows.map((row) => publicKeyFromRow(row, date));
+      },
+
+      async setExecution(condition: Condition, list: readonly ExecutionTarget[]) {
+        open();
+        const normalized = validateCondition(condition);
+        const id = executionId(normalized);
+        const entries = validateExecutionTargets(id, list);
+        const result = await transaction(async (client) => {
+          await lockGraph(client);
+          const { rows: currentRows } = await client.query<{ creation_date: Date | string }>(
+            `SELECT creation_date FROM ${q}.executions WHERE instance_id = $1 AND id = $2`,
+            [instanceId, id],
+          );
+          const current = currentRows[0];
+          if (entries.length === 0) {
+            if (current === undefined) return { change: undefined, execution: undefined };
+            const touched = new Set<string>();
+            await dropExecution(client, id, now(), touched);
+            const change: StoreChange = { instanceId, targetIds: [], executionIds: [...touched] };
+            await notify(client, change);
+            return { change, execution: undefined };
+          }
+          const targetIds = entries.flatMap((e) => ("target" in e ? [e.target] : []));
+          if (targetIds.length > 0) {
+            const { rows } = await client.query<{ id: string }>(
+              `SELECT id FROM ${q}.targets WHERE instance_id = $1 AND id = ANY($2::text[])`,
+              [instanceId, targetIds.filter(storableId)],
+            );
+            const found = new Set(rows.map((r) => r.id));
+            const missing = targetIds.find((t) => !found.has(t));
+            if (missing !== undefined) {
+              throw new ConnectError(`target "${missing}" not found`, Code.NotFound);
+            }
+          }
+          // Includes only connect executions of one type: load that part of the graph.
+          const type = executionTypeOf(id);
+          const { rows: graphRows } = await client.query<{ id: string; targets: unknown }>(
+            `SELECT id, targets FROM ${q}.executions WHERE instance_id = $1 AND (id = $2 OR starts_with(id, $3))`,
+            [instanceId, type, `${type}/`],
+          );
+          const lists = new Map<string, readonly ExecutionTarget[]>();
+          const includers = new Map<string, string[]>();
+          for (const row of graphRows) {
+            const rowEntries = entriesFromJson(row.targets);
+            lists.set(row.id, rowEntries);
+            for (const e of rowEntries) {
+              if (!("include" in e)) continue;
+              const parents = includers.get(e.include);
+              if (parents === undefined) includers.set(e.include, [row.id]);
+              else parents.push(row.id);
+            }
+          }
+          checkIncludeGraph(
+            id,
+            entries,
+            (x) => lists.get(x),
+            (x) => includers.get(x) ?? [],
+          );
+          const date = now();
+          const execution = freezeExecution({
+            id,
+            condition: normalized,
+            targets: entries,
+            creationDate: current === undefined ? date : toDate(current.creation_date),
+            changeDate: date,
+          });
+          await client.query(
+            `INSERT INTO ${q}.executions (instance_id, ${executionColumns}) VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, $6)
+             ON CONFLICT (instance_id, id) DO UPDATE SET condition = EXCLUDED.condition, targets = EXCLUDED.targets,
+               change_date = EXCLUDED.change_date`,
+            [instanceId, id, JSON.stringify(normalized), JSON.stringify(entries), execution.creationDate, date],
+          );
+          const change: StoreChange = { instanceId, targetIds: [], executionIds: [id] };
+          await notify(client, change);
+          return { change, execution };
+        });
+        if (result.change !== undefined) watchers.notify(result.change);
+        return result.execution;
+      },
+
+      async getExecution(id: string) {
+        open();
+        if (!storableId(id)) return undefined;
+        const rows = await read<ExecutionRow>(
+          `SELECT ${executionColumns} FROM ${q}.executions WHERE instance_id = $1 AND id = $2`,
+          [instanceId, id],
+        );
+        return rows[0] === undefined ? undefined : executionFromRow(rows[0]);
+      },
+
+      async listExecutions() {
+        const rows = await read<ExecutionRow>(
+          `SELECT ${executionColumns} FROM ${q}.executions WHERE instance_id = $1 ORDER BY id`,
+          [instanceId],
+        );
+        return rows.map(executionFromRow);
+      },
+
+      async snapshot(): Promise<ActionSnapshot> {
+        return transaction(async (client) => {
+          const targets = await client.query<TargetRow>(`${targetSelect} WHERE t.instance_id = $1 ORDER BY t.seq`, [instanceId]);
+          const executions = await client.query<ExecutionRow>(
+            `SELECT ${executionColumns} FROM ${q}.executions WHERE instance_id = $1 ORDER BY id`,
+            [instanceId],
+          );
+          return { targets: targets.rows.map(targetFromRow), executions: executions.rows.map(executionFromRow) };
+        }, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+      },
+
+      async load(ids) {
+        const targetIds = (ids.targetIds ?? []).filter(storableId);
+        const executionIds = (ids.executionIds ?? []).filter(storableId);
+        if (targetIds.length === 0 && executionIds.length === 0) {
+          open();
+          return { targets: [], executions: [] };
+        }
+        return transaction(async (client) => {
+          const targets =
+            targetIds.length === 0
+              ? []
+              : (
+                  await client.query<TargetRow>(`${targetSelect} WHERE t.instance_id = $1 AND t.id = ANY($2::text[]) ORDER BY t.seq`, [
+                    instanceId,
+                    targetIds,
+                  ])
+                ).rows.map(targetFromRow);
+          const executions =
+            executionIds.length === 0
+              ? []
+              : (
+                  await client.query<ExecutionRow>(
+                    `SELECT ${executionColumns} FROM ${q}.executions WHERE instance_id = $1 AND id = ANY($2::text[]) ORDER BY id`,
+                    [instanceId, executionIds],
+                  )
+                ).rows.map(executionFromRow);
+          return { targets, executions };
+        }, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+      },
+    };
+  };
 
   // --- start -----------------------------------------------------------------
 
   const onNotify = (message: string | undefined) => {
-    let source: unknown;
+    let parsed: { source?: unknown; instanceId?: unknown; targetIds?: unknown; executionIds?: unknown } | undefined;
     try {
-      source = (JSON.parse(message ?? "") as { source?: unknown }).source;
+      parsed = JSON.parse(message ?? "") as typeof parsed;
     } catch {
-      // Not ours to parse: treat it as a change made elsewhere.
+      // Not ours to parse: treat it as a change made elsewhere, anywhere.
     }
-    if (source === instanceId) return; // our watchers heard of it already
-    changed();
+    if (parsed?.source === source) return; // our watchers heard of it already
+    const instanceId = typeof parsed?.instanceId === "string" ? parsed.instanceId : undefined;
+    const idList = (value: unknown): string[] | undefined =>
+      Array.isArray(value) && value.every((v) => typeof v === "string") ? (value as string[]) : undefined;
+    const targetIds = instanceId === undefined ? undefined : idList(parsed?.targetIds);
+    const executionIds = instanceId === undefined ? undefined : idList(parsed?.executionIds);
+    watchers.notify(
+      targetIds === undefined || executionIds === undefined ? { instanceId } : { instanceId, targetIds, executionIds },
+    );
   };
   const channelListener = await db.prepare(() =>
     createPostgresListener({
@@ -210,13 +680,16 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
       logAttributes: { schema, channel },
       onNotify,
       // Changes made while the connection was down were not announced.
-      onReconnect: changed,
+      onReconnect: () => watchers.notify({ instanceId: undefined }),
     }),
   );
 
   // --- the store -------------------------------------------------------------
 
+  const forInstance = (instanceId: string): InstanceStore => view(validateInstanceId(instanceId));
   return {
+    ...forInstance(defaultInstanceId),
+    forInstance,
     pool,
     schema,
     channel,
@@ -225,225 +698,7 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
       return channelListener.pid();
     },
 
-    async createTarget(input: TargetInput) {
-      open();
-      const fields = validateTargetInput(input);
-      const target = await transaction(async (client) => {
-        for (;;) {
-          const date = now();
-          const candidate: Target = Object.freeze({
-            id: newId(),
-            ...fields,
-            signingKey: generateSigningKey(),
-            creationDate: date,
-            changeDate: date,
-          });
-          let inserted: number | null;
-          try {
-            inserted = (
-              await client.query(
-                `INSERT INTO ${q}.targets (${targetColumns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
-                 ON CONFLICT (id) DO NOTHING`,
-                [
-                  candidate.id,
-                  candidate.name,
-                  candidate.type,
-                  candidate.interruptOnError,
-                  candidate.endpoint,
-                  candidate.timeoutMs,
-                  candidate.signingKey,
-                  date,
-                ],
-              )
-            ).rowCount;
-          } catch (error) {
-            throw nameTaken(error, fields.name);
-          }
-          // Zero rows: another process generated the same ID; draw a new one.
-          if (inserted === 1) {
-            await notify(client);
-            return candidate;
-          }
-        }
-      });
-      changed();
-      return target;
-    },
-
-    async updateTarget(id: string, patch: TargetPatch) {
-      open();
-      if (!storableId(id)) throw new ConnectError(`target "${String(id)}" not found`, Code.NotFound);
-      const next = await transaction(async (client) => {
-        const { rows } = await client.query<TargetRow>(`SELECT ${targetColumns} FROM ${q}.targets WHERE id = $1 FOR UPDATE`, [id]);
-        const row = rows[0];
-        if (row === undefined) {
-          throw new ConnectError(`target "${id}" not found`, Code.NotFound);
-        }
-        const updated = Object.freeze(applyTargetPatch(targetFromRow(row), patch, now()));
-        try {
-          await client.query(
-            `UPDATE ${q}.targets SET name = $2, type = $3, interrupt_on_error = $4, endpoint = $5, timeout_ms = $6,
-               signing_key = $7, change_date = $8
-             WHERE id = $1`,
-            [
-              id,
-              updated.name,
-              updated.type,
-              updated.interruptOnError,
-              updated.endpoint,
-              updated.timeoutMs,
-              updated.signingKey,
-              updated.changeDate,
-            ],
-          );
-        } catch (error) {
-          throw nameTaken(error, updated.name);
-        }
-        await notify(client);
-        return updated;
-      });
-      changed();
-      return next;
-    },
-
-    async deleteTarget(id: string) {
-      open();
-      if (!storableId(id)) return false;
-      const deleted = await transaction(async (client) => {
-        await lockGraph(client);
-        const removed = await client.query(`DELETE FROM ${q}.targets WHERE id = $1`, [id]);
-        if (removed.rowCount !== 1) return false;
-        const { rows } = await client.query<{ id: string; targets: unknown }>(
-          `SELECT id, targets FROM ${q}.executions WHERE targets @> $1::jsonb`,
-          [JSON.stringify([{ target: id }])],
-        );
-        const date = now();
-        for (const row of rows) {
-          const rest = entriesFromJson(row.targets).filter((t) => !("target" in t && t.target === id));
-          if (rest.length === 0) {
-            await dropExecution(client, row.id, date);
-          } else {
-            await client.query(`UPDATE ${q}.executions SET targets = $2::jsonb, change_date = $3 WHERE id = $1`, [
-              row.id,
-              JSON.stringify(rest),
-              date,
-            ]);
-          }
-        }
-        await notify(client);
-        return true;
-      });
-      if (deleted) changed();
-      return deleted;
-    },
-
-    async getTarget(id: string) {
-      open();
-      if (!storableId(id)) return undefined;
-      const rows = await read<TargetRow>(`SELECT ${targetColumns} FROM ${q}.targets WHERE id = $1`, [id]);
-      return rows[0] === undefined ? undefined : targetFromRow(rows[0]);
-    },
-
-    async listTargets() {
-      const rows = await read<TargetRow>(`SELECT ${targetColumns} FROM ${q}.targets ORDER BY seq`);
-      return rows.map(targetFromRow);
-    },
-
-    async setExecution(condition: Condition, list: readonly ExecutionTarget[]) {
-      open();
-      const normalized = validateCondition(condition);
-      const id = executionId(normalized);
-      const entries = validateExecutionTargets(id, list);
-      const result = await transaction(async (client) => {
-        await lockGraph(client);
-        const { rows: currentRows } = await client.query<{ creation_date: Date | string }>(
-          `SELECT creation_date FROM ${q}.executions WHERE id = $1`,
-          [id],
-        );
-        const current = currentRows[0];
-        if (entries.length === 0) {
-          if (current === undefined) return { changed: false, execution: undefined };
-          await dropExecution(client, id, now());
-          await notify(client);
-          return { changed: true, execution: undefined };
-        }
-        const targetIds = entries.flatMap((e) => ("target" in e ? [e.target] : []));
-        if (targetIds.length > 0) {
-          const { rows } = await client.query<{ id: string }>(`SELECT id FROM ${q}.targets WHERE id = ANY($1::text[])`, [
-            targetIds.filter(storableId),
-          ]);
-          const found = new Set(rows.map((r) => r.id));
-          const missing = targetIds.find((t) => !found.has(t));
-          if (missing !== undefined) {
-            throw new ConnectError(`target "${missing}" not found`, Code.NotFound);
-          }
-        }
-        // Includes only connect executions of one type: load that part of the graph.
-        const type = executionTypeOf(id);
-        const { rows: graphRows } = await client.query<{ id: string; targets: unknown }>(
-          `SELECT id, targets FROM ${q}.executions WHERE id = $1 OR starts_with(id, $2)`,
-          [type, `${type}/`],
-        );
-        const lists = new Map<string, readonly ExecutionTarget[]>();
-        const includers = new Map<string, string[]>();
-        for (const row of graphRows) {
-          const rowEntries = entriesFromJson(row.targets);
-          lists.set(row.id, rowEntries);
-          for (const e of rowEntries) {
-            if (!("include" in e)) continue;
-            const parents = includers.get(e.include);
-            if (parents === undefined) includers.set(e.include, [row.id]);
-            else parents.push(row.id);
-          }
-        }
-        checkIncludeGraph(
-          id,
-          entries,
-          (x) => lists.get(x),
-          (x) => includers.get(x) ?? [],
-        );
-        const date = now();
-        const execution = freezeExecution({
-          id,
-          condition: normalized,
-          targets: entries,
-          creationDate: current === undefined ? date : toDate(current.creation_date),
-          changeDate: date,
-        });
-        await client.query(
-          `INSERT INTO ${q}.executions (${executionColumns}) VALUES ($1, $2::jsonb, $3::jsonb, $4, $5)
-           ON CONFLICT (id) DO UPDATE SET condition = EXCLUDED.condition, targets = EXCLUDED.targets,
-             change_date = EXCLUDED.change_date`,
-          [id, JSON.stringify(normalized), JSON.stringify(entries), execution.creationDate, date],
-        );
-        await notify(client);
-        return { changed: true, execution };
-      });
-      if (result.changed) changed();
-      return result.execution;
-    },
-
-    async getExecution(id: string) {
-      open();
-      if (!storableId(id)) return undefined;
-      const rows = await read<ExecutionRow>(`SELECT ${executionColumns} FROM ${q}.executions WHERE id = $1`, [id]);
-      return rows[0] === undefined ? undefined : executionFromRow(rows[0]);
-    },
-
-    async listExecutions() {
-      const rows = await read<ExecutionRow>(`SELECT ${executionColumns} FROM ${q}.executions ORDER BY id`);
-      return rows.map(executionFromRow);
-    },
-
-    async snapshot(): Promise<ActionSnapshot> {
-      return transaction(async (client) => {
-        const targets = await client.query<TargetRow>(`SELECT ${targetColumns} FROM ${q}.targets ORDER BY seq`);
-        const executions = await client.query<ExecutionRow>(`SELECT ${executionColumns} FROM ${q}.executions ORDER BY id`);
-        return { targets: targets.rows.map(targetFromRow), executions: executions.rows.map(executionFromRow) };
-      }, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
-    },
-
-    watch(listener: () => void) {
+    watch(listener) {
       return watchers.add(listener);
     },
 
@@ -459,18 +714,26 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
   };
 }
 
+/** maxNotifyBytes is the largest NOTIFY payload sent with IDs; PostgreSQL's limit is 8000 bytes. */
+const maxNotifyBytes = 7900;
+
 /**
  * storableId tells whether `id` can be the ID of a stored row (see
  * isStorableText): as in the memory store, looking other IDs up finds nothing.
  */
 const storableId = isStorableText;
 
+/** targetNotFound is the error of an unknown target: Code.NotFound. */
+function targetNotFound(id: string): ConnectError {
+  return new ConnectError(`target "${String(id)}" not found`, Code.NotFound);
+}
+
 /**
  * nameTaken turns a unique violation of the target name into
  * Code.AlreadyExists, and returns other errors unchanged.
  */
 function nameTaken(error: unknown, name: string): unknown {
-  if (error instanceof pg.DatabaseError && error.code === "23505" && error.constraint === "targets_name_key") {
+  if (error instanceof pg.DatabaseError && error.code === "23505" && error.constraint === "targets_instance_name_key") {
     return new ConnectError(`a target named "${name}" already exists`, Code.AlreadyExists, undefined, undefined, error);
   }
   return error;
@@ -491,12 +754,39 @@ function entriesFromJson(value: unknown): ExecutionTarget[] {
 function targetFromRow(row: TargetRow): Target {
   return Object.freeze({
     id: row.id,
+    instanceId: row.instance_id,
     name: row.name,
     type: row.type as TargetType,
     interruptOnError: row.interrupt_on_error,
     endpoint: row.endpoint,
     timeoutMs: Number(row.timeout_ms),
     signingKey: row.signing_key,
+    payloadType: row.payload_type as PayloadType,
+    ...(row.key_id === null || row.key_pem === null
+      ? {}
+      : {
+          encryptionKey: Object.freeze({
+            keyId: row.key_id,
+            publicKey: row.key_pem,
+            ...(row.key_expiration === null ? {} : { expirationDate: toDate(row.key_expiration) }),
+          }),
+        }),
+    creationDate: toDate(row.creation_date),
+    changeDate: toDate(row.change_date),
+  });
+}
+
+/** publicKeyFromRow returns the record of a key row, `active` as of `now`. */
+function publicKeyFromRow(row: PublicKeyRow, now: Date): TargetPublicKey {
+  const expirationDate = row.expiration_date === null ? undefined : toDate(row.expiration_date);
+  return Object.freeze({
+    keyId: row.id,
+    targetId: row.target_id,
+    publicKey: row.public_key,
+    fingerprint: row.fingerprint,
+    keyType: row.key_type as PublicKeyType,
+    active: row.active && isKeyUsable(expirationDate, now),
+    ...(expirationDate === undefined ? {} : { expirationDate }),
     creationDate: toDate(row.creation_date),
     changeDate: toDate(row.change_date),
   });

@@ -1,15 +1,16 @@
 /**
  * Watchers is the set of functions a PostgreSQL-backed component calls when
- * something changed (ActionStore.watch, EventQueue.watch).
+ * something changed (ActionStore.watch with what changed, EventQueue.watch
+ * with nothing).
  */
-export interface Watchers {
+export interface Watchers<T = void> {
   /** add registers `listener` and returns the function that removes it again. */
-  add(listener: () => void): () => void;
+  add(listener: (value: T) => void): () => void;
   /**
-   * notify calls every listener registered now, once each; a listener that
-   * throws does not keep the others from being called.
+   * notify calls every listener registered now, once each, with `value`; a
+   * listener that throws does not keep the others from being called.
    */
-  notify(): void;
+  notify(value: T): void;
   /** clear removes every listener. */
   clear(): void;
 }
@@ -17,8 +18,8 @@ export interface Watchers {
 /**
  * createWatchers returns an empty Watchers set.
  */
-export function createWatchers(): Watchers {
-  const listeners = new Set<() => void>();
+export function createWatchers<T = void>(): Watchers<T> {
+  const listeners = new Set<(value: T) => void>();
   return {
     add(listener) {
       listeners.add(listener);
@@ -26,10 +27,10 @@ export function createWatchers(): Watchers {
         listeners.delete(listener);
       };
     },
-    notify() {
+    notify(value) {
       for (const listener of [...listeners]) {
         try {
-          listener();
+          listener(value);
         } catch {
           // A watcher's failure is its own; what it was told of has happened.
         }

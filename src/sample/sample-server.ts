@@ -2,33 +2,30 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { createConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
-import { ActionService as ActionServiceV2 } from "../../gen/zitadel/action/v2/action_service_pb.js";
-import { ActionService as ActionServiceV2beta } from "../../gen/zitadel/action/v2beta/action_service_pb.js";
-import { type User, UserService } from "../../gen/zitadel/user/v2/user_service_pb.js";
-import { createActionService } from "../management/action-service.js";
-import type { ActionStore } from "../store/action-store.js";
-import { createActionsInterceptor } from "../actions-interceptor.js";
-import { createBearerAuthInterceptor } from "../management/bearer-auth.js";
+import { UserService } from "../../gen/zitadel/user/v2/user_service_pb.js";
 import { type CallerContext, callerContextKey } from "../caller-context.js";
-import { createExecutionPlanner } from "../plan/execution-planner.js";
-import { type Logger, createJsonLogger } from "../logger.js";
-import { createMemoryDeliveryLog, type DeliveryLog } from "../store/delivery-log.js";
-import { createEventPublisher } from "../events/event-publisher.js";
+import { createConsoleHandler } from "../console/console-handler.js";
+import type { EndpointGuard } from "../dispatch/endpoint-guard.js";
+import type { TargetCallRecord, TargetDispatcher } from "../dispatch/target-dispatcher.js";
 import type { EventQueue } from "../events/event-queue.js";
-import { createEventWorker, type EventWorkerOptions } from "../events/event-worker.js";
+import type { EventWorkerOptions } from "../events/event-worker.js";
 import { createMemoryEventQueue } from "../events/memory-event-queue.js";
-import { createMemoryStore } from "../store/memory-store.js";
+import { createJsonLogger, type Logger } from "../logger.js";
+import { createNodeRouterHandler } from "../management/node-router-handler.js";
 import { createPostgresDeliveryLog } from "../postgres/delivery-log.js";
 import { createPostgresEventQueue } from "../postgres/event-queue.js";
+import { createPostgresSigningKeySource } from "../postgres/signing-key-source.js";
 import { createPostgresStore } from "../postgres/store.js";
-import { createEndpointGuard, type EndpointGuard } from "../dispatch/endpoint-guard.js";
-import { createFunctionRunner } from "../functions/function-runner.js";
-import { createNodeRouterHandler } from "../management/node-router-handler.js";
-import { createTargetDispatcher, type TargetDispatcher } from "../dispatch/target-dispatcher.js";
+import { createJwksHandler, jwksPath } from "../keys/jwks-handler.js";
+import { createMemorySigningKeySource, type SigningKeySource } from "../keys/signing-key-source.js";
+import { createActions } from "../setup.js";
+import type { ActionStore, InstanceStore } from "../store/action-store.js";
+import { createMemoryDeliveryLog, type DeliveryLog } from "../store/delivery-log.js";
+import { createMemoryStore } from "../store/memory-store.js";
 import { listenCleartext } from "./cleartext-server.js";
 import { createGuideCompatAdapters } from "./guide-compat.js";
 import { createSampleMetrics, metricsPath } from "./metrics.js";
-import { createUserService, type UserEvent, userEventTypes } from "./user-service.js";
+import { createUserService, type SampleUsers, type UserEvent, userEventTypes } from "./user-service.js";
 import { createUserinfoHandler, userinfoPath } from "./userinfo.js";
 
 /**
@@ -41,8 +38,8 @@ export interface SampleServerOptions {
   readonly host?: string;
   /** Where targets and executions live, default a new memory store. */
   readonly store?: ActionStore;
-  /** Sends target calls, default a new dispatcher. */
-  readonly dispatcher?: TargetDispatcher;
+  /** Called after every target call (after the metrics and the delivery log), default nothing. */
+  readonly onCall?: (record: TargetCallRecord) => void;
   /** The instance ID in payloads, default "sample-instance". */
   readonly instanceID?: string;
   /** Logger, default JSON lines on stderr at level "info". */
@@ -65,10 +62,12 @@ export interface SampleServerOptions {
    * several sample servers can share the database. Default: all in memory.
    */
   readonly databaseUrl?: string;
-  /** Where target calls are recorded, default a new memory delivery log. Not used with a given dispatcher. */
+  /** Where target calls are recorded, default a new memory delivery log. */
   readonly deliveryLog?: DeliveryLog;
   /** Where event deliveries wait, default a new memory event queue. */
   readonly eventQueue?: EventQueue;
+  /** The signing keys of JWT and JWE payloads (their JWKS is served at /oauth/v2/keys), default new memory ones. */
+  readonly signingKeys?: SigningKeySource;
   /** Keeps target calls away from denied addresses, default createEndpointGuard() (strict when NODE_ENV is "production"). */
   readonly endpointGuard?: EndpointGuard;
   /** Report Node.js process metrics on /metrics, default true. */
@@ -84,18 +83,23 @@ export interface SampleServerOptions {
  * - zitadel.user.v2.UserService behind the actions interceptor, and
  * - the management API, zitadel.action.v2beta.ActionService and
  *   zitadel.action.v2.ActionService, which needs `Authorization: Bearer
- *   <adminToken>` and is never intercepted by `all` executions.
+ *   <adminToken>` and is never intercepted by executions.
  */
 export interface SampleServer {
   /** Base URL, "http://host:port". */
   readonly url: string;
   readonly port: number;
-  readonly store: ActionStore;
+  /** The targets and executions of the sample's instance (instanceID). */
+  readonly store: InstanceStore;
+  /** The whole store, every instance. */
+  readonly actionStore: ActionStore;
   readonly dispatcher: TargetDispatcher;
   /** The bearer token of the management API. */
   readonly adminToken: string;
   readonly deliveryLog: DeliveryLog;
   readonly eventQueue: EventQueue;
+  /** The signing keys of JWT and JWE payloads, whose JWKS the sample serves at /oauth/v2/keys. */
+  readonly signingKeys: SigningKeySource;
   /** close stops the server, then waits for async target calls. */
   close(): Promise<void>;
 }
@@ -118,8 +122,8 @@ export function sampleContext(instanceID: string): Interceptor {
 }
 
 /**
- * connectPostgres opens one pool and the PostgreSQL store, event queue and
- * delivery log on it (migrating the schema once).
+ * connectPostgres opens one pool and the PostgreSQL store, event queue,
+ * delivery log and signing keys on it.
  */
 async function connectPostgres(connectionString: string, logger: Logger) {
   const pool = new pg.Pool({ connectionString, connectionTimeoutMillis: 10_000, max: 20 });
@@ -128,15 +132,14 @@ async function connectPostgres(connectionString: string, logger: Logger) {
     const store = await createPostgresStore({ pool, logger });
     const eventQueue = await createPostgresEventQueue({ pool, logger });
     const deliveryLog = await createPostgresDeliveryLog({ pool, logger });
+    const signingKeys = await createPostgresSigningKeySource({ pool, logger });
     return {
       store,
       eventQueue,
       deliveryLog,
-      async close() {
-        await eventQueue.close();
-        await store.close();
-        await pool.end();
-      },
+      signingKeys,
+      /** end ends the pool, once the store, queue and log are closed. */
+      end: () => pool.end(),
     };
   } catch (error) {
     await pool.end();
@@ -153,40 +156,38 @@ export function generateAdminToken(): string {
 
 /**
  * startSampleServer starts the sample server and resolves once it listens.
- * The interceptors run in this order: bearer authentication of the
- * ActionService, the caller context, the actions interceptor.
+ * It is the short example of createActions: the UserService behind the
+ * caller context and the actions interceptor, the ActionService registered
+ * with bearer authentication, events from the UserService's changes, and the
+ * preuserinfo function behind /oidc/v1/userinfo.
  */
 export async function startSampleServer(options: SampleServerOptions = {}): Promise<SampleServer> {
   const logger = options.logger ?? createJsonLogger();
   const postgres = options.databaseUrl === undefined ? undefined : await connectPostgres(options.databaseUrl, logger);
-  const store = options.store ?? postgres?.store ?? createMemoryStore();
-  const deliveryLog = options.deliveryLog ?? postgres?.deliveryLog ?? createMemoryDeliveryLog();
   const eventQueue = options.eventQueue ?? postgres?.eventQueue ?? createMemoryEventQueue();
   const metrics = createSampleMetrics({ eventQueue, processMetrics: options.processMetrics });
-  const endpointGuard = options.endpointGuard ?? createEndpointGuard();
-  const dispatcher =
-    options.dispatcher ??
-    createTargetDispatcher({
-      logger,
-      endpointGuard,
-      onCall: (record) => {
-        deliveryLog.record(record);
-        metrics.record(record);
-      },
-    });
   const instanceID = options.instanceID ?? "sample-instance";
-  const planner =
-    options.actions === false
-      ? undefined
-      : createExecutionPlanner(store, {
-          onStaleError: (error) => logger.error("store unreadable, using the previous execution plan", { error }),
-        });
-  const publisher = planner === undefined ? undefined : createEventPublisher({ planner, queue: eventQueue });
-  const runner = planner === undefined ? undefined : createFunctionRunner({ planner, dispatcher, logger });
-  const worker =
-    planner === undefined ? undefined : createEventWorker({ queue: eventQueue, planner, dispatcher, logger, ...options.eventWorker });
+  const adminToken = options.adminToken ?? generateAdminToken();
+  const actions = createActions({
+    store: options.store ?? postgres?.store ?? createMemoryStore(),
+    eventQueue,
+    deliveryLog: options.deliveryLog ?? postgres?.deliveryLog ?? createMemoryDeliveryLog(),
+    adminTokens: adminToken,
+    eventTypes: userEventTypes,
+    endpointGuard: options.endpointGuard,
+    signingKeys: options.signingKeys ?? postgres?.signingKeys ?? createMemorySigningKeySource(),
+    dispatcher: {
+      onCall: (record) => {
+        metrics.record(record);
+        options.onCall?.(record);
+      },
+    },
+    worker: options.actions === false ? false : options.eventWorker,
+    logger,
+  });
   const onEvent = async (event: UserEvent) => {
-    await publisher?.publish({
+    if (options.actions === false) return;
+    await actions.publisher.publish({
       aggregateID: event.aggregateID,
       aggregateType: event.aggregateType,
       resourceOwner: event.resourceOwner,
@@ -199,59 +200,57 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
       payload: event.payload,
     });
   };
-  const adminToken = options.adminToken ?? generateAdminToken();
+  const context = sampleContext(instanceID);
   const router = createConnectRouter({
-    interceptors: [
-      createBearerAuthInterceptor({ tokens: adminToken }),
-      sampleContext(instanceID),
-      ...(planner === undefined ? [] : [createActionsInterceptor({ planner, dispatcher, logger })]),
-      ...(options.interceptors ?? []),
-    ],
+    interceptors: [context, ...(options.actions === false ? [] : [actions.interceptor]), ...(options.interceptors ?? [])],
     acceptCompression: [compressionGzip, compressionBrotli],
     // As the REST gateway: no request message over 4 MiB, after decompression.
     readMaxBytes: 4 * 1024 * 1024,
   });
-  const actions = createActionService({
-    store,
-    services: [UserService, ActionServiceV2beta, ActionServiceV2],
-    eventTypes: userEventTypes,
-    deliveryLog,
-    eventQueue,
-    endpointGuard,
-  });
-  const users = new Map<string, User>();
+  const users: SampleUsers = new Map();
   router.service(UserService, createUserService({ onEvent, users }));
-  router.service(ActionServiceV2beta, actions);
-  router.service(ActionServiceV2, actions);
+  // The ActionService manages the targets and executions of the caller's instance.
+  actions.registerManagement(router, { interceptors: [context] });
   const rpcAndRest = createNodeRouterHandler({ router, logger, adaptRequest: createGuideCompatAdapters(logger) });
-  const userinfo = runner === undefined ? undefined : createUserinfoHandler({ users, runner, logger });
+  const userinfo =
+    options.actions === false ? undefined : createUserinfoHandler({ users, runner: actions.runner, logger, instanceId: instanceID });
+  const webConsole = createConsoleHandler({ basePath: "/console" }); // the web console, signed in with adminToken
+  // The public keys that verify JWT payloads (and the JWTs inside JWE payloads), where ZITADEL serves them.
+  const jwks = createJwksHandler({ keys: actions.signingKeys, instanceOf: () => instanceID, logger });
   const handler: typeof rpcAndRest = Object.assign(
     (req: Parameters<typeof rpcAndRest>[0], res: Parameters<typeof rpcAndRest>[1]) => {
       const path = req.url?.split("?", 1)[0];
       if (path === metricsPath) metrics.handler(req, res);
       else if (path === userinfoPath && userinfo !== undefined) userinfo(req, res);
+      else if (path === jwksPath) jwks(req, res);
+      else if (webConsole.handles(req.url ?? "")) webConsole(req, res);
       else rpcAndRest(req, res);
     },
     { restGateway: rpcAndRest.restGateway },
   );
-  const listener = await listenCleartext(handler, { port: options.port, host: options.host });
-  worker?.start();
+  let listener: Awaited<ReturnType<typeof listenCleartext>>;
+  try {
+    listener = await listenCleartext(handler, { port: options.port, host: options.host });
+  } catch (error) {
+    await actions.close();
+    await postgres?.end();
+    throw error;
+  }
   const host = options.host ?? "127.0.0.1";
   return {
     url: `http://${host.includes(":") ? `[${host}]` : host}:${listener.port}`,
     port: listener.port,
-    store,
-    dispatcher,
+    store: actions.store.forInstance(instanceID),
+    actionStore: actions.store,
+    dispatcher: actions.dispatcher,
     adminToken,
-    deliveryLog,
+    deliveryLog: actions.deliveryLog,
     eventQueue,
+    signingKeys: actions.signingKeys,
     async close() {
       await listener.close();
-      await worker?.stop();
-      planner?.close();
-      await dispatcher.close();
-      await deliveryLog.close();
-      await postgres?.close();
+      await actions.close();
+      await postgres?.end();
     },
   };
 }

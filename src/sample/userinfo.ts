@@ -1,21 +1,24 @@
-import { create } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { ConnectError } from "@connectrpc/connect";
-import { SetMetadataEntrySchema, type User } from "../../gen/zitadel/user/v2/user_service_pb.js";
+import { Gender, type User } from "../../gen/zitadel/user/v2/user_pb.js";
+import { rfc3339Nano } from "../events/action-event.js";
 import { runClaimsFunction } from "../functions/function-contracts.js";
 import type { FunctionRunner } from "../functions/function-runner.js";
 import type { Logger } from "../logger.js";
 import type { NodeServerRequest, NodeServerResponse } from "../management/node-router-handler.js";
 import { restStatusFromCode } from "../management/rest-gateway.js";
+import type { SampleUsers } from "./user-service.js";
 
 /**
  * UserinfoOptions configures createUserinfoHandler.
  */
 export interface UserinfoOptions {
   /** The sample's users by ID. */
-  readonly users: Map<string, User>;
+  readonly users: SampleUsers;
   readonly runner: FunctionRunner;
   readonly logger: Logger;
+  /** The instance whose preuserinfo executions run. */
+  readonly instanceId: string;
 }
 
 type Req = NodeServerRequest;
@@ -47,44 +50,43 @@ export function createUserinfoHandler(options: UserinfoOptions): (req: Req, res:
         return;
       }
       const token = /^Bearer\s+(\S+)$/i.exec(String(req.headers.authorization ?? ""))?.[1];
-      const user = token === undefined ? undefined : options.users.get(token);
-      if (user === undefined) {
+      const entry = token === undefined ? undefined : options.users.get(token);
+      if (entry === undefined) {
         send(res, 401, { error: "invalid_token", error_description: "the bearer token must be the ID of an existing user" }, {
           "www-authenticate": 'Bearer error="invalid_token"',
         });
         return;
       }
-      const profile = user.human?.profile;
+      const { user, metadata } = entry;
+      const human = user.type.case === "human" ? user.type.value : undefined;
+      const profile = human?.profile;
       const claims: Record<string, unknown> = {
         sub: user.userId,
-        name: profile?.displayName ?? `${profile?.givenName ?? ""} ${profile?.familyName ?? ""}`.trim(),
+        name: profile?.displayName || `${profile?.givenName ?? ""} ${profile?.familyName ?? ""}`.trim(),
         given_name: profile?.givenName,
         family_name: profile?.familyName,
-        preferred_username: user.username,
-        email: user.human?.email?.email,
-        email_verified: user.human?.email?.isVerified ?? false,
+        preferred_username: user.preferredLoginName,
+        email: human?.email?.email,
+        email_verified: human?.email?.isVerified ?? false,
         updated_at: user.details?.changeDate ? Math.floor(timestampDate(user.details.changeDate).getTime() / 1000) : undefined,
         "urn:zitadel:iam:user:resourceowner:id": user.details?.resourceOwner,
       };
-      const metadata = user.human?.metadata ?? [];
       try {
+        const userMetadata = [...metadata].map(([key, value]) => ({ key, value: Buffer.from(value).toString("base64") }));
+        // As ZITADEL's payload: empty lists are left out (user_metadata, user_grants).
         const result = await runClaimsFunction(
           options.runner,
           "preuserinfo",
           {
             userinfo: claims,
-            user: { id: user.userId, username: user.username, human: { profile, email: user.human?.email } },
-            user_metadata: metadata.map((m) => ({ key: m.key, value: Buffer.from(m.value).toString("base64") })),
+            user: zitadelUser(user),
+            ...(userMetadata.length > 0 ? { user_metadata: userMetadata } : {}),
             org: { id: user.details?.resourceOwner ?? "" },
-            user_grants: [],
-            application: { client_id: "sample-client" },
           },
           claims,
+          { instanceId: options.instanceId },
         );
-        if (result.metadata.length > 0 && user.human !== undefined) {
-          const kept = user.human.metadata.filter((m) => !result.metadata.some((n) => n.key === m.key));
-          user.human.metadata = [...kept, ...result.metadata.map((m) => create(SetMetadataEntrySchema, m))];
-        }
+        for (const m of result.metadata) metadata.set(m.key, m.value);
         send(res, 200, result.claims);
       } catch (e) {
         const error = ConnectError.from(e);
@@ -93,4 +95,52 @@ export function createUserinfoHandler(options: UserinfoOptions): (req: Req, res:
       }
     })();
   };
+}
+
+/**
+ * zitadelUser returns a user as ZITADEL puts it into the payload of the
+ * functions preuserinfo and preaccesstoken (its query.User as Go's
+ * encoding/json writes it): snake_case keys, empty values left out, state and
+ * type as numbers (1: active, 1: human), the names and email flat in `human`.
+ * Unset timestamps (password_changed, mfa_init_skipped) are left out, where
+ * ZITADEL writes Go's zero time.
+ */
+export function zitadelUser(user: User): Record<string, unknown> {
+  const human = user.type.case === "human" ? user.type.value : undefined;
+  const profile = human?.profile;
+  const date = (t: Parameters<typeof timestampDate>[0] | undefined) => (t === undefined ? undefined : rfc3339Nano(timestampDate(t)));
+  const out = omitEmpty({
+    id: user.userId,
+    creation_date: date(user.details?.creationDate),
+    change_date: date(user.details?.changeDate),
+    resource_owner: user.details?.resourceOwner,
+    sequence: Number(user.details?.sequence ?? 0n) || undefined,
+    state: user.state || undefined,
+    type: human !== undefined ? 1 : 2,
+    username: user.username,
+    login_names: user.loginNames.length > 0 ? [...user.loginNames] : undefined,
+    preferred_login_name: user.preferredLoginName,
+  });
+  if (human !== undefined) {
+    out.human = omitEmpty({
+      first_name: profile?.givenName,
+      last_name: profile?.familyName,
+      nick_name: profile?.nickName,
+      display_name: profile?.displayName,
+      // A Go language.Tag is never left out: "und" when unset.
+      preferred_language: profile?.preferredLanguage || "und",
+      gender: profile?.gender === undefined || profile.gender === Gender.UNSPECIFIED ? undefined : profile.gender,
+      email: human.email?.email,
+      is_email_verified: human.email?.isVerified || undefined,
+      phone: human.phone?.phone,
+      is_phone_verified: human.phone?.isVerified || undefined,
+      password_change_required: human.passwordChangeRequired || undefined,
+    });
+  }
+  return out;
+}
+
+/** omitEmpty drops undefined and "" values, as Go's `omitempty` does. */
+function omitEmpty(object: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(object).filter(([, v]) => v !== undefined && v !== ""));
 }

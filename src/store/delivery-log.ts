@@ -13,6 +13,8 @@ export interface DeliveryRecord extends TargetCallRecord {
  * DeliveryQuery selects records of a DeliveryLog, newest first.
  */
 export interface DeliveryQuery {
+  /** Only the records of this instance. Default: of every instance. */
+  readonly instanceId?: string;
   readonly targetId?: string;
   readonly executionId?: string;
   /** Only calls that failed. Default false. */
@@ -92,6 +94,7 @@ export function createMemoryDeliveryLog(options: MemoryDeliveryLogOptions = {}):
       const matched: number[] = [];
       for (let i = next - 1; i >= Math.max(0, next - capacity); i--) {
         const r = ring[i % capacity]!;
+        if (query.instanceId !== undefined && r.instanceId !== query.instanceId) continue;
         if (query.targetId !== undefined && r.targetId !== query.targetId) continue;
         if (query.executionId !== undefined && r.executionId !== query.executionId) continue;
         if (query.failedOnly === true && r.error === undefined) continue;

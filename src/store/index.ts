@@ -1,5 +1,13 @@
 // Where targets, executions and target call records live: the interfaces and their in-memory implementations.
-export type { ActionSnapshot, ActionStore } from "./action-store.js";
+export {
+  type ActionSnapshot,
+  type ActionStore,
+  defaultInstanceId,
+  type InstanceStore,
+  maxInstanceIdLength,
+  type StoreChange,
+  validateInstanceId,
+} from "./action-store.js";
 export {
   checkDeliveryQuery,
   createMemoryDeliveryLog,

@@ -5,14 +5,21 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { DeliveryLog } from "../store/delivery-log.js";
 import type { TargetCallRecord } from "../dispatch/target-dispatcher.js";
 
+/**
+ * DeliveryLogFixture is what a log's factory gives describeDeliveryLogContract:
+ * a fresh, empty log, and how to dispose of it.
+ */
 export interface DeliveryLogFixture {
   readonly log: DeliveryLog;
   cleanup(): Promise<void>;
 }
 
-/** deliveryRecord returns the i-th record of a test: targets t0 and t1 alternate, startTime is i seconds after the epoch. */
+/**
+ * deliveryRecord returns the i-th record of a test: targets t0 and t1 alternate, startTime is i seconds after the
+ * epoch, the instance is the default one ("").
+ */
 export const deliveryRecord = (i: number, extra: Partial<TargetCallRecord> = {}): TargetCallRecord => ({
-  targetId: `t${i % 2}`, targetName: `n${i % 2}`, executionId: "request", trigger: "/a.B/C", endpoint: "http://x/",
+  instanceId: "", targetId: `t${i % 2}`, targetName: `n${i % 2}`, executionId: "request", trigger: "/a.B/C", endpoint: "http://x/",
   status: 200, durationMs: i, error: undefined, attempt: 1, async: false, startTime: new Date(1000 * i), ...extra,
 });
 
@@ -60,6 +67,19 @@ export function describeDeliveryLogContract(name: string, factory: () => Promise
       expect(ids[0]! < ids[1]! && ids[1]! < ids[2]!).toBe(true);
       // An empty error is a failure too: only undefined means success.
       expect((await log.list({ failedOnly: true })).records.map((r) => r.durationMs)).toEqual([3, 1000.25]);
+    });
+
+    it("keeps the records of each instance apart when asked for one instance", async () => {
+      for (let i = 0; i < 6; i++) log.record(deliveryRecord(i, { instanceId: ["", "a", "b"][i % 3]! }));
+      await log.flush();
+      expect((await log.list()).total).toBe(6);
+      expect((await log.list({ instanceId: "a" })).records.map((r) => [r.instanceId, r.durationMs])).toEqual([
+        ["a", 4],
+        ["a", 1],
+      ]);
+      expect((await log.list({ instanceId: "" })).records.map((r) => r.durationMs)).toEqual([3, 0]);
+      expect(await log.list({ instanceId: "c" })).toEqual({ total: 0, records: [] });
+      expect((await log.list({ instanceId: "b", targetId: "t1" })).records.map((r) => r.durationMs)).toEqual([5]);
     });
 
     it("records without throwing or waiting, and flush makes everything recorded so far listable", async () => {

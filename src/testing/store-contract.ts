@@ -1,16 +1,33 @@
 // The contract every ActionStore implementation passes. A store's test file calls
 // describeStoreContract with a factory that returns a fresh, empty store.
+import { createHash, createPublicKey, generateKeyPairSync } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { ActionStore } from "../store/action-store.js";
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { ActionStore, StoreChange } from "../store/action-store.js";
 import type { Condition } from "../condition.js";
 import type { TargetInput } from "../target.js";
 import { codeOf } from "./support.js";
 
+/**
+ * StoreFixture is what a store's factory gives describeStoreContract: a fresh,
+ * empty store, and how to dispose of it.
+ */
 export interface StoreFixture {
   readonly store: ActionStore;
   /** Called after each test. */
   cleanup(): Promise<void>;
+}
+
+/**
+ * StoreFixtureOptions is what the contract gives the factory of its stores.
+ */
+export interface StoreFixtureOptions {
+  /**
+   * The store's clock (creation, change and expiration dates): pass it to the
+   * store (the `now` option of the bundled stores). It runs with the real
+   * time, moved forward by the tests that need time to pass.
+   */
+  readonly now: () => Date;
 }
 
 const hook = (name: string, extra: Partial<TargetInput> = {}): TargetInput => ({
@@ -25,12 +42,30 @@ const method: Condition = { type: "request", method: "/zitadel.user.v2.UserServi
 const service: Condition = { type: "request", service: "zitadel.user.v2.UserService" };
 const all: Condition = { type: "request", all: true };
 
-export function describeStoreContract(name: string, factory: () => Promise<StoreFixture>): void {
+/**
+ * describeStoreContract declares the ActionStore contract tests (vitest) for
+ * the stores `factory` makes, one fresh store per test, using the clock it is
+ * given: validation, atomic writes, includes and cascades, concurrent writes,
+ * instances, changes and loading, watching, public keys. An implementation for
+ * another database calls it from a test file of its own:
+ *
+ * ```ts
+ * describeStoreContract("my store", async ({ now }) => {
+ *   const store = await createMyStore({ now });
+ *   return { store, cleanup: () => store.close() };
+ * });
+ * ```
+ */
+export function describeStoreContract(name: string, factory: (options: StoreFixtureOptions) => Promise<StoreFixture>): void {
   describe(`ActionStore contract: ${name}`, () => {
     let fixture: StoreFixture;
     let store: ActionStore;
+    /** How far the store's clock is ahead of the real time, in milliseconds. */
+    let skew = 0;
+    const now = () => new Date(Date.now() + skew);
     beforeEach(async () => {
-      fixture = await factory();
+      skew = 0;
+      fixture = await factory({ now });
       store = fixture.store;
     });
     afterEach(async () => {
@@ -80,6 +115,20 @@ export function describeStoreContract(name: string, factory: () => Promise<Store
       ])("rejects %s with InvalidArgument and stores nothing", async (_, extra) => {
         expect(await codeOf(store.createTarget(hook("bad", extra)))).toBe(Code.InvalidArgument);
         expect(await store.listTargets()).toEqual([]);
+      });
+
+      it("stores the payload type, json unless set, and changes it", async () => {
+        const plain = await store.createTarget(hook("plain"));
+        expect(plain.payloadType).toBe("json");
+        const jwt = await store.createTarget(hook("jwt", { payloadType: "jwt" }));
+        expect(jwt.payloadType).toBe("jwt");
+        expect(await store.getTarget(jwt.id)).toEqual(jwt);
+        const jwe = await store.updateTarget(plain.id, { payloadType: "jwe" });
+        expect(jwe.payloadType).toBe("jwe");
+        expect((await store.updateTarget(plain.id, { timeoutMs: 10 })).payloadType).toBe("jwe");
+        expect(await codeOf(store.createTarget(hook("bad", { payloadType: "xml" as "json" })))).toBe(Code.InvalidArgument);
+        expect(await codeOf(store.updateTarget(plain.id, { payloadType: "JWT" as "jwt" }))).toBe(Code.InvalidArgument);
+        expect((await store.listTargets()).map((t) => t.payloadType)).toEqual(["jwe", "jwt"]);
       });
 
       it("accepts the largest timeout, 270 s", async () => {
@@ -146,6 +195,222 @@ export function describeStoreContract(name: string, factory: () => Promise<Store
         expect(await store.getTarget(t.id)).toBeUndefined();
         expect(await store.deleteTarget(t.id)).toBe(false);
         expect((await store.createTarget(hook("d"))).name).toBe("d");
+      });
+    });
+
+
+    describe("public keys", () => {
+      let rsa: string;
+      let rsaDer: Buffer;
+      let ec: string;
+      let ec384: string;
+      const unusable: [string, string | Uint8Array][] = [];
+      beforeAll(() => {
+        const spki = { type: "spki", format: "pem" } as const;
+        rsa = generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export(spki) as string;
+        rsaDer = createPublicKey(rsa).export({ type: "spki", format: "der" });
+        ec = generateKeyPairSync("ec", { namedCurve: "P-256" }).publicKey.export(spki) as string;
+        ec384 = generateKeyPairSync("ec", { namedCurve: "P-384" }).publicKey.export(spki) as string;
+        const small = generateKeyPairSync("rsa", { modulusLength: 1024 }).publicKey;
+        unusable.push(
+          ["an empty key", ""],
+          ["text without a PEM block", "hello"],
+          ["a PEM block that is not base64", "-----BEGIN PUBLIC KEY-----\n!!!!\n-----END PUBLIC KEY-----\n"],
+          ["a PKCS#1 RSA key", small.export({ type: "pkcs1", format: "pem" })],
+          ["an RSA key of 1024 bits", small.export(spki)],
+          ["an Ed25519 key", generateKeyPairSync("ed25519").publicKey.export(spki)],
+          ["an EC key on secp256k1", generateKeyPairSync("ec", { namedCurve: "secp256k1" }).publicKey.export(spki)],
+          ["a private key", generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ type: "pkcs8", format: "pem" })],
+          ["bytes that are not UTF-8", new Uint8Array([0xff, 0xfe, 0x2d])],
+          ["a PEM over 8192 bytes", "x".repeat(8192) + "\n" + ec],
+        );
+      });
+      const fingerprintOf = (der: Buffer) => "SHA256:" + createHash("sha256").update(der).digest("base64").replace(/=+$/, "");
+      const activeIds = async (targetId: string) =>
+        (await store.listPublicKeys(targetId)).filter((k) => k.active).map((k) => k.keyId);
+
+      it("adds inactive keys with their fingerprint and type, and lists them oldest first", async () => {
+        const t = await store.createTarget(hook("t", { payloadType: "jwe" }));
+        const a = await store.addPublicKey(t.id, { publicKey: rsa });
+        expect(a).toEqual({
+          keyId: expect.stringMatching(/^\S+$/),
+          targetId: t.id,
+          publicKey: rsa,
+          fingerprint: fingerprintOf(rsaDer),
+          keyType: "rsa",
+          active: false,
+          creationDate: expect.any(Date),
+          changeDate: a.creationDate,
+        });
+        const expires = new Date(now().getTime() + 3_600_000);
+        const b = await store.addPublicKey(t.id, { publicKey: new TextEncoder().encode(ec), expirationDate: expires });
+        expect(b).toMatchObject({ keyType: "ec", active: false, publicKey: ec, expirationDate: expires });
+        expect(b.keyId).not.toBe(a.keyId);
+        expect(await store.listPublicKeys(t.id)).toEqual([a, b]);
+        expect((await store.getTarget(t.id))?.encryptionKey).toBeUndefined();
+      });
+
+      it("keeps the text around the PEM block, as it was added, and reads only the block", async () => {
+        const t = await store.createTarget(hook("t"));
+        const text = `my key, P-384:\n${ec384}trailing words\n`;
+        const k = await store.addPublicKey(t.id, { publicKey: text });
+        expect(k.publicKey).toBe(text);
+        expect(k.fingerprint).toBe(fingerprintOf(createPublicKey(ec384).export({ type: "spki", format: "der" })));
+      });
+
+      it("rejects keys that cannot encrypt payloads with InvalidArgument, and stores nothing", async () => {
+        const t = await store.createTarget(hook("t"));
+        for (const [what, publicKey] of unusable) {
+          expect(await codeOf(store.addPublicKey(t.id, { publicKey })), what).toBe(Code.InvalidArgument);
+        }
+        expect(await store.listPublicKeys(t.id)).toEqual([]);
+      });
+
+      it("rejects an expiration date in the past with InvalidArgument", async () => {
+        const t = await store.createTarget(hook("t"));
+        expect(await codeOf(store.addPublicKey(t.id, { publicKey: ec, expirationDate: new Date(now().getTime() - 1000) }))).toBe(
+          Code.InvalidArgument,
+        );
+        expect(await codeOf(store.addPublicKey(t.id, { publicKey: ec, expirationDate: new Date(Number.NaN) }))).toBe(Code.InvalidArgument);
+        expect(await store.listPublicKeys(t.id)).toEqual([]);
+      });
+
+      it("keeps one active key: activating a key deactivates the previous one", async () => {
+        const t = await store.createTarget(hook("t", { payloadType: "jwe" }));
+        const a = await store.addPublicKey(t.id, { publicKey: rsa });
+        const b = await store.addPublicKey(t.id, { publicKey: ec });
+        await new Promise((r) => setTimeout(r, 5));
+        const activeA = await store.activatePublicKey(t.id, a.keyId);
+        expect(activeA).toMatchObject({ keyId: a.keyId, active: true });
+        expect(activeA.changeDate.getTime()).toBeGreaterThan(a.changeDate.getTime());
+        expect((await store.getTarget(t.id))?.encryptionKey).toEqual({ keyId: a.keyId, publicKey: rsa });
+        // Activating the active key changes nothing.
+        await new Promise((r) => setTimeout(r, 5));
+        expect(await store.activatePublicKey(t.id, a.keyId)).toEqual(activeA);
+        const activeB = await store.activatePublicKey(t.id, b.keyId);
+        expect(activeB.active).toBe(true);
+        expect(await activeIds(t.id)).toEqual([b.keyId]);
+        const [listedA] = await store.listPublicKeys(t.id);
+        expect(listedA).toMatchObject({ keyId: a.keyId, active: false });
+        expect(listedA!.changeDate.getTime()).toBe(activeB.changeDate.getTime());
+        const target = await store.getTarget(t.id);
+        expect(target?.encryptionKey).toEqual({ keyId: b.keyId, publicKey: ec });
+        // The target itself did not change.
+        expect(target?.changeDate.getTime()).toBe(t.changeDate.getTime());
+        expect((await store.listTargets())[0]?.encryptionKey?.keyId).toBe(b.keyId);
+        expect((await store.snapshot()).targets[0]?.encryptionKey?.keyId).toBe(b.keyId);
+      });
+
+      it("lets exactly one of concurrent activations win", async () => {
+        const t = await store.createTarget(hook("t"));
+        const keys = await Promise.all([rsa, ec, ec384].map((publicKey) => store.addPublicKey(t.id, { publicKey })));
+        for (let i = 0; i < 3; i++) {
+          const results = await Promise.allSettled(keys.map((k) => store.activatePublicKey(t.id, k.keyId)));
+          expect(results.every((r) => r.status === "fulfilled")).toBe(true);
+          const active = await activeIds(t.id);
+          expect(active.length).toBe(1);
+          expect((await store.getTarget(t.id))?.encryptionKey?.keyId).toBe(active[0]);
+        }
+      });
+
+      it("deactivates a key, leaving the target without one; deactivating an inactive key changes nothing", async () => {
+        const t = await store.createTarget(hook("t"));
+        const a = await store.addPublicKey(t.id, { publicKey: ec });
+        expect(await store.deactivatePublicKey(t.id, a.keyId)).toEqual(a);
+        await store.activatePublicKey(t.id, a.keyId);
+        const off = await store.deactivatePublicKey(t.id, a.keyId);
+        expect(off).toMatchObject({ keyId: a.keyId, active: false });
+        expect(await store.listPublicKeys(t.id)).toEqual([off]);
+        expect((await store.getTarget(t.id))?.encryptionKey).toBeUndefined();
+      });
+
+      it("refuses to remove the active key; removes inactive ones; removing a missing key is not an error", async () => {
+        const t = await store.createTarget(hook("t"));
+        const a = await store.addPublicKey(t.id, { publicKey: rsa });
+        const b = await store.addPublicKey(t.id, { publicKey: ec });
+        await store.activatePublicKey(t.id, a.keyId);
+        expect(await codeOf(store.removePublicKey(t.id, a.keyId))).toBe(Code.FailedPrecondition);
+        expect(await store.removePublicKey(t.id, b.keyId)).toBe(true);
+        expect(await store.removePublicKey(t.id, b.keyId)).toBe(false);
+        expect(await store.removePublicKey("404", b.keyId)).toBe(false);
+        await store.deactivatePublicKey(t.id, a.keyId);
+        expect(await store.removePublicKey(t.id, a.keyId)).toBe(true);
+        expect(await store.listPublicKeys(t.id)).toEqual([]);
+      });
+
+      it("treats an expired key as inactive: it is not used, cannot be activated and can be removed", async () => {
+        const t = await store.createTarget(hook("t"));
+        const a = await store.addPublicKey(t.id, { publicKey: ec, expirationDate: new Date(now().getTime() + 60_000) });
+        const b = await store.addPublicKey(t.id, { publicKey: rsa, expirationDate: new Date(now().getTime() + 60_000) });
+        await store.activatePublicKey(t.id, a.keyId);
+        expect((await store.getTarget(t.id))?.encryptionKey).toEqual({ keyId: a.keyId, publicKey: ec, expirationDate: a.expirationDate });
+        skew = 61_000;
+        expect(await activeIds(t.id)).toEqual([]);
+        expect(await codeOf(store.activatePublicKey(t.id, b.keyId))).toBe(Code.FailedPrecondition);
+        expect((await store.deactivatePublicKey(t.id, a.keyId)).active).toBe(false);
+        await store.activatePublicKey(t.id, a.keyId).catch(() => undefined);
+        expect(await store.removePublicKey(t.id, a.keyId)).toBe(true);
+        expect((await store.getTarget(t.id))?.encryptionKey).toBeUndefined();
+      });
+
+      it("removes an expired key that is still flagged active, and the target's key with it", async () => {
+        const t = await store.createTarget(hook("t"));
+        const a = await store.addPublicKey(t.id, { publicKey: ec, expirationDate: new Date(now().getTime() + 60_000) });
+        await store.activatePublicKey(t.id, a.keyId);
+        skew = 61_000;
+        expect(await store.removePublicKey(t.id, a.keyId)).toBe(true);
+        expect((await store.getTarget(t.id))?.encryptionKey).toBeUndefined();
+      });
+
+      it("answers NotFound for an unknown target or key, and for another instance's target", async () => {
+        const t = await store.createTarget(hook("t"));
+        const k = await store.addPublicKey(t.id, { publicKey: ec });
+        expect(await codeOf(store.addPublicKey("404", { publicKey: ec }))).toBe(Code.NotFound);
+        for (const call of ["activatePublicKey", "deactivatePublicKey"] as const) {
+          expect(await codeOf(store[call]("404", k.keyId)), call).toBe(Code.NotFound);
+          expect(await codeOf(store[call](t.id, "404")), call).toBe(Code.NotFound);
+        }
+        const other = store.forInstance("other");
+        expect(await codeOf(other.addPublicKey(t.id, { publicKey: ec }))).toBe(Code.NotFound);
+        expect(await codeOf(other.activatePublicKey(t.id, k.keyId))).toBe(Code.NotFound);
+        expect(await other.removePublicKey(t.id, k.keyId)).toBe(false);
+        expect(await other.listPublicKeys(t.id)).toEqual([]);
+        expect(await store.listPublicKeys("404")).toEqual([]);
+        expect(await store.listPublicKeys(t.id)).toEqual([k]);
+      });
+
+      it("deletes a target's keys with it", async () => {
+        const t = await store.createTarget(hook("t"));
+        const k = await store.addPublicKey(t.id, { publicKey: ec });
+        await store.activatePublicKey(t.id, k.keyId);
+        expect(await store.deleteTarget(t.id)).toBe(true);
+        expect(await store.listPublicKeys(t.id)).toEqual([]);
+        expect(await codeOf(store.activatePublicKey(t.id, k.keyId))).toBe(Code.NotFound);
+        expect(await store.removePublicKey(t.id, k.keyId)).toBe(false);
+      });
+
+      it("limits a target to 100 keys with ResourceExhausted", async () => {
+        const t = await store.createTarget(hook("t"));
+        for (let i = 0; i < 100; i++) await store.addPublicKey(t.id, { publicKey: ec });
+        expect(await codeOf(store.addPublicKey(t.id, { publicKey: ec }))).toBe(Code.ResourceExhausted);
+        expect((await store.listPublicKeys(t.id)).length).toBe(100);
+      });
+
+      it("tells watchers of the target whose active key changed, and loads it with its key", async () => {
+        const one = store.forInstance("one");
+        const t = await one.createTarget(hook("t"));
+        const k = await one.addPublicKey(t.id, { publicKey: ec });
+        const changes: StoreChange[] = [];
+        const stop = store.watch((c) => changes.push(c));
+        await one.activatePublicKey(t.id, k.keyId);
+        expect(changes.at(-1)).toMatchObject({ instanceId: "one", targetIds: [t.id] });
+        expect((await one.load({ targetIds: [t.id] })).targets[0]?.encryptionKey?.keyId).toBe(k.keyId);
+        const before = changes.length;
+        await one.deactivatePublicKey(t.id, k.keyId);
+        expect(changes.length).toBeGreaterThan(before);
+        expect(changes.at(-1)).toMatchObject({ instanceId: "one", targetIds: [t.id] });
+        expect((await one.load({ targetIds: [t.id] })).targets[0]?.encryptionKey).toBeUndefined();
+        stop();
       });
     });
 
@@ -335,6 +600,114 @@ export function describeStoreContract(name: string, factory: () => Promise<Store
             if ("target" in entry) expect(ids.has(entry.target)).toBe(true);
           }
         }
+      });
+    });
+
+    describe("cascades", () => {
+      it("reads every execution it changes afresh, so a cascade never writes back a stale list", async () => {
+        // x = [T, include e], e = [T]: deleting T empties e, which removes the include from x, which empties x.
+        const t = await store.createTarget(hook("t"));
+        await store.setExecution({ type: "function", name: "e" }, [{ target: t.id }]);
+        await store.setExecution({ type: "function", name: "x" }, [{ target: t.id }, { include: "function/e" }]);
+        await store.deleteTarget(t.id);
+        expect(await store.listExecutions()).toEqual([]);
+        // Setting e again does not bring x back.
+        const u = await store.createTarget(hook("u"));
+        await store.setExecution({ type: "function", name: "e" }, [{ target: u.id }]);
+        expect((await store.listExecutions()).map((e) => e.id)).toEqual(["function/e"]);
+      });
+
+      it("keeps what other entries a cascade leaves, in order", async () => {
+        const t = await store.createTarget(hook("t"));
+        const u = await store.createTarget(hook("u"));
+        await store.setExecution({ type: "function", name: "e" }, [{ target: t.id }]);
+        await store.setExecution({ type: "function", name: "x" }, [{ target: u.id }, { target: t.id }, { include: "function/e" }]);
+        await store.deleteTarget(t.id);
+        expect((await store.listExecutions()).map((e) => [e.id, e.targets])).toEqual([["function/x", [{ target: u.id }]]]);
+      });
+    });
+
+    describe("instances", () => {
+      it("manages the default instance with its own methods", async () => {
+        const a = await store.createTarget(hook("a"));
+        expect(a.instanceId).toBe("");
+        expect(store.instanceId).toBe("");
+        expect(await store.forInstance("").getTarget(a.id)).toEqual(a);
+      });
+
+      it("keeps the targets and executions of each instance apart", async () => {
+        const one = store.forInstance("one");
+        const two = store.forInstance("two");
+        const a1 = await one.createTarget(hook("same name"));
+        const a2 = await two.createTarget(hook("same name"));
+        expect([a1.instanceId, a2.instanceId]).toEqual(["one", "two"]);
+        expect(await one.listTargets()).toEqual([a1]);
+        expect(await two.listTargets()).toEqual([a2]);
+        expect(await store.listTargets()).toEqual([]);
+        // Another instance's target is not found, whatever the call.
+        expect(await one.getTarget(a2.id)).toBeUndefined();
+        expect(await codeOf(one.updateTarget(a2.id, { name: "stolen" }))).toBe(Code.NotFound);
+        expect(await one.deleteTarget(a2.id)).toBe(false);
+        expect(await codeOf(one.setExecution(method, [{ target: a2.id }]))).toBe(Code.NotFound);
+        expect(await two.getTarget(a2.id)).toEqual(a2);
+        // The same condition in two instances: two executions.
+        const e1 = await one.setExecution(method, [{ target: a1.id }]);
+        const e2 = await two.setExecution(method, [{ target: a2.id }]);
+        expect(e1?.id).toBe(e2?.id);
+        expect((await one.getExecution(e1!.id))?.targets).toEqual([{ target: a1.id }]);
+        expect((await two.getExecution(e2!.id))?.targets).toEqual([{ target: a2.id }]);
+        expect(await one.snapshot()).toEqual({ targets: [a1], executions: [e1] });
+        // Includes stay within the instance.
+        await two.setExecution(service, [{ target: a2.id }]);
+        expect(await codeOf(one.setExecution(method, [{ target: a1.id }, { include: "request/zitadel.user.v2.UserService" }]))).toBe(
+          Code.NotFound,
+        );
+        // Deleting in one instance leaves the other alone.
+        await one.deleteTarget(a1.id);
+        expect(await one.listExecutions()).toEqual([]);
+        expect((await two.listExecutions()).length).toBe(2);
+        expect(await two.getTarget(a2.id)).toEqual(a2);
+      });
+
+      it.each([
+        ["a control character", "a\u0001b"],
+        ["over 200 characters", "x".repeat(201)],
+      ])("rejects an instance ID with %s", async (_, id) => {
+        expect(() => store.forInstance(id)).toThrow(expect.objectContaining({ code: Code.InvalidArgument }));
+      });
+    });
+
+    describe("changes and loading", () => {
+      it("tells watchers which instance, targets and executions changed, cascades included", async () => {
+        const changes: StoreChange[] = [];
+        const stop = store.watch((c) => changes.push(c));
+        const one = store.forInstance("one");
+        const a = await one.createTarget(hook("a"));
+        expect(changes.at(-1)).toMatchObject({ instanceId: "one", targetIds: [a.id] });
+        await one.updateTarget(a.id, { timeoutMs: 100 });
+        expect(changes.at(-1)).toMatchObject({ instanceId: "one", targetIds: [a.id] });
+        await one.setExecution({ type: "function", name: "base" }, [{ target: a.id }]);
+        expect(changes.at(-1)).toMatchObject({ instanceId: "one", executionIds: ["function/base"] });
+        await one.setExecution({ type: "function", name: "top" }, [{ include: "function/base" }]);
+        await one.deleteTarget(a.id);
+        const last = changes.at(-1)!;
+        expect(last.instanceId).toBe("one");
+        expect(last.targetIds).toEqual([a.id]);
+        expect([...(last.executionIds ?? [])].sort()).toEqual(["function/base", "function/top"]);
+        stop();
+      });
+
+      it("loads the given targets and executions that exist", async () => {
+        const one = store.forInstance("one");
+        const a = await one.createTarget(hook("a"));
+        const b = await one.createTarget(hook("b"));
+        const e = await one.setExecution(method, [{ target: a.id }]);
+        const other = await store.createTarget(hook("other"));
+        expect(await one.load({ targetIds: [b.id, "404", other.id], executionIds: [e!.id, "request"] })).toEqual({
+          targets: [b],
+          executions: [e],
+        });
+        expect(await one.load({})).toEqual({ targets: [], executions: [] });
       });
     });
 

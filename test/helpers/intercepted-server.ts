@@ -1,7 +1,8 @@
 import { type Client, createClient, type Transport } from "@connectrpc/connect";
 import { connectNodeAdapter, createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { UserService } from "../../gen/zitadel/user/v2/user_service_pb.js";
-import type { ActionStore } from "../../src/store/action-store.js";
+import type { HumanUser, User } from "../../gen/zitadel/user/v2/user_pb.js";
+import type { ActionStore, InstanceStore } from "../../src/store/action-store.js";
 import { type ActionsInterceptorOptions, createActionsInterceptor } from "../../src/actions-interceptor.js";
 import { createExecutionPlanner } from "../../src/plan/execution-planner.js";
 import { type Logger, silentLogger } from "../../src/logger.js";
@@ -20,7 +21,10 @@ export const protocols: readonly Protocol[] = ["connect", "grpc", "grpc-web"];
  */
 export interface InterceptedServer {
   readonly url: string;
-  readonly store: ActionStore;
+  /** The store of the calls' instance, "test-instance". */
+  readonly store: InstanceStore;
+  /** The whole store, every instance. */
+  readonly actionStore: ActionStore;
   readonly dispatcher: TargetDispatcher;
   readonly records: TargetCallRecord[];
   readonly logs: { level: string; message: string; attributes?: Record<string, unknown> }[];
@@ -66,7 +70,8 @@ export async function startInterceptedServer(
   };
   return {
     url,
-    store,
+    store: store.forInstance("test-instance"),
+    actionStore: store,
     dispatcher,
     records,
     logs,
@@ -85,3 +90,8 @@ export const addUser = (given = "Ada", family = "Lovelace", email = `ada.${Math.
   profile: { givenName: given, familyName: family },
   email: { email },
 });
+
+/** humanOf returns the human part of a user of the sample UserService, undefined for other users. */
+export function humanOf(user: User | undefined): HumanUser | undefined {
+  return user?.type.case === "human" ? user.type.value : undefined;
+}

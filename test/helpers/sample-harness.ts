@@ -5,7 +5,7 @@ import { ActionService as ActionServiceV2beta } from "../../gen/zitadel/action/v
 import { UserService } from "../../gen/zitadel/user/v2/user_service_pb.js";
 import type { Logger } from "../../src/logger.js";
 import { type SampleServer, type SampleServerOptions, startSampleServer } from "../../src/sample/sample-server.js";
-import { createTargetDispatcher, type TargetCallRecord } from "../../src/dispatch/target-dispatcher.js";
+import type { TargetCallRecord } from "../../src/dispatch/target-dispatcher.js";
 import { startTargetServer, type TargetServer } from "./target-server.js";
 
 export type Protocol = "connect" | "grpc" | "grpc-web";
@@ -50,8 +50,7 @@ export async function startSampleHarness(options: Partial<SampleServerOptions> =
     logs.push({ level, message, attributes });
   };
   const logger: Logger = { debug: keep("debug"), info: keep("info"), warn: keep("warn"), error: keep("error") };
-  const dispatcher = createTargetDispatcher({ logger, onCall: (r) => records.push(r) });
-  const server = await startSampleServer({ logger, dispatcher, adminToken, ...options });
+  const server = await startSampleServer({ logger, onCall: (r) => records.push(r), adminToken, ...options });
   const transports = new Map<string, Transport>();
   const transport = (protocol: Protocol, token: string | null): Transport => {
     const key = `${protocol} ${token}`;

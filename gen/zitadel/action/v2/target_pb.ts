@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file zitadel/action/v2/target.proto.
  */
 export const file_zitadel_action_v2_target: GenFile = /*@__PURE__*/
-  fileDesc("Ch56aXRhZGVsL2FjdGlvbi92Mi90YXJnZXQucHJvdG8SEXppdGFkZWwuYWN0aW9uLnYyIrwDCgZUYXJnZXQSCgoCaWQYASABKAkSMQoNY3JlYXRpb25fZGF0ZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLY2hhbmdlX2RhdGUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBG5hbWUYBCABKAkSNgoMcmVzdF93ZWJob29rGAUgASgLMh4ueml0YWRlbC5hY3Rpb24udjIuUkVTVFdlYmhvb2tIABIwCglyZXN0X2NhbGwYBiABKAsyGy56aXRhZGVsLmFjdGlvbi52Mi5SRVNUQ2FsbEgAEjIKCnJlc3RfYXN5bmMYByABKAsyHC56aXRhZGVsLmFjdGlvbi52Mi5SRVNUQXN5bmNIABIqCgd0aW1lb3V0GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhAKCGVuZHBvaW50GAkgASgJEhMKC3NpZ25pbmdfa2V5GAogASgJEjQKDHBheWxvYWRfdHlwZRgLIAEoDjIeLnppdGFkZWwuYWN0aW9uLnYyLlBheWxvYWRUeXBlQg0KC3RhcmdldF90eXBlIikKC1JFU1RXZWJob29rEhoKEmludGVycnVwdF9vbl9lcnJvchgBIAEoCCImCghSRVNUQ2FsbBIaChJpbnRlcnJ1cHRfb25fZXJyb3IYASABKAgiCwoJUkVTVEFzeW5jKm4KC1BheWxvYWRUeXBlEhwKGFBBWUxPQURfVFlQRV9VTlNQRUNJRklFRBAAEhUKEVBBWUxPQURfVFlQRV9KU09OEAESFAoQUEFZTE9BRF9UWVBFX0pXVBACEhQKEFBBWUxPQURfVFlQRV9KV0UQA0I2WjRnaXRodWIuY29tL3ppdGFkZWwveml0YWRlbC9wa2cvZ3JwYy9hY3Rpb24vdjI7YWN0aW9uYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("Ch56aXRhZGVsL2FjdGlvbi92Mi90YXJnZXQucHJvdG8SEXppdGFkZWwuYWN0aW9uLnYyIrwDCgZUYXJnZXQSCgoCaWQYASABKAkSMQoNY3JlYXRpb25fZGF0ZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLY2hhbmdlX2RhdGUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBG5hbWUYBCABKAkSNgoMcmVzdF93ZWJob29rGAUgASgLMh4ueml0YWRlbC5hY3Rpb24udjIuUkVTVFdlYmhvb2tIABIwCglyZXN0X2NhbGwYBiABKAsyGy56aXRhZGVsLmFjdGlvbi52Mi5SRVNUQ2FsbEgAEjIKCnJlc3RfYXN5bmMYByABKAsyHC56aXRhZGVsLmFjdGlvbi52Mi5SRVNUQXN5bmNIABIqCgd0aW1lb3V0GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhAKCGVuZHBvaW50GAkgASgJEhMKC3NpZ25pbmdfa2V5GAogASgJEjQKDHBheWxvYWRfdHlwZRgLIAEoDjIeLnppdGFkZWwuYWN0aW9uLnYyLlBheWxvYWRUeXBlQg0KC3RhcmdldF90eXBlIikKC1JFU1RXZWJob29rEhoKEmludGVycnVwdF9vbl9lcnJvchgBIAEoCCImCghSRVNUQ2FsbBIaChJpbnRlcnJ1cHRfb25fZXJyb3IYASABKAgiCwoJUkVTVEFzeW5jIu0BCglQdWJsaWNLZXkSDgoGa2V5X2lkGAEgASgJEg4KBmFjdGl2ZRgCIAEoCBISCgpwdWJsaWNfa2V5GAMgASgMEhMKC2ZpbmdlcnByaW50GAQgASgJEjMKD2V4cGlyYXRpb25fZGF0ZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMQoNY3JlYXRpb25fZGF0ZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLY2hhbmdlX2RhdGUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKm4KC1BheWxvYWRUeXBlEhwKGFBBWUxPQURfVFlQRV9VTlNQRUNJRklFRBAAEhUKEVBBWUxPQURfVFlQRV9KU09OEAESFAoQUEFZTE9BRF9UWVBFX0pXVBACEhQKEFBBWUxPQURfVFlQRV9KV0UQA0I2WjRnaXRodWIuY29tL3ppdGFkZWwveml0YWRlbC9wa2cvZ3JwYy9hY3Rpb24vdjI7YWN0aW9uYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Target is a stored endpoint.
@@ -98,7 +98,7 @@ export type Target = Message<"zitadel.action.v2.Target"> & {
   signingKey: string;
 
   /**
-   * Format of the body; only PAYLOAD_TYPE_JSON is implemented.
+   * Format of the body.
    *
    * @generated from field: zitadel.action.v2.PayloadType payload_type = 11;
    */
@@ -170,6 +170,65 @@ export const RESTAsyncSchema: GenMessage<RESTAsync> = /*@__PURE__*/
   messageDesc(file_zitadel_action_v2_target, 3);
 
 /**
+ * PublicKey is a key of a target that JWE payloads are encrypted to.
+ *
+ * @generated from message zitadel.action.v2.PublicKey
+ */
+export type PublicKey = Message<"zitadel.action.v2.PublicKey"> & {
+  /**
+   * ID of the key, also the "kid" of the JWE header.
+   *
+   * @generated from field: string key_id = 1;
+   */
+  keyId: string;
+
+  /**
+   * Whether payloads are encrypted to this key; at most one key of a target is active.
+   *
+   * @generated from field: bool active = 2;
+   */
+  active: boolean;
+
+  /**
+   * The key as PEM ("-----BEGIN PUBLIC KEY-----").
+   *
+   * @generated from field: bytes public_key = 3;
+   */
+  publicKey: Uint8Array;
+
+  /**
+   * SHA-256 fingerprint of the key.
+   *
+   * @generated from field: string fingerprint = 4;
+   */
+  fingerprint: string;
+
+  /**
+   * After this time the key is no longer used; unset when it does not expire.
+   *
+   * @generated from field: google.protobuf.Timestamp expiration_date = 5;
+   */
+  expirationDate?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp creation_date = 6;
+   */
+  creationDate?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp change_date = 7;
+   */
+  changeDate?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message zitadel.action.v2.PublicKey.
+ * Use `create(PublicKeySchema)` to create a new message.
+ */
+export const PublicKeySchema: GenMessage<PublicKey> = /*@__PURE__*/
+  messageDesc(file_zitadel_action_v2_target, 4);
+
+/**
  * PayloadType is the format of the body sent to a target.
  *
  * @generated from enum zitadel.action.v2.PayloadType
@@ -190,14 +249,14 @@ export enum PayloadType {
   JSON = 1,
 
   /**
-   * A signed JWT (not implemented: rejected with UNIMPLEMENTED).
+   * The JSON payload as the claims of a JWT signed with the instance's key.
    *
    * @generated from enum value: PAYLOAD_TYPE_JWT = 2;
    */
   JWT = 2,
 
   /**
-   * An encrypted JWT (not implemented: rejected with UNIMPLEMENTED).
+   * The JSON payload encrypted (JWE) to the target's active public key.
    *
    * @generated from enum value: PAYLOAD_TYPE_JWE = 3;
    */

@@ -5,8 +5,8 @@
 // @generated from file zitadel/action/v2beta/target.proto (package zitadel.action.v2beta, syntax proto3)
 /* eslint-disable */
 
-import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file zitadel/action/v2beta/target.proto.
  */
 export const file_zitadel_action_v2beta_target: GenFile = /*@__PURE__*/
-  fileDesc("CiJ6aXRhZGVsL2FjdGlvbi92MmJldGEvdGFyZ2V0LnByb3RvEhV6aXRhZGVsLmFjdGlvbi52MmJldGEizAMKBlRhcmdldBIKCgJpZBgBIAEoCRIxCg1jcmVhdGlvbl9kYXRlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtjaGFuZ2VfZGF0ZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEbmFtZRgEIAEoCRI6CgxyZXN0X3dlYmhvb2sYBSABKAsyIi56aXRhZGVsLmFjdGlvbi52MmJldGEuUkVTVFdlYmhvb2tIABI0CglyZXN0X2NhbGwYBiABKAsyHy56aXRhZGVsLmFjdGlvbi52MmJldGEuUkVTVENhbGxIABI2CgpyZXN0X2FzeW5jGAcgASgLMiAueml0YWRlbC5hY3Rpb24udjJiZXRhLlJFU1RBc3luY0gAEioKB3RpbWVvdXQYCCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIZW5kcG9pbnQYCSABKAkSEwoLc2lnbmluZ19rZXkYCiABKAkSOAoMcGF5bG9hZF90eXBlGAsgASgOMiIueml0YWRlbC5hY3Rpb24udjJiZXRhLlBheWxvYWRUeXBlQg0KC3RhcmdldF90eXBlIikKC1JFU1RXZWJob29rEhoKEmludGVycnVwdF9vbl9lcnJvchgBIAEoCCImCghSRVNUQ2FsbBIaChJpbnRlcnJ1cHRfb25fZXJyb3IYASABKAgiCwoJUkVTVEFzeW5jKm4KC1BheWxvYWRUeXBlEhwKGFBBWUxPQURfVFlQRV9VTlNQRUNJRklFRBAAEhUKEVBBWUxPQURfVFlQRV9KU09OEAESFAoQUEFZTE9BRF9UWVBFX0pXVBACEhQKEFBBWUxPQURfVFlQRV9KV0UQA0I6WjhnaXRodWIuY29tL3ppdGFkZWwveml0YWRlbC9wa2cvZ3JwYy9hY3Rpb24vdjJiZXRhO2FjdGlvbmIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("CiJ6aXRhZGVsL2FjdGlvbi92MmJldGEvdGFyZ2V0LnByb3RvEhV6aXRhZGVsLmFjdGlvbi52MmJldGEikgMKBlRhcmdldBIKCgJpZBgBIAEoCRIxCg1jcmVhdGlvbl9kYXRlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtjaGFuZ2VfZGF0ZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEbmFtZRgEIAEoCRI6CgxyZXN0X3dlYmhvb2sYBSABKAsyIi56aXRhZGVsLmFjdGlvbi52MmJldGEuUkVTVFdlYmhvb2tIABI0CglyZXN0X2NhbGwYBiABKAsyHy56aXRhZGVsLmFjdGlvbi52MmJldGEuUkVTVENhbGxIABI2CgpyZXN0X2FzeW5jGAcgASgLMiAueml0YWRlbC5hY3Rpb24udjJiZXRhLlJFU1RBc3luY0gAEioKB3RpbWVvdXQYCCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIZW5kcG9pbnQYCSABKAkSEwoLc2lnbmluZ19rZXkYCiABKAlCDQoLdGFyZ2V0X3R5cGUiKQoLUkVTVFdlYmhvb2sSGgoSaW50ZXJydXB0X29uX2Vycm9yGAEgASgIIiYKCFJFU1RDYWxsEhoKEmludGVycnVwdF9vbl9lcnJvchgBIAEoCCILCglSRVNUQXN5bmNCOlo4Z2l0aHViLmNvbS96aXRhZGVsL3ppdGFkZWwvcGtnL2dycGMvYWN0aW9uL3YyYmV0YTthY3Rpb25iBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Target is a stored endpoint.
@@ -96,13 +96,6 @@ export type Target = Message<"zitadel.action.v2beta.Target"> & {
    * @generated from field: string signing_key = 10;
    */
   signingKey: string;
-
-  /**
-   * Format of the body; only PAYLOAD_TYPE_JSON is implemented.
-   *
-   * @generated from field: zitadel.action.v2beta.PayloadType payload_type = 11;
-   */
-  payloadType: PayloadType;
 };
 
 /**
@@ -168,45 +161,4 @@ export type RESTAsync = Message<"zitadel.action.v2beta.RESTAsync"> & {
  */
 export const RESTAsyncSchema: GenMessage<RESTAsync> = /*@__PURE__*/
   messageDesc(file_zitadel_action_v2beta_target, 3);
-
-/**
- * PayloadType is the format of the body sent to a target.
- *
- * @generated from enum zitadel.action.v2beta.PayloadType
- */
-export enum PayloadType {
-  /**
-   * Same as PAYLOAD_TYPE_JSON.
-   *
-   * @generated from enum value: PAYLOAD_TYPE_UNSPECIFIED = 0;
-   */
-  UNSPECIFIED = 0,
-
-  /**
-   * A JSON body, signed with the ZITADEL-Signature header.
-   *
-   * @generated from enum value: PAYLOAD_TYPE_JSON = 1;
-   */
-  JSON = 1,
-
-  /**
-   * A signed JWT (not implemented: rejected with UNIMPLEMENTED).
-   *
-   * @generated from enum value: PAYLOAD_TYPE_JWT = 2;
-   */
-  JWT = 2,
-
-  /**
-   * An encrypted JWT (not implemented: rejected with UNIMPLEMENTED).
-   *
-   * @generated from enum value: PAYLOAD_TYPE_JWE = 3;
-   */
-  JWE = 3,
-}
-
-/**
- * Describes the enum zitadel.action.v2beta.PayloadType.
- */
-export const PayloadTypeSchema: GenEnum<PayloadType> = /*@__PURE__*/
-  enumDesc(file_zitadel_action_v2beta_target, 0);
 
