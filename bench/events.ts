@@ -153,8 +153,9 @@ export async function eventsBench(options: EventsBenchOptions): Promise<void> {
       email text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())`);
     const store = await createPostgresStore({ connectionString: db.url, logger: silentLogger });
     closers.push(() => store.close());
-    const target = await store.createTarget({ name: "events", type: "webhook", endpoint: `${hookUrl}/events`, timeoutMs: 5000 });
-    await store.setExecution({ type: "event", event: "user.human.added" }, [{ target: target.id }]);
+    const benchStore = store.forInstance("bench-instance"); // the instance of the bench's events
+    const target = await benchStore.createTarget({ name: "events", type: "webhook", endpoint: `${hookUrl}/events`, timeoutMs: 5000 });
+    await benchStore.setExecution({ type: "event", event: "user.human.added" }, [{ target: target.id }]);
     const planner = createExecutionPlanner(store);
     closers.push(async () => planner.close());
     const queue = await createPostgresEventQueue({ connectionString: db.url, logger: silentLogger });
@@ -175,7 +176,9 @@ export async function eventsBench(options: EventsBenchOptions): Promise<void> {
     };
     const enqueueInto = (q: PostgresEventQueue): Write => async (client) => {
       const event = await insertUser(client);
-      await q.enqueueWith(client, await publisher.jobsFor(event));
+      const jobs = await publisher.jobsFor(event);
+      if (jobs.length !== 1) throw new Error(`the bench's event execution made ${jobs.length} deliveries, not 1`);
+      await q.enqueueWith(client, jobs);
     };
     const addJobInto = (schema: string): Write => async (client) => {
       const event = await insertUser(client);
