@@ -293,7 +293,7 @@ function resolutionBench(): void {
  * (adding the span, signing, exchange and record; everything but the network).
  */
 async function interceptorBench(): Promise<void> {
-  const store = createMemoryStore();
+  const store = createMemoryStore({ maxTargetsPerInstance: Infinity, maxExecutionsPerInstance: Infinity });
   for (let i = 0; i < 10_000; i++) {
     const t = await store.createTarget({ name: `t${i}`, type: "webhook", endpoint: "http://127.0.0.1:9/", timeoutMs: 1000 });
     await store.setExecution({ type: "request", method: `/bench.v1.Service${i % 100}/Method${i}` }, [{ target: t.id }]);

@@ -29,7 +29,7 @@ const rawCall: Interceptor = (next) => async (req) => {
 };
 
 async function start(mode: string): Promise<SampleServer> {
-  const root = createMemoryStore();
+  const root = createMemoryStore({ maxTargetsPerInstance: Infinity, maxExecutionsPerInstance: Infinity }); // 10 000 in one instance (nomatch)
   // The sample's callers are of its instance, "sample-instance".
   const store = root.forInstance("sample-instance");
   if (mode === "nomatch") {

@@ -26,7 +26,9 @@ export {
   maxIncludeDepth,
   validateExecutionTargets,
 } from "./execution.js";
+export { createHostInstanceResolver, type HostInstanceResolverOptions, hostNameOf, type RequestAddress } from "./host-instance.js";
 export { newId } from "./id.js";
+export type { ManagementAuthorizer, ManagementPrincipal, ManagementRequest, ManagementRole } from "./management/authorize.js";
 export { type Actions, type ActionsOptions, createActions, type RegisterManagementOptions } from "./setup.js";
 export { createJsonLogger, type JsonLoggerOptions, type Logger, type LogLevel, silentLogger } from "./logger.js";
 export {
@@ -164,10 +166,16 @@ export {
   type DeliveryQuery,
   type DeliveryRecord,
   defaultInstanceId,
+  defaultMaxExecutionsPerInstance,
+  defaultMaxTargetsPerInstance,
+  executionCapReached,
+  type InstanceLimits,
   type InstanceStore,
   maxInstanceIdLength,
   type MemoryDeliveryLogOptions,
   type MemoryStoreOptions,
+  resolveInstanceLimits,
   type StoreChange,
+  targetCapReached,
   validateInstanceId,
 } from "./store/index.js";

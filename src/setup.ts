@@ -1,5 +1,5 @@
 import type { DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter, type Interceptor, type UnaryRequest } from "@connectrpc/connect";
 import { ActionService as ActionServiceV2 } from "../gen/zitadel/action/v2/action_service_pb.js";
 import { ActionService as ActionServiceV2beta } from "../gen/zitadel/action/v2beta/action_service_pb.js";
 import { createActionsInterceptor } from "./actions-interceptor.js";
@@ -13,9 +13,10 @@ import { createMemoryEventQueue } from "./events/memory-event-queue.js";
 import { createFunctionRunner, type FunctionRunner } from "./functions/function-runner.js";
 import { createJsonLogger, type Logger } from "./logger.js";
 import { createActionService } from "./management/action-service.js";
-import { createBearerAuthInterceptor } from "./management/bearer-auth.js";
+import { createManagementAuthInterceptor, type ManagementAuthorizer } from "./management/authorize.js";
+import { createStaticTokenAuthorizer } from "./management/static-token-authorizer.js";
 import { createExecutionPlanner, type ExecutionPlanner } from "./plan/execution-planner.js";
-import type { ActionStore } from "./store/action-store.js";
+import { type ActionStore, defaultInstanceId } from "./store/action-store.js";
 import { createMemorySigningKeySource, type SigningKeySource } from "./keys/signing-key-source.js";
 import { createMemoryDeliveryLog, type DeliveryLog } from "./store/delivery-log.js";
 
@@ -30,18 +31,41 @@ export interface ActionsOptions {
   /** Where target calls are recorded (ListTargetCalls), default createMemoryDeliveryLog(). */
   readonly deliveryLog?: DeliveryLog;
   /**
-   * Bearer tokens of the management API (see createBearerAuthInterceptor);
-   * several allow rotation. Default none: registerManagement then needs
-   * interceptors of its own that authenticate the caller.
+   * System tokens of the management API, as `Authorization: Bearer <token>`
+   * (several allow rotation): each may manage any instance, the one a call
+   * addresses (resolveInstance, else the `instanceID` option). See
+   * createStaticTokenAuthorizer. Default none.
    */
   readonly adminTokens?: string | readonly string[];
+  /**
+   * Tokens of single instances: instance ID -> its token (or several). Each
+   * manages its own instance only, and is refused (Code.PermissionDenied) in
+   * calls that address another instance. Needs resolveInstance. Default none.
+   */
+  readonly instanceTokens?: Readonly<Record<string, string | readonly string[]>> | ReadonlyMap<string, string | readonly string[]>;
+  /**
+   * Authorizes management calls and decides the instance each one manages
+   * (see ManagementAuthorizer), instead of adminTokens and instanceTokens.
+   * Default: createStaticTokenAuthorizer of those tokens, if any. Without
+   * either, registerManagement needs interceptors of its own that
+   * authenticate the caller.
+   */
+  readonly authorize?: ManagementAuthorizer;
   /** The event types that event conditions may name (ActionService validation), default none. */
   readonly eventTypes?: readonly string[];
   /** The function names function conditions may name, default knownFunctions. */
   readonly functions?: readonly string[];
   /** Who calls, see ActionsInterceptorOptions.resolveContext. Default the CallerContext under callerContextKey. */
   readonly resolveContext?: ResolveContext;
-  /** The instance of a request, see ActionsInterceptorOptions.resolveInstance. Default from resolveContext. */
+  /**
+   * The instance a request addresses, for example
+   * createHostInstanceResolver(...) (from its host, as ZITADEL does from the
+   * domain): whose executions run (see
+   * ActionsInterceptorOptions.resolveInstance), and, for management calls
+   * with adminTokens or instanceTokens, which instance the call manages.
+   * Default: for executions, the instanceID of resolveContext; for
+   * management calls, the `instanceID` option.
+   */
   readonly resolveInstance?: ResolveInstance;
   /** The instance of requests without one, default "" (the default instance). */
   readonly instanceID?: string;
@@ -74,10 +98,19 @@ export interface ActionsOptions {
  */
 export interface RegisterManagementOptions {
   /**
-   * Interceptors of the ActionService, run after the bearer authentication
-   * of `adminTokens` (if any). Default none. The router's own interceptors do
-   * not apply to the ActionService, so that no execution can ever intercept
-   * the API that manages executions.
+   * Authorizes the calls of this registration, instead of the authorization
+   * of createActions' options (authorize, adminTokens, instanceTokens).
+   * Default that one.
+   */
+  readonly authorize?: ManagementAuthorizer;
+  /**
+   * Interceptors of the ActionService, run after the authorization (they
+   * find its principal under managementPrincipalKey). Default none. Without
+   * an authorization, they must authenticate callers themselves, and the
+   * instanceID of the CallerContext they put under callerContextKey decides
+   * the instance a call manages. The router's own interceptors do not apply
+   * to the ActionService, so that no execution can ever intercept the API
+   * that manages executions.
    */
   readonly interceptors?: readonly Interceptor[];
   /**
@@ -96,11 +129,12 @@ export interface Actions {
   readonly interceptor: Interceptor;
   /**
    * registerManagement registers the management API, the ActionService
-   * zitadel.action.v2beta and zitadel.action.v2, on `router`, with bearer
-   * authentication when adminTokens were given and strict JSON (unknown
-   * fields are Code.InvalidArgument). Throws Code.FailedPrecondition when
-   * there are neither adminTokens nor interceptors: an open management API
-   * is never what anyone wants.
+   * zitadel.action.v2beta and zitadel.action.v2, on `router`, with the
+   * authorization (authorize, adminTokens or instanceTokens) first and strict
+   * JSON (unknown fields are Code.InvalidArgument). Each call manages the
+   * instance of its principal. Throws Code.FailedPrecondition when there is
+   * neither an authorization nor interceptors: an open management API is
+   * never what anyone wants.
    */
   registerManagement(router: ConnectRouter, options?: RegisterManagementOptions): void;
   /** Publishes events to event executions: call it after your state changes. */
@@ -145,6 +179,8 @@ export interface Actions {
  * ```
  */
 export function createActions(options: ActionsOptions): Actions {
+  // Checked first: a bad option must not leave a started worker behind.
+  const authorize = managementAuthorizer(options);
   const logger = options.logger ?? createJsonLogger();
   const { store } = options;
   const eventQueue = options.eventQueue ?? createMemoryEventQueue();
@@ -178,7 +214,6 @@ export function createActions(options: ActionsOptions): Actions {
   const worker =
     options.worker === false ? undefined : createEventWorker({ ...options.worker, queue: eventQueue, planner, dispatcher, logger });
   worker?.start();
-  const auth = options.adminTokens === undefined ? undefined : createBearerAuthInterceptor({ tokens: options.adminTokens });
   let closing: Promise<void> | undefined;
 
   return {
@@ -193,10 +228,14 @@ export function createActions(options: ActionsOptions): Actions {
     eventQueue,
     deliveryLog,
     registerManagement(router, registerOptions = {}) {
-      const interceptors = [...(auth === undefined ? [] : [auth]), ...(registerOptions.interceptors ?? [])];
+      const authorizeHere = registerOptions.authorize ?? authorize;
+      const interceptors = [
+        ...(authorizeHere === undefined ? [] : [createManagementAuthInterceptor({ authorize: authorizeHere })]),
+        ...(registerOptions.interceptors ?? []),
+      ];
       if (interceptors.length === 0) {
         throw new ConnectError(
-          "registerManagement needs adminTokens or interceptors that authenticate callers",
+          "registerManagement needs authorize, adminTokens, instanceTokens or interceptors that authenticate callers",
           Code.FailedPrecondition,
         );
       }
@@ -226,6 +265,42 @@ export function createActions(options: ActionsOptions): Actions {
       return closing;
     },
   };
+}
+
+/**
+ * managementAuthorizer returns the authorizer of createActions' options:
+ * `authorize`, else a static token authorizer of adminTokens (system) and
+ * instanceTokens, whose calls address resolveInstance's instance (else the
+ * instanceID option); undefined when there is none. Throws
+ * Code.InvalidArgument for authorize together with tokens.
+ */
+function managementAuthorizer(options: ActionsOptions): ManagementAuthorizer | undefined {
+  const tokens = options.adminTokens !== undefined || options.instanceTokens !== undefined;
+  if (options.authorize !== undefined) {
+    if (tokens) {
+      throw new ConnectError("createActions takes authorize or adminTokens/instanceTokens, not both", Code.InvalidArgument);
+    }
+    return options.authorize;
+  }
+  if (!tokens) return undefined;
+  const { resolveInstance } = options;
+  const fallback = options.instanceID ?? defaultInstanceId;
+  return createStaticTokenAuthorizer({
+    systemTokens: options.adminTokens,
+    instanceTokens: options.instanceTokens,
+    resolveInstance:
+      resolveInstance === undefined
+        ? options.instanceTokens === undefined
+          ? () => fallback
+          : undefined
+        : async (req) => {
+            // The authorization interceptor hands over the call's request: unary, as every ActionService RPC.
+            if (!("stream" in req) || req.stream !== false) {
+              throw new ConnectError("only unary management calls are served", Code.Unimplemented);
+            }
+            return (await resolveInstance(req as UnaryRequest)) || fallback;
+          },
+  });
 }
 
 /**

@@ -4,10 +4,18 @@ import { createFairQueue, type FairQueue } from "../src/dispatch/fair-queue.js";
 interface Item {
   readonly lane: string;
   readonly n: number;
+  /** The group, default the lane's first letter. */
+  readonly group?: string;
 }
 
 /** A queue whose items run until released, recording the order they start in. */
-function harness(options: { maxRunning: number; maxRunningPerLane?: number; maxWaiting?: number }) {
+function harness(options: {
+  maxRunning: number;
+  maxRunningPerLane?: number;
+  maxWaiting?: number;
+  maxRunningPerGroup?: number;
+  maxWaitingPerGroup?: number;
+}) {
   const started: string[] = [];
   const release = new Map<string, () => void>();
   let settled = 0;
@@ -15,6 +23,9 @@ function harness(options: { maxRunning: number; maxRunningPerLane?: number; maxW
     maxRunning: options.maxRunning,
     maxRunningPerLane: options.maxRunningPerLane,
     maxWaiting: options.maxWaiting ?? 1000,
+    maxRunningPerGroup: options.maxRunningPerGroup,
+    maxWaitingPerGroup: options.maxWaitingPerGroup,
+    groupOf: (item) => item.group ?? item.lane,
     laneOf: (item) => item.lane,
     run: (item) =>
       new Promise<void>((resolve) => {
@@ -32,8 +43,8 @@ function harness(options: { maxRunning: number; maxRunningPerLane?: number; maxW
     // The queue refills the slot when the run's promise settles.
     await new Promise((resolve) => setImmediate(resolve));
   };
-  const offer = (lane: string, count: number) => {
-    for (let n = 1; n <= count; n++) expect(queue.offer({ lane, n })).toBe(true);
+  const offer = (lane: string, count: number, group?: string) => {
+    for (let n = 1; n <= count; n++) expect(queue.offer({ lane, n, group })).toBe("queued");
   };
   return { queue, started, finish, offer, settled: () => settled, running: () => [...release.keys()] };
 }
@@ -83,17 +94,70 @@ describe("createFairQueue", () => {
 
   it("refuses items beyond maxWaiting and takes them again once some have started", async () => {
     const h = harness({ maxRunning: 1, maxWaiting: 2 });
-    expect(h.queue.offer({ lane: "a", n: 1 })).toBe(true);
-    expect(h.queue.offer({ lane: "b", n: 1 })).toBe(true);
-    expect(h.queue.offer({ lane: "a", n: 2 })).toBe(false);
+    expect(h.queue.offer({ lane: "a", n: 1 })).toBe("queued");
+    expect(h.queue.offer({ lane: "b", n: 1 })).toBe("queued");
+    expect(h.queue.offer({ lane: "a", n: 2 })).toBe("full");
     expect(h.queue.waiting).toBe(2);
     h.queue.pump();
-    expect(h.queue.offer({ lane: "a", n: 2 })).toBe(true);
-    expect(h.queue.offer({ lane: "a", n: 3 })).toBe(false);
+    expect(h.queue.offer({ lane: "a", n: 2 })).toBe("queued");
+    expect(h.queue.offer({ lane: "a", n: 3 })).toBe("full");
     await h.finish("a1");
     await h.finish("b1");
     await h.finish("a2");
     expect(h.started).toEqual(["a1", "b1", "a2"]);
+  });
+
+  it("takes turns between groups first, then between the lanes of a group", async () => {
+    const h = harness({ maxRunning: 1 });
+    h.offer("x", 3, "A");
+    h.offer("y", 1, "A");
+    h.offer("z", 2, "B");
+    h.queue.pump();
+    for (let i = 0; i < 6; i++) await h.finish(h.running()[0]!);
+    // A group with two lanes gets no more turns than a group with one.
+    expect(h.started).toEqual(["x1", "z1", "y1", "z2", "x2", "x3"]);
+    expect(h.settled()).toBe(6);
+  });
+
+  it("gives a group whose items hang no more than its share, and each of its lanes no more than theirs", async () => {
+    const h = harness({ maxRunning: 4, maxRunningPerGroup: 3, maxRunningPerLane: 2 });
+    h.offer("h1", 10, "hang");
+    h.offer("h2", 10, "hang");
+    h.offer("ok", 6, "healthy");
+    h.queue.pump();
+    const lanesRunning = () => {
+      const counts: Record<string, number> = {};
+      for (const name of h.running()) counts[name.slice(0, 2)] = (counts[name.slice(0, 2)] ?? 0) + 1;
+      return counts;
+    };
+    // The healthy group's items finish, one after the other; the hanging ones never do.
+    for (let done = 0; done < 6; done++) {
+      const counts = lanesRunning();
+      expect((counts.h1 ?? 0) + (counts.h2 ?? 0)).toBeLessThanOrEqual(3);
+      expect(counts.h1 ?? 0).toBeLessThanOrEqual(2);
+      expect(counts.h2 ?? 0).toBeLessThanOrEqual(2);
+      const next = h.running().find((name) => name.startsWith("ok"));
+      expect(next).toBeDefined();
+      await h.finish(next!);
+    }
+    expect(h.started.filter((name) => name.startsWith("ok"))).toEqual(["ok1", "ok2", "ok3", "ok4", "ok5", "ok6"]);
+    // The hanging group took the free slots up to its share: 3, both lanes moving.
+    expect(lanesRunning()).toEqual({ h1: 2, h2: 1 });
+    expect(h.queue.waiting).toBe(17);
+  });
+
+  it("refuses a group's items beyond its share of the waiting room, not the other groups'", async () => {
+    const h = harness({ maxRunning: 1, maxWaiting: 4, maxWaitingPerGroup: 2 });
+    expect(h.queue.offer({ lane: "a", n: 1, group: "A" })).toBe("queued");
+    expect(h.queue.offer({ lane: "b", n: 1, group: "A" })).toBe("queued");
+    expect(h.queue.offer({ lane: "a", n: 2, group: "A" })).toBe("group-full");
+    expect(h.queue.offer({ lane: "c", n: 1, group: "B" })).toBe("queued");
+    expect(h.queue.offer({ lane: "c", n: 2, group: "B" })).toBe("queued");
+    expect(h.queue.offer({ lane: "d", n: 1, group: "C" })).toBe("full");
+    h.queue.pump(); // a1 starts: A has room again
+    expect(h.queue.offer({ lane: "a", n: 2, group: "A" })).toBe("queued");
+    for (let i = 0; i < 5; i++) await h.finish(h.running()[0]!);
+    expect(h.started).toEqual(["a1", "c1", "b1", "c2", "a2"]);
   });
 
   it("takes a lane up again after it ran empty", async () => {

@@ -294,19 +294,35 @@ describe("createActions", () => {
     expect(t.callsTo("/down").length).toBe(1);
   });
 
-  it("scopes management calls to the instance its interceptors give, not the router's", async () => {
+  it("scopes management calls to the instance of their principal, not to what the router's interceptors say", async () => {
     const headers = { authorization: "Bearer secret", "x-instance": "a" };
     const target = { name: "t", targetType: { case: "restAsync" as const, value: {} }, endpoint: "http://127.0.0.1:9/", timeout: { seconds: 1n } };
-    // The router's interceptors (fromHeader) do not run for the ActionService: the default instance.
-    const plain = await mount();
+    // The router's interceptors (fromHeader) do not run for the ActionService, and an
+    // admin token without resolveInstance manages the default instance, even when the
+    // ActionService's own interceptors say otherwise: the principal decides.
+    const plain = await mount([fromHeader]);
     const { id } = await plain.admin.createTarget(target, { headers });
     expect(await plain.actions.store.getTarget(id)).toMatchObject({ instanceId: "" });
-    // Its own interceptors decide.
-    const scoped = await mount([fromHeader]);
-    const { id: scopedId } = await scoped.admin.createTarget(target, { headers });
-    expect(await scoped.actions.store.forInstance("a").getTarget(scopedId)).toMatchObject({ instanceId: "a" });
-    expect(await scoped.actions.store.getTarget(scopedId)).toBeUndefined();
-    expect((await scoped.admin.listTargets({}, { headers: { authorization: "Bearer secret", "x-instance": "b" } })).targets).toEqual([]);
+    expect(await plain.actions.store.forInstance("a").getTarget(id)).toBeUndefined();
+  });
+
+  it("lets the ActionService's own interceptors decide the instance when they authenticate callers themselves", async () => {
+    const actions = createActions({ store: createMemoryStore(), logger: silentLogger });
+    cleanups.push(() => actions.close());
+    const ownAuth: Interceptor = (next) => (req) => {
+      if (req.header.get("authorization") !== "Bearer own") throw new ConnectError("who are you?", Code.Unauthenticated);
+      return next(req);
+    };
+    const handler = connectNodeAdapter({ routes: (router) => actions.registerManagement(router, { interceptors: [ownAuth, fromHeader] }) });
+    const listener = await listenCleartext(handler);
+    cleanups.push(() => listener.close());
+    const admin = createClient(ActionServiceV2, createGrpcTransport({ baseUrl: `http://127.0.0.1:${listener.port}` }));
+    const target = { name: "t", targetType: { case: "restAsync" as const, value: {} }, endpoint: "http://127.0.0.1:9/", timeout: { seconds: 1n } };
+    await expect(admin.listTargets({}, { headers: { "x-instance": "a" } })).rejects.toMatchObject({ code: Code.Unauthenticated });
+    const { id } = await admin.createTarget(target, { headers: { authorization: "Bearer own", "x-instance": "a" } });
+    expect(await actions.store.forInstance("a").getTarget(id)).toMatchObject({ instanceId: "a" });
+    expect(await actions.store.getTarget(id)).toBeUndefined();
+    expect((await admin.listTargets({}, { headers: { authorization: "Bearer own", "x-instance": "b" } })).targets).toEqual([]);
   });
 
   it("refuses an open management API", async () => {

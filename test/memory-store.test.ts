@@ -1,7 +1,7 @@
 import { createMemoryStore } from "../src/store/memory-store.js";
 import { describeStoreContract } from "../src/testing/store-contract.js";
 
-describeStoreContract("memory", async ({ now }) => {
-  const store = createMemoryStore({ now });
+describeStoreContract("memory", async ({ now, limits }) => {
+  const store = createMemoryStore({ now, ...limits });
   return { store, cleanup: () => store.close() };
 });

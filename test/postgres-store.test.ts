@@ -26,8 +26,8 @@ const hook = (name: string): TargetInput => ({ name, type: "webhook", endpoint: 
 const create = (options: PostgresStoreOptions = {}) =>
   createPostgresStore({ connectionString: db.url, logger: recordingLogger(), ...options });
 
-describeStoreContract("postgres", async ({ now }) => {
-  const { opened: store, cleanup } = await openInFreshSchema(db, "s", (schema) => create({ schema, now }));
+describeStoreContract("postgres", async ({ now, limits }) => {
+  const { opened: store, cleanup } = await openInFreshSchema(db, "s", (schema) => create({ schema, now, ...limits }));
   return { store, cleanup };
 });
 

@@ -77,12 +77,12 @@ describe("sample metrics", () => {
     metrics.record({ ...record, status: 500, error: "target \"t\" answered status 500" });
     // No I/O turn in between: only the scrape itself can have counted them.
     const text = await metrics.registry.metrics();
-    expect(text).toContain('connect_actions_target_calls_total{target="t",execution="request",outcome="ok",async="false"} 1');
-    expect(text).toContain('connect_actions_target_calls_total{target="t",execution="request",outcome="error",async="false"} 1');
-    expect(text).toContain('connect_actions_target_call_duration_seconds_count{target="t",outcome="error"} 1');
+    expect(text).toContain('connect_actions_target_calls_total{instance="",target="t",execution="request",outcome="ok",async="false"} 1');
+    expect(text).toContain('connect_actions_target_calls_total{instance="",target="t",execution="request",outcome="error",async="false"} 1');
+    expect(text).toContain('connect_actions_target_call_duration_seconds_count{instance="",target="t",outcome="error"} 1');
     // Counted once: the deferred count that follows finds nothing left.
     await new Promise((resolve) => setImmediate(resolve));
-    expect(await metrics.registry.metrics()).toContain('connect_actions_target_calls_total{target="t",execution="request",outcome="ok",async="false"} 1');
+    expect(await metrics.registry.metrics()).toContain('connect_actions_target_calls_total{instance="",target="t",execution="request",outcome="ok",async="false"} 1');
   });
 
   it("serves Prometheus metrics of target calls and pending event deliveries", async () => {
@@ -105,7 +105,7 @@ describe("sample metrics", () => {
     await h.users().listUsers({});
     const series = (text: string, name: string) => text.split("\n").find((line) => line.startsWith(name))?.split(" ").at(-1);
     const calls = (target: string, outcome: string, async: boolean) =>
-      `connect_actions_target_calls_total{target="${target}",execution="request/zitadel.user.v2.UserService",outcome="${outcome}",async="${async}"}`;
+      `connect_actions_target_calls_total{instance="sample-instance",target="${target}",execution="request/zitadel.user.v2.UserService",outcome="${outcome}",async="${async}"}`;
     let text = "";
     await expect.poll(async () => {
       const res = await fetch(`${h.server.url}/metrics`);
@@ -117,10 +117,10 @@ describe("sample metrics", () => {
     expect(series(text, calls("broken", "error", false))).toBe("2");
     expect(series(text, calls("broken", "ok", false))).toBe("1");
     expect(text).not.toContain(calls("counted", "error", false));
-    expect(series(text, 'connect_actions_target_call_duration_seconds_count{target="counted",outcome="ok"}')).toBe("3");
-    expect(series(text, 'connect_actions_target_call_duration_seconds_count{target="broken",outcome="error"}')).toBe("2");
-    expect(series(text, 'connect_actions_target_call_duration_seconds_count{target="broken",outcome="ok"}')).toBe("1");
-    expect(series(text, 'connect_actions_target_call_duration_seconds_count{target="later",outcome="ok"}')).toBe("3");
+    expect(series(text, 'connect_actions_target_call_duration_seconds_count{instance="sample-instance",target="counted",outcome="ok"}')).toBe("3");
+    expect(series(text, 'connect_actions_target_call_duration_seconds_count{instance="sample-instance",target="broken",outcome="error"}')).toBe("2");
+    expect(series(text, 'connect_actions_target_call_duration_seconds_count{instance="sample-instance",target="broken",outcome="ok"}')).toBe("1");
+    expect(series(text, 'connect_actions_target_call_duration_seconds_count{instance="sample-instance",target="later",outcome="ok"}')).toBe("3");
     expect(text).toContain("connect_actions_event_deliveries_pending 0");
     expect(text).toContain("process_cpu_user_seconds_total");
   });

@@ -79,9 +79,12 @@ export interface TargetDispatcher {
   call(call: TargetCall): Promise<TargetResponse>;
   /**
    * fire starts a call and returns at once: async targets. At most
-   * maxAsyncConcurrency run at a time, at most maxAsyncPerTarget of them for
-   * one target, the targets taking turns; up to maxAsyncQueue more wait;
-   * beyond that the call is dropped and recorded as failed.
+   * maxAsyncConcurrency run at a time, at most maxAsyncPerInstance of them
+   * for the targets of one instance and maxAsyncPerTarget for one target;
+   * free slots go round the instances with calls waiting, and within an
+   * instance round its targets. Up to maxAsyncQueue more wait (at most
+   * maxAsyncQueuePerInstance of one instance); beyond that the call is
+   * dropped and recorded as failed.
    */
   fire(call: TargetCall): void;
   /** idle resolves when no fired call runs or waits. */
@@ -99,13 +102,27 @@ export interface TargetDispatcherOptions {
   /** Fired (async) calls running at once, default 64. */
   readonly maxAsyncConcurrency?: number;
   /**
+   * Fired calls of the targets of one instance (tenant) running at once,
+   * default three quarters of maxAsyncConcurrency (48): an instance whose
+   * targets hang leaves the other instances at least the rest. Free slots go
+   * round the instances with calls waiting.
+   */
+  readonly maxAsyncPerInstance?: number;
+  /**
    * Fired calls of one target running at once, default three quarters of
-   * maxAsyncConcurrency (48): a target that hangs leaves the other targets
-   * at least the rest. Free slots go round the targets with calls waiting.
+   * maxAsyncPerInstance (36): a target that hangs leaves the other targets
+   * of its instance at least the rest of the instance's share. Within an
+   * instance, free slots go round its targets with calls waiting.
    */
   readonly maxAsyncPerTarget?: number;
   /** Fired calls waiting for a slot, default 10 000. */
   readonly maxAsyncQueue?: number;
+  /**
+   * Fired calls of one instance waiting for a slot, default three quarters
+   * of maxAsyncQueue (7500): an instance that fires faster than its targets
+   * answer cannot fill the whole waiting room.
+   */
+  readonly maxAsyncQueuePerInstance?: number;
   /** Keep-alive connections per target origin, default 128. */
   readonly connectionsPerOrigin?: number;
   /** How long an idle keep-alive connection stays open, default 30 000 ms. */
@@ -246,7 +263,10 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
   const maxBytes = options.maxResponseBytes ?? 1024 * 1024;
   const maxConcurrency = options.maxAsyncConcurrency ?? 64;
   const maxQueue = options.maxAsyncQueue ?? 10_000;
-  const maxPerTarget = Math.min(options.maxAsyncPerTarget ?? Math.max(1, Math.floor((maxConcurrency * 3) / 4)), maxConcurrency);
+  const threeQuarters = (n: number) => Math.max(1, Math.floor((n * 3) / 4));
+  const maxPerInstance = Math.min(options.maxAsyncPerInstance ?? threeQuarters(maxConcurrency), maxConcurrency);
+  const maxPerTarget = Math.min(options.maxAsyncPerTarget ?? threeQuarters(maxPerInstance), maxPerInstance);
+  const maxQueuePerInstance = Math.min(options.maxAsyncQueuePerInstance ?? threeQuarters(maxQueue), maxQueue);
   const logger = options.logger ?? createJsonLogger();
   const userAgent = options.userAgent ?? "connect-actions";
   const guard = options.endpointGuard ?? createEndpointGuard();
@@ -411,8 +431,11 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
   };
   const fired = createFairQueue<TargetCall>({
     maxRunning: maxConcurrency,
+    maxRunningPerGroup: maxPerInstance,
     maxRunningPerLane: maxPerTarget,
     maxWaiting: maxQueue,
+    maxWaitingPerGroup: maxQueuePerInstance,
+    groupOf: (call) => call.target.instanceId,
     laneOf: (call) => call.target.id,
     run: (call) =>
       send(call, true).then(
@@ -432,8 +455,12 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
   return {
     call: (call) => send(call, false),
     fire(call) {
-      if (!fired.offer(call)) {
-        const detail = `async queue is full (${maxQueue} calls waiting); call dropped`;
+      const offered = fired.offer(call);
+      if (offered !== "queued") {
+        const detail =
+          offered === "full"
+            ? `async queue is full (${maxQueue} calls waiting); call dropped`
+            : `async queue of ${call.target.instanceId === "" ? "the default instance" : `instance "${call.target.instanceId}"`} is full (${maxQueuePerInstance} calls waiting); call dropped`;
         logger.warn("async target dropped", { target: call.target.name, targetId: call.target.id, error: detail });
         record(call, new Date(), performance.now(), 0, detail, true);
         return;

@@ -30,6 +30,7 @@ import {
 import type { ActionService as ActionServiceV2beta } from "../../gen/zitadel/action/v2beta/action_service_pb.js";
 import { type ActionStore, defaultInstanceId, type InstanceStore } from "../store/action-store.js";
 import { callerContextKey } from "../caller-context.js";
+import { authorizeCall, type ManagementAuthorizer, managementPrincipalKey, managementRequestOf } from "./authorize.js";
 import {
   conditionFromMessage,
   durationFromMs,
@@ -67,9 +68,18 @@ export interface ActionServiceOptions {
   /** Where targets and executions live. */
   readonly store: ActionStore;
   /**
-   * The instance (tenant) a call manages, default the instanceID of the
-   * CallerContext under callerContextKey, else "" (the default instance). An
-   * authorization interceptor that runs before the service decides it.
+   * Authorizes every call before anything else (see ManagementAuthorizer):
+   * its principal decides the instance the call manages. Default none: the
+   * service trusts what ran before it (see instanceOf). Give it when the
+   * service is mounted without createManagementAuthInterceptor.
+   */
+  readonly authorize?: ManagementAuthorizer;
+  /**
+   * The instance (tenant) a call manages, default: the instance of the
+   * principal under managementPrincipalKey (set by `authorize` or by
+   * createManagementAuthInterceptor), else the instanceID of the
+   * CallerContext under callerContextKey, else "" (the default instance).
+   * Not allowed together with `authorize`.
    */
   readonly instanceOf?: (ctx: HandlerContext) => string;
   /**
@@ -126,7 +136,10 @@ export type ActionServiceImpl = ServiceImpl<typeof ActionServiceV2> & ServiceImp
  * methods after it.
  */
 export function createActionService(options: ActionServiceOptions): ActionServiceImpl {
-  const instanceOf = options.instanceOf ?? ((ctx: HandlerContext) => ctx.values.get(callerContextKey).instanceID ?? defaultInstanceId);
+  if (options.authorize !== undefined && options.instanceOf !== undefined) {
+    throw new ConnectError("createActionService takes authorize or instanceOf, not both: the principal decides the instance", Code.InvalidArgument);
+  }
+  const instanceOf = options.instanceOf ?? defaultInstanceOf;
   /** scope returns the view of the instance that a call manages. */
   const scope = (ctx: HandlerContext): InstanceStore => options.store.forInstance(instanceOf(ctx));
   const now = options.now ?? (() => new Date());
@@ -479,7 +492,7 @@ export function createActionService(options: ActionServiceOptions): ActionServic
       if (req.limit > 1000) {
         throw new ConnectError("limit must be at most 1000", Code.InvalidArgument);
       }
-      const dead = await options.eventQueue.listDead(req.limit === 0 ? 100 : req.limit);
+      const dead = await options.eventQueue.listDead({ instanceId: instanceOf(ctx), limit: req.limit === 0 ? 100 : req.limit });
       return reply(ctx, ListFailedEventDeliveriesResponseSchema, {
         deliveries: dead.map((d) => ({
           id: d.id,
@@ -496,9 +509,28 @@ export function createActionService(options: ActionServiceOptions): ActionServic
       });
     },
   };
+  const { authorize } = options;
+  if (authorize !== undefined) {
+    // Every RPC, reads included, is authorized before it validates or touches anything.
+    const methods = impl as unknown as Record<string, (req: unknown, ctx: HandlerContext) => Promise<unknown>>;
+    for (const [name, method] of Object.entries(methods)) {
+      methods[name] = async (req, ctx) => {
+        await authorizeCall(authorize, managementRequestOf(ctx));
+        return method(req, ctx);
+      };
+    }
+  }
   // Every method creates its reply with the schema of the called method (see
   // reply), so the same object serves both versions.
   return impl as unknown as ActionServiceImpl;
+}
+
+/**
+ * defaultInstanceOf is the instance a management call manages: its
+ * principal's, else the CallerContext's, else the default instance.
+ */
+function defaultInstanceOf(ctx: HandlerContext): string {
+  return ctx.values.get(managementPrincipalKey)?.instanceId ?? ctx.values.get(callerContextKey).instanceID ?? defaultInstanceId;
 }
 
 const actionPackages = new Set(["zitadel.action.v2", "zitadel.action.v2beta"]);

@@ -18,7 +18,8 @@ export interface BearerAuthOptions {
 
 const bearerPattern = /^Bearer[ \t]+([^ \t].*?)[ \t]*$/i;
 
-function digest(token: string): Buffer {
+/** tokenDigest returns the SHA-256 of a token, what tokens are compared by. */
+export function tokenDigest(token: string): Buffer {
   return createHash("sha256").update(token, "utf8").digest();
 }
 
@@ -40,10 +41,10 @@ export function createBearerAuthInterceptor(options: BearerAuthOptions): Interce
   if (tokens.length === 0 || tokens.some((t) => typeof t !== "string" || t.trim() === "")) {
     throw new ConnectError("createBearerAuthInterceptor needs at least one non-empty token", Code.InvalidArgument);
   }
-  const accepted = tokens.map((t) => digest(t.trim()));
+  const accepted = tokens.map((t) => tokenDigest(t.trim()));
   const services = new Set(options.services ?? defaultProtectedServices);
   const isAccepted = (token: string): boolean => {
-    const presented = digest(token);
+    const presented = tokenDigest(token);
     let ok = false;
     for (const candidate of accepted) {
       // No early exit: every call compares against every token.
@@ -55,17 +56,27 @@ export function createBearerAuthInterceptor(options: BearerAuthOptions): Interce
     if (!services.has(req.service.typeName)) {
       return next(req);
     }
-    const header = req.header.get("authorization");
-    if (header === null || header.trim() === "") {
-      throw new ConnectError('missing "Authorization: Bearer <token>" header', Code.Unauthenticated);
-    }
-    const match = bearerPattern.exec(header);
-    if (match === null) {
-      throw new ConnectError('malformed Authorization header, expected "Bearer <token>"', Code.Unauthenticated);
-    }
-    if (!isAccepted(match[1]!)) {
+    if (!isAccepted(bearerTokenOf(req.header))) {
       throw new ConnectError("invalid bearer token", Code.Unauthenticated);
     }
     return next(req);
   };
+}
+
+/**
+ * bearerTokenOf returns the token of a request's `Authorization: Bearer
+ * <token>` header (the scheme case-insensitive, the token without
+ * surrounding blanks). Throws a ConnectError with Code.Unauthenticated when
+ * the header is missing, empty or of another scheme.
+ */
+export function bearerTokenOf(header: Headers): string {
+  const value = header.get("authorization");
+  if (value === null || value.trim() === "") {
+    throw new ConnectError('missing "Authorization: Bearer <token>" header', Code.Unauthenticated);
+  }
+  const match = bearerPattern.exec(value);
+  if (match === null) {
+    throw new ConnectError('malformed Authorization header, expected "Bearer <token>"', Code.Unauthenticated);
+  }
+  return match[1]!;
 }

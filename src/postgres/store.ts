@@ -12,6 +12,7 @@ import {
 import { type Condition, executionId, executionTypeOf, validateCondition } from "../condition.js";
 import { checkIncludeGraph, type Execution, type ExecutionTarget, validateExecutionTargets } from "../execution.js";
 import { newId } from "../id.js";
+import { executionCapReached, type InstanceLimits, resolveInstanceLimits, targetCapReached } from "../store/instance-limits.js";
 import { createJsonLogger, type Logger } from "../logger.js";
 import { channelName, connectionSchema, openPool } from "./connection.js";
 import { postgresErrorMapper } from "./errors.js";
@@ -42,7 +43,7 @@ import {
  * `connectionString` and `pool`; with neither, the store connects with the
  * libpq environment variables (PGHOST, PGUSER, PGDATABASE, ...).
  */
-export interface PostgresStoreOptions {
+export interface PostgresStoreOptions extends InstanceLimits {
   /**
    * Connection string of the database, for example
    * "postgres://user@host:5432/db". The store creates its own pool from it
@@ -89,6 +90,8 @@ export interface PostgresStore extends ActionStore {
 
 /** First key of the advisory lock that serializes changes to the executions of one instance. */
 const graphLockClass = 0x0ca_0002;
+/** First key of the advisory lock that serializes the creation of targets in one instance (maxTargetsPerInstance). */
+const targetsLockClass = 0x0ca_0003;
 
 /**
  * toConnectError turns an error of the driver into a ConnectError (see
@@ -146,7 +149,8 @@ interface ExecutionRow {
  * transaction. Writes to an instance's executions, and its target deletions,
  * are serialized by an advisory lock of that instance, so existence, include
  * cycle and depth checks cannot race, and instances never wait for each
- * other. Watchers hear of this store's changes after COMMIT and before the
+ * other; the creations of an instance's targets take turns under a lock of
+ * their own, so concurrent creations never exceed maxTargetsPerInstance. Watchers hear of this store's changes after COMMIT and before the
  * write's promise resolves, and of other stores' changes through NOTIFY
  * (which carries the instance and the changed IDs), typically within
  * milliseconds. When the LISTEN connection is lost, it reconnects with
@@ -157,6 +161,7 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
   const channel = channelName(options.channel, `${schema}_changes`);
   const logger = options.logger ?? createJsonLogger();
   const clock = options.now ?? (() => new Date());
+  const { maxTargets, maxExecutions } = resolveInstanceLimits(options);
   const db = openPool(options, { component: "postgres store", schema, logger, mapError: toConnectError });
   const pool = db.pool;
 
@@ -274,6 +279,15 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
         open();
         const fields = validateTargetInput(input);
         const target = await transaction(async (client) => {
+          if (maxTargets !== Infinity) {
+            // Creations in one instance take turns, so each counts what the previous one committed.
+            await client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [targetsLockClass, `${schema}/${instanceId}`]);
+            const { rows } = await client.query<{ n: number }>(
+              `SELECT count(*)::integer AS n FROM ${q}.targets WHERE instance_id = $1`,
+              [instanceId],
+            );
+            if (Number(rows[0]?.n ?? 0) >= maxTargets) throw targetCapReached(instanceId, maxTargets);
+          }
           for (;;) {
             const date = now();
             const candidate: Target = Object.freeze({
@@ -569,6 +583,14 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
             (x) => lists.get(x),
             (x) => includers.get(x) ?? [],
           );
+          if (current === undefined && maxExecutions !== Infinity) {
+            // Under the graph lock: writes of this instance's executions take turns.
+            const { rows } = await client.query<{ n: number }>(
+              `SELECT count(*)::integer AS n FROM ${q}.executions WHERE instance_id = $1`,
+              [instanceId],
+            );
+            if (Number(rows[0]?.n ?? 0) >= maxExecutions) throw executionCapReached(instanceId, maxExecutions);
+          }
           const date = now();
           const execution = freezeExecution({
             id,

@@ -2,8 +2,12 @@
 // targets, executions, queued events and the delivery log in memory, or in PostgreSQL when
 // DATABASE_URL is set (several servers may share it).
 // The management API (ActionService) needs "Authorization: Bearer <token>": the token is
-// ACTIONS_ADMIN_TOKEN, or a random one generated and printed at start.
+// ACTIONS_ADMIN_TOKEN, or a random one generated and printed at start. It manages any instance:
+// the one of the host it is sent to. ACTIONS_INSTANCE_TOKENS ("a.localhost=token-a,b.localhost=token-b")
+// makes each host an instance of its own, with a token that manages that instance only; other hosts
+// are the instance "sample-instance".
 import { createJsonLogger } from "../logger.js";
+import { parseInstanceTokens } from "./instance-tokens.js";
 import { generateAdminToken, startSampleServer } from "./sample-server.js";
 
 const logger = createJsonLogger({ level: (process.env.LOG_LEVEL as "info" | undefined) ?? "info" });
@@ -19,8 +23,20 @@ if (fromEnv !== undefined && fromEnv.trim() === "") {
 }
 const adminToken = fromEnv?.trim() ?? generateAdminToken();
 const databaseUrl = process.env.DATABASE_URL || undefined;
-const server = await startSampleServer({ port, host: process.env.HOST ?? "127.0.0.1", logger, adminToken, databaseUrl });
+let instanceTokens: Record<string, string>;
+try {
+  instanceTokens = parseInstanceTokens(process.env.ACTIONS_INSTANCE_TOKENS ?? "");
+} catch (error) {
+  logger.error(`ACTIONS_INSTANCE_TOKENS: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(2);
+}
+if (Object.values(instanceTokens).includes(adminToken)) {
+  logger.error("ACTIONS_INSTANCE_TOKENS: an instance token must differ from ACTIONS_ADMIN_TOKEN");
+  process.exit(2);
+}
+const server = await startSampleServer({ port, host: process.env.HOST ?? "127.0.0.1", logger, adminToken, instanceTokens, databaseUrl });
 logger.info("storage", { backend: databaseUrl === undefined ? "memory" : "postgres" });
+logger.info("instances", { hosts: Object.keys(instanceTokens), otherHosts: server.instanceID });
 if (fromEnv === undefined) {
   // A generated token is useless unless the operator learns it; one from the environment is not echoed.
   logger.info("sample server listening", { url: server.url, adminToken, adminTokenSource: "generated" });
@@ -31,6 +47,10 @@ const shownToken = fromEnv === undefined ? adminToken : "$ACTIONS_ADMIN_TOKEN";
 process.stderr.write(
   `\nManagement API (ActionService v2beta and v2) at ${server.url}, for example:\n` +
     `  curl -H "Authorization: Bearer ${shownToken}" ${server.url}/v2beta/actions/executions/methods\n` +
+    (Object.keys(instanceTokens).length === 0
+      ? ""
+      : `Instances by host: ${Object.keys(instanceTokens).join(", ")} (each with its ACTIONS_INSTANCE_TOKENS token); ` +
+        `other hosts: ${server.instanceID}.\n`) +
     (fromEnv === undefined ? "Set ACTIONS_ADMIN_TOKEN to choose the token yourself.\n\n" : "\n"),
 );
 const stop = async (signal: string) => {

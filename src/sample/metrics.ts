@@ -11,7 +11,22 @@ export interface SampleMetricsOptions {
   readonly eventQueue?: EventQueue;
   /** Also collect prom-client's default process metrics, default true. */
   readonly processMetrics?: boolean;
+  /**
+   * Instances that get an `instance` label of their own: the first ones seen,
+   * default 10. The calls of any other instance are counted under
+   * `instance="other"` (with `target` and `execution` "other" too).
+   */
+  readonly maxInstances?: number;
+  /**
+   * (target, execution) pairs of one instance that get labels of their own:
+   * the first ones seen, default 100. The instance's other calls are counted
+   * under `target="other", execution="other"`.
+   */
+  readonly maxSeriesPerInstance?: number;
 }
+
+/** otherLabel is the label value of calls beyond the bounds of createSampleMetrics. */
+export const otherLabel = "other";
 
 /**
  * SampleMetrics are the Prometheus metrics of the sample server.
@@ -35,12 +50,35 @@ export const metricsPath = "/metrics";
 /**
  * createSampleMetrics returns the sample's metrics in their own registry:
  *
- * - connect_actions_target_calls_total{target, execution, outcome, async}
- * - connect_actions_target_call_duration_seconds{target, outcome} (histogram)
+ * - connect_actions_target_calls_total{instance, target, execution, outcome, async}
+ * - connect_actions_target_call_duration_seconds{instance, target, outcome} (histogram)
  * - connect_actions_event_deliveries_pending (gauge, read from the queue when scraped)
  * - the default Node.js process metrics of prom-client.
+ *
+ * Tenants choose their target names and executions, so the labels are kept
+ * to bounded cardinality: at most maxInstances instances (10) with at most
+ * maxSeriesPerInstance (target, execution) pairs each (100), the rest counted
+ * as "other" (see otherLabel). The default instance's label is "".
  */
 export function createSampleMetrics(options: SampleMetricsOptions = {}): SampleMetrics {
+  const maxInstances = options.maxInstances ?? 10;
+  const maxSeries = options.maxSeriesPerInstance ?? 100;
+  /** The instances with labels of their own, and their pairs with labels of their own. */
+  const labelled = new Map<string, Set<string>>();
+  const labelsOf = (r: TargetCallRecord): { instance: string; target: string; execution: string } => {
+    let pairs = labelled.get(r.instanceId);
+    if (pairs === undefined) {
+      if (labelled.size >= maxInstances) return { instance: otherLabel, target: otherLabel, execution: otherLabel };
+      pairs = new Set();
+      labelled.set(r.instanceId, pairs);
+    }
+    const pair = `${r.targetName}\u0000${r.executionId}`;
+    if (!pairs.has(pair)) {
+      if (pairs.size >= maxSeries) return { instance: r.instanceId, target: otherLabel, execution: otherLabel };
+      pairs.add(pair);
+    }
+    return { instance: r.instanceId, target: r.targetName, execution: r.executionId };
+  };
   const registry = new Registry();
   if (options.processMetrics !== false) collectDefaultMetrics({ register: registry });
   // Calls are counted after the current I/O callbacks, off the path of the RPC that made them
@@ -52,21 +90,22 @@ export function createSampleMetrics(options: SampleMetricsOptions = {}): SampleM
     waiting = [];
     for (const r of batch) {
       const outcome = r.error === undefined ? "ok" : "error";
-      calls.inc({ target: r.targetName, execution: r.executionId, outcome, async: String(r.async) });
-      duration.observe({ target: r.targetName, outcome }, r.durationMs / 1000);
+      const { instance, target, execution } = labelsOf(r);
+      calls.inc({ instance, target, execution, outcome, async: String(r.async) });
+      duration.observe({ instance, target, outcome }, r.durationMs / 1000);
     }
   };
   const calls = new Counter({
     name: "connect_actions_target_calls_total",
-    help: "Target calls by target name, execution ID, outcome (ok or error) and whether they were async.",
-    labelNames: ["target", "execution", "outcome", "async"] as const,
+    help: 'Target calls by instance, target name, execution ID, outcome (ok or error) and whether they were async; "other" beyond the label bounds.',
+    labelNames: ["instance", "target", "execution", "outcome", "async"] as const,
     registers: [registry],
     collect: countWaiting,
   });
   const duration = new Histogram({
     name: "connect_actions_target_call_duration_seconds",
     help: "Duration of target calls, from the first byte sent to the last byte read.",
-    labelNames: ["target", "outcome"] as const,
+    labelNames: ["instance", "target", "outcome"] as const,
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [registry],
     collect: countWaiting,

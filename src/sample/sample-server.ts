@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import pg from "pg";
-import { createConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createConnectRouter, type HandlerContext, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { UserService } from "../../gen/zitadel/user/v2/user_service_pb.js";
 import { type CallerContext, callerContextKey } from "../caller-context.js";
@@ -11,7 +11,8 @@ import type { EventQueue } from "../events/event-queue.js";
 import type { EventWorkerOptions } from "../events/event-worker.js";
 import { createMemoryEventQueue } from "../events/memory-event-queue.js";
 import { createJsonLogger, type Logger } from "../logger.js";
-import { createNodeRouterHandler } from "../management/node-router-handler.js";
+import { createHostInstanceResolver, hostNameOf, type RequestAddress } from "../host-instance.js";
+import { createNodeRouterHandler, type NodeServerRequest } from "../management/node-router-handler.js";
 import { createPostgresDeliveryLog } from "../postgres/delivery-log.js";
 import { createPostgresEventQueue } from "../postgres/event-queue.js";
 import { createPostgresSigningKeySource } from "../postgres/signing-key-source.js";
@@ -40,13 +41,26 @@ export interface SampleServerOptions {
   readonly store?: ActionStore;
   /** Called after every target call (after the metrics and the delivery log), default nothing. */
   readonly onCall?: (record: TargetCallRecord) => void;
-  /** The instance ID in payloads, default "sample-instance". */
+  /**
+   * The default instance: of requests to hosts that are not in
+   * instanceTokens (localhost, 127.0.0.1, ...), default "sample-instance".
+   */
   readonly instanceID?: string;
+  /**
+   * The sample's other instances, one per host name (the instance ID is the
+   * host name, for example "a.localhost"), each with its own management
+   * token: host name -> token. Requests to that host (the Host header or
+   * HTTP/2 authority, without the port) use that instance: its executions,
+   * events, functions and users; its token manages that instance only.
+   * Default none. See parseInstanceTokens for ACTIONS_INSTANCE_TOKENS.
+   */
+  readonly instanceTokens?: Readonly<Record<string, string>>;
   /** Logger, default JSON lines on stderr at level "info". */
   readonly logger?: Logger;
   /**
-   * Bearer token of the management API (the ActionService v2beta and v2),
-   * default a new random one (see generateAdminToken).
+   * System token of the management API (the ActionService v2beta and v2),
+   * which manages any instance: the one of the host it calls. Default a new
+   * random one (see generateAdminToken).
    */
   readonly adminToken?: string;
   /**
@@ -89,8 +103,12 @@ export interface SampleServer {
   /** Base URL, "http://host:port". */
   readonly url: string;
   readonly port: number;
-  /** The targets and executions of the sample's instance (instanceID). */
+  /** The targets and executions of the sample's default instance (instanceID). */
   readonly store: InstanceStore;
+  /** The default instance: of requests to hosts that are not in instanceTokens. */
+  readonly instanceID: string;
+  /** The instance of a request to a host name: its own for the hosts of instanceTokens, else the default one. */
+  instanceOfHost(host: string): string;
   /** The whole store, every instance. */
   readonly actionStore: ActionStore;
   readonly dispatcher: TargetDispatcher;
@@ -105,14 +123,16 @@ export interface SampleServer {
 }
 
 /**
- * sampleContext is the sample's way of knowing the caller: the organization
- * from the `x-zitadel-orgid` header (as ZITADEL does), the user from
- * `x-zitadel-user`. A real service takes them from a verified token.
+ * sampleContext is the sample's way of knowing the caller: the instance from
+ * `instanceOf` (a fixed ID, or a function of the request such as a host
+ * resolver), the organization from the `x-zitadel-orgid` header (as ZITADEL
+ * does), the user from `x-zitadel-user`. A real service takes them from a
+ * verified token.
  */
-export function sampleContext(instanceID: string): Interceptor {
+export function sampleContext(instanceOf: string | ((req: RequestAddress) => string)): Interceptor {
   return (next) => (req) => {
     const context: CallerContext = {
-      instanceID,
+      instanceID: typeof instanceOf === "string" ? instanceOf : instanceOf(req),
       orgID: req.header.get("x-zitadel-orgid") ?? "",
       userID: req.header.get("x-zitadel-user") ?? "",
     };
@@ -148,6 +168,30 @@ async function connectPostgres(connectionString: string, logger: Logger) {
 }
 
 /**
+ * hostKey returns a host name of instanceTokens as the sample's instance ID:
+ * lower case, without a trailing dot. Throws a ConnectError with
+ * Code.InvalidArgument for a host with a port or a path.
+ */
+function hostKey(host: string): string {
+  const name = hostNameOf(host);
+  if (name === undefined || /:\d*$/.test(host.trim())) {
+    throw new ConnectError(`instanceTokens: "${host}" is not a host name (no port, no path)`, Code.InvalidArgument);
+  }
+  return name;
+}
+
+/** nodeRequestAddress returns the RequestAddress of a Node.js request: its authority (Host or :authority) and headers. */
+function nodeRequestAddress(req: NodeServerRequest): RequestAddress {
+  return requestAddressOf({ headers: req.headers, authority: "authority" in req ? req.authority : undefined });
+}
+
+/** requestAddressOf returns the RequestAddress of a request's authority (`authority`, else the Host header). */
+function requestAddressOf(req: { readonly headers: { readonly host?: string }; readonly authority?: string }): RequestAddress {
+  const authority = req.authority ?? req.headers.host ?? "";
+  return { url: authority === "" ? "" : `http://${authority}/`, header: new Headers() };
+}
+
+/**
  * generateAdminToken returns a new random admin token: 32 random bytes, base64url.
  */
 export function generateAdminToken(): string {
@@ -163,16 +207,28 @@ export function generateAdminToken(): string {
  */
 export async function startSampleServer(options: SampleServerOptions = {}): Promise<SampleServer> {
   const logger = options.logger ?? createJsonLogger();
+  const adminToken = options.adminToken ?? generateAdminToken();
+  // Each host of instanceTokens is an instance of its own, named after the host; other hosts are instanceID.
+  const instanceTokens = Object.fromEntries(Object.entries(options.instanceTokens ?? {}).map(([host, token]) => [hostKey(host), token]));
+  if (Object.values(instanceTokens).includes(adminToken)) {
+    throw new ConnectError("instanceTokens: an instance token must differ from the admin token", Code.InvalidArgument);
+  }
+  const instanceID = options.instanceID ?? "sample-instance";
+  const instanceOf = createHostInstanceResolver({
+    hosts: Object.fromEntries(Object.keys(instanceTokens).map((host) => [host, host])),
+    fallback: instanceID,
+  });
   const postgres = options.databaseUrl === undefined ? undefined : await connectPostgres(options.databaseUrl, logger);
   const eventQueue = options.eventQueue ?? postgres?.eventQueue ?? createMemoryEventQueue();
   const metrics = createSampleMetrics({ eventQueue, processMetrics: options.processMetrics });
-  const instanceID = options.instanceID ?? "sample-instance";
-  const adminToken = options.adminToken ?? generateAdminToken();
   const actions = createActions({
     store: options.store ?? postgres?.store ?? createMemoryStore(),
     eventQueue,
     deliveryLog: options.deliveryLog ?? postgres?.deliveryLog ?? createMemoryDeliveryLog(),
     adminTokens: adminToken,
+    instanceTokens,
+    resolveInstance: instanceOf,
+    instanceID,
     eventTypes: userEventTypes,
     endpointGuard: options.endpointGuard,
     signingKeys: options.signingKeys ?? postgres?.signingKeys ?? createMemorySigningKeySource(),
@@ -191,7 +247,7 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
       aggregateID: event.aggregateID,
       aggregateType: event.aggregateType,
       resourceOwner: event.resourceOwner,
-      instanceID,
+      instanceID: event.instanceID,
       version: "v2",
       sequence: event.sequence,
       eventType: event.eventType,
@@ -200,23 +256,50 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
       payload: event.payload,
     });
   };
-  const context = sampleContext(instanceID);
+  const context = sampleContext(instanceOf);
   const router = createConnectRouter({
     interceptors: [context, ...(options.actions === false ? [] : [actions.interceptor]), ...(options.interceptors ?? [])],
     acceptCompression: [compressionGzip, compressionBrotli],
     // As the REST gateway: no request message over 4 MiB, after decompression.
     readMaxBytes: 4 * 1024 * 1024,
   });
-  const users: SampleUsers = new Map();
-  router.service(UserService, createUserService({ onEvent, users }));
-  // The ActionService manages the targets and executions of the caller's instance.
-  actions.registerManagement(router, { interceptors: [context] });
+  // Each instance has its own users (and user service), made on its first request.
+  const tenants = new Map<string, { users: SampleUsers; impl: ServiceImpl<typeof UserService> }>();
+  const tenant = (instanceId: string) => {
+    let t = tenants.get(instanceId);
+    if (t === undefined) {
+      const users: SampleUsers = new Map();
+      t = { users, impl: createUserService({ onEvent, users }) };
+      tenants.set(instanceId, t);
+    }
+    return t;
+  };
+  const perInstance = Object.fromEntries(
+    UserService.methods.map((m) => [
+      m.localName,
+      (req: unknown, ctx: HandlerContext) =>
+        (tenant(ctx.values.get(callerContextKey).instanceID ?? instanceID).impl as Record<string, (r: unknown, c: HandlerContext) => unknown>)[
+          m.localName
+        ]!(req, ctx),
+    ]),
+  ) as unknown as ServiceImpl<typeof UserService>;
+  router.service(UserService, perInstance);
+  // The ActionService manages the instance of its caller's token: the host's for ACTIONS_ADMIN_TOKEN.
+  actions.registerManagement(router);
   const rpcAndRest = createNodeRouterHandler({ router, logger, adaptRequest: createGuideCompatAdapters(logger) });
   const userinfo =
-    options.actions === false ? undefined : createUserinfoHandler({ users, runner: actions.runner, logger, instanceId: instanceID });
+    options.actions === false
+      ? undefined
+      : createUserinfoHandler({
+          users: (instanceId) => tenant(instanceId).users,
+          runner: actions.runner,
+          logger,
+          instanceId: (req) => instanceOf(nodeRequestAddress(req)),
+        });
   const webConsole = createConsoleHandler({ basePath: "/console" }); // the web console, signed in with adminToken
   // The public keys that verify JWT payloads (and the JWTs inside JWE payloads), where ZITADEL serves them.
-  const jwks = createJwksHandler({ keys: actions.signingKeys, instanceOf: () => instanceID, logger });
+  // Each host's instance has keys of its own, as in ZITADEL.
+  const jwks = createJwksHandler({ keys: actions.signingKeys, instanceOf: (req) => instanceOf(requestAddressOf(req)), logger });
   const handler: typeof rpcAndRest = Object.assign(
     (req: Parameters<typeof rpcAndRest>[0], res: Parameters<typeof rpcAndRest>[1]) => {
       const path = req.url?.split("?", 1)[0];
@@ -241,6 +324,8 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
     url: `http://${host.includes(":") ? `[${host}]` : host}:${listener.port}`,
     port: listener.port,
     store: actions.store.forInstance(instanceID),
+    instanceID,
+    instanceOfHost: (host) => instanceOf({ url: `http://${host}/`, header: new Headers() }),
     actionStore: actions.store,
     dispatcher: actions.dispatcher,
     adminToken,

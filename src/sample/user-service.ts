@@ -51,6 +51,8 @@ export interface UserEvent {
   readonly aggregateID: string;
   readonly aggregateType: "user";
   readonly resourceOwner: string;
+  /** The instance of the change: the caller's (CallerContext.instanceID), "" when unknown. */
+  readonly instanceID: string;
   /** "user.human.added", "user.human.changed" or "user.removed". */
   readonly eventType: string;
   readonly sequence: number;
@@ -139,6 +141,7 @@ export function createUserService(options: UserServiceOptions = {}): ServiceImpl
       aggregateID: user.userId,
       aggregateType: "user",
       resourceOwner: user.details?.resourceOwner ?? "",
+      instanceID: ctx.values.get(callerContextKey).instanceID ?? "",
       eventType,
       sequence: Number(user.details?.sequence ?? 0n),
       createdAt: user.details?.changeDate ? timestampDate(user.details.changeDate) : new Date(),

@@ -13,12 +13,12 @@ import type { SampleUsers } from "./user-service.js";
  * UserinfoOptions configures createUserinfoHandler.
  */
 export interface UserinfoOptions {
-  /** The sample's users by ID. */
-  readonly users: SampleUsers;
+  /** The sample's users by ID, of the instance of a request. */
+  readonly users: SampleUsers | ((instanceId: string) => SampleUsers);
   readonly runner: FunctionRunner;
   readonly logger: Logger;
-  /** The instance whose preuserinfo executions run. */
-  readonly instanceId: string;
+  /** The instance whose users and preuserinfo executions a request uses: an ID, or a function of the request. */
+  readonly instanceId: string | ((req: NodeServerRequest) => string);
 }
 
 type Req = NodeServerRequest;
@@ -49,8 +49,10 @@ export function createUserinfoHandler(options: UserinfoOptions): (req: Req, res:
         send(res, 405, { error: "invalid_request", error_description: "use GET or POST" }, { allow: "GET, POST" });
         return;
       }
+      const instanceId = typeof options.instanceId === "string" ? options.instanceId : options.instanceId(req);
+      const users = typeof options.users === "function" ? options.users(instanceId) : options.users;
       const token = /^Bearer\s+(\S+)$/i.exec(String(req.headers.authorization ?? ""))?.[1];
-      const entry = token === undefined ? undefined : options.users.get(token);
+      const entry = token === undefined ? undefined : users.get(token);
       if (entry === undefined) {
         send(res, 401, { error: "invalid_token", error_description: "the bearer token must be the ID of an existing user" }, {
           "www-authenticate": 'Bearer error="invalid_token"',
@@ -84,7 +86,7 @@ export function createUserinfoHandler(options: UserinfoOptions): (req: Req, res:
             org: { id: user.details?.resourceOwner ?? "" },
           },
           claims,
-          { instanceId: options.instanceId },
+          { instanceId },
         );
         for (const m of result.metadata) metadata.set(m.key, m.value);
         send(res, 200, result.claims);

@@ -17,4 +17,12 @@ export {
   type DeliveryRecord,
   type MemoryDeliveryLogOptions,
 } from "./delivery-log.js";
+export {
+  defaultMaxExecutionsPerInstance,
+  defaultMaxTargetsPerInstance,
+  executionCapReached,
+  type InstanceLimits,
+  resolveInstanceLimits,
+  targetCapReached,
+} from "./instance-limits.js";
 export { createMemoryStore, type MemoryStoreOptions } from "./memory-store.js";

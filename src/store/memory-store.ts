@@ -18,11 +18,12 @@ import {
   type StoreChange,
   validateInstanceId,
 } from "./action-store.js";
+import { executionCapReached, type InstanceLimits, resolveInstanceLimits, targetCapReached } from "./instance-limits.js";
 
 /**
  * MemoryStoreOptions configures createMemoryStore.
  */
-export interface MemoryStoreOptions {
+export interface MemoryStoreOptions extends InstanceLimits {
   /** Clock, default `() => new Date()`. */
   readonly now?: () => Date;
 }
@@ -45,10 +46,13 @@ type StoredKey = Omit<TargetPublicKey, "active"> & { readonly activated: boolean
  * createMemoryStore returns an ActionStore that keeps everything in this
  * process. It is the default store: fast, consistent, and gone on restart.
  * Returned objects are frozen; every write is atomic and synchronous under
- * the hood, so watchers hear of it before the write's promise resolves.
+ * the hood, so watchers hear of it before the write's promise resolves, and
+ * the caps per instance (InstanceLimits) hold however many writes run at once.
+ * Throws a ConnectError with Code.InvalidArgument for an invalid cap.
  */
 export function createMemoryStore(options: MemoryStoreOptions = {}): ActionStore {
   const now = options.now ?? (() => new Date());
+  const { maxTargets, maxExecutions } = resolveInstanceLimits(options);
   const instances = new Map<string, InstanceState>();
   const listeners = new Set<(change: StoreChange) => void>();
   let closed = false;
@@ -155,6 +159,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): ActionStore
         const fields = validateTargetInput(input);
         const s = write();
         if (s.targetIdsByName.has(fields.name)) throw nameTaken(fields.name);
+        if (s.targets.size >= maxTargets) throw targetCapReached(instanceId, maxTargets);
         const date = now();
         const target: Target = Object.freeze({
           id: newId(),
@@ -321,6 +326,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): ActionStore
           }
         }
         checkIncludeGraph(id, entries, (x) => s.executions.get(x)?.targets, (x) => includersOf(s, x));
+        if (current === undefined && s.executions.size >= maxExecutions) throw executionCapReached(instanceId, maxExecutions);
         const date = now();
         const execution = freezeExecution({
           id,

@@ -4,6 +4,7 @@ import { createHash, createPublicKey, generateKeyPairSync } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { ActionStore, StoreChange } from "../store/action-store.js";
+import type { InstanceLimits } from "../store/instance-limits.js";
 import type { Condition } from "../condition.js";
 import type { TargetInput } from "../target.js";
 import { codeOf } from "./support.js";
@@ -28,6 +29,8 @@ export interface StoreFixtureOptions {
    * time, moved forward by the tests that need time to pass.
    */
   readonly now: () => Date;
+  /** Caps per instance for the store, undefined for its defaults. */
+  readonly limits?: InstanceLimits;
 }
 
 const hook = (name: string, extra: Partial<TargetInput> = {}): TargetInput => ({
@@ -46,12 +49,14 @@ const all: Condition = { type: "request", all: true };
  * describeStoreContract declares the ActionStore contract tests (vitest) for
  * the stores `factory` makes, one fresh store per test, using the clock it is
  * given: validation, atomic writes, includes and cascades, concurrent writes,
- * instances, changes and loading, watching, public keys. An implementation for
- * another database calls it from a test file of its own:
+ * instances, limits per instance, changes and loading, watching, public keys.
+ * `factory` also gets the caps per instance (InstanceLimits) a test needs,
+ * none for the defaults. An implementation for another database calls it
+ * from a test file of its own:
  *
  * ```ts
- * describeStoreContract("my store", async ({ now }) => {
- *   const store = await createMyStore({ now });
+ * describeStoreContract("my store", async ({ now, limits }) => {
+ *   const store = await createMyStore({ now, ...limits });
  *   return { store, cleanup: () => store.close() };
  * });
  * ```
@@ -674,6 +679,95 @@ export function describeStoreContract(name: string, factory: (options: StoreFixt
         ["over 200 characters", "x".repeat(201)],
       ])("rejects an instance ID with %s", async (_, id) => {
         expect(() => store.forInstance(id)).toThrow(expect.objectContaining({ code: Code.InvalidArgument }));
+      });
+    });
+
+    describe("limits per instance", () => {
+      let limited: StoreFixture | undefined;
+      afterEach(async () => {
+        await limited?.cleanup();
+        limited = undefined;
+      });
+      const open = async (limits: InstanceLimits): Promise<ActionStore> => (limited = await factory({ now: () => new Date(), limits })).store;
+      const exhausted = async (p: Promise<unknown>, cap: string) => {
+        const error = await p.then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(error).toBeInstanceOf(ConnectError);
+        expect((error as ConnectError).code).toBe(Code.ResourceExhausted);
+        expect((error as ConnectError).rawMessage).toContain(cap);
+      };
+
+      it("refuses a target beyond maxTargetsPerInstance with ResourceExhausted naming the cap, in each instance", async () => {
+        const limitedStore = await open({ maxTargetsPerInstance: 3 });
+        const a = limitedStore.forInstance("a");
+        const made = [];
+        for (let i = 0; i < 3; i++) made.push(await a.createTarget(hook(`t${i}`)));
+        await exhausted(a.createTarget(hook("t3")), "maxTargetsPerInstance");
+        expect((await a.listTargets()).length).toBe(3);
+        // Other instances, the default one included, have caps of their own.
+        for (let i = 0; i < 3; i++) await limitedStore.forInstance("b").createTarget(hook(`t${i}`));
+        for (let i = 0; i < 3; i++) await limitedStore.createTarget(hook(`t${i}`));
+        await exhausted(limitedStore.createTarget(hook("t3")), "maxTargetsPerInstance");
+        // At the cap, targets can still change; a deletion makes room.
+        await a.updateTarget(made[0]!.id, { name: "renamed" });
+        await a.deleteTarget(made[1]!.id);
+        expect((await a.createTarget(hook("t3"))).name).toBe("t3");
+        await exhausted(a.createTarget(hook("t4")), "maxTargetsPerInstance");
+      });
+
+      it("refuses an execution beyond maxExecutionsPerInstance, and still replaces and removes executions at the cap", async () => {
+        const limitedStore = await open({ maxExecutionsPerInstance: 2 });
+        const a = limitedStore.forInstance("a");
+        const t = await a.createTarget(hook("t"));
+        const u = await a.createTarget(hook("u"));
+        await a.setExecution({ type: "function", name: "f0" }, [{ target: t.id }]);
+        await a.setExecution({ type: "function", name: "f1" }, [{ target: t.id }]);
+        await exhausted(a.setExecution({ type: "function", name: "f2" }, [{ target: t.id }]), "maxExecutionsPerInstance");
+        expect((await a.listExecutions()).map((e) => e.id)).toEqual(["function/f0", "function/f1"]);
+        await a.setExecution({ type: "function", name: "f0" }, [{ target: u.id }, { include: "function/f1" }]);
+        expect((await a.getExecution("function/f0"))?.targets).toEqual([{ target: u.id }, { include: "function/f1" }]);
+        const b = limitedStore.forInstance("b");
+        const tb = await b.createTarget(hook("t"));
+        await b.setExecution({ type: "function", name: "f0" }, [{ target: tb.id }]);
+        await b.setExecution({ type: "function", name: "f1" }, [{ target: tb.id }]);
+        // Removing makes room, whether by an empty list or by a deleted target's cascade.
+        await a.setExecution({ type: "function", name: "f0" }, []);
+        await a.setExecution({ type: "function", name: "f2" }, [{ target: t.id }]);
+        await exhausted(a.setExecution({ type: "function", name: "f3" }, [{ target: t.id }]), "maxExecutionsPerInstance");
+        await a.deleteTarget(t.id);
+        expect(await a.listExecutions()).toEqual([]);
+        await a.setExecution({ type: "function", name: "f3" }, [{ target: u.id }]);
+      });
+
+      it("never exceeds the caps, however many creations run at once", async () => {
+        const limitedStore = await open({ maxTargetsPerInstance: 5, maxExecutionsPerInstance: 5 });
+        const a = limitedStore.forInstance("a");
+        const targets = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => a.createTarget(hook(`t${i}`))));
+        expect(targets.filter((r) => r.status === "fulfilled").length).toBe(5);
+        for (const r of targets) {
+          if (r.status === "rejected") expect(ConnectError.from(r.reason).code).toBe(Code.ResourceExhausted);
+        }
+        expect((await a.listTargets()).length).toBe(5);
+        const [t] = await a.listTargets();
+        const executions = await Promise.allSettled(
+          Array.from({ length: 20 }, (_, i) => a.setExecution({ type: "function", name: `f${i}` }, [{ target: t!.id }])),
+        );
+        expect(executions.filter((r) => r.status === "fulfilled").length).toBe(5);
+        for (const r of executions) {
+          if (r.status === "rejected") expect(ConnectError.from(r.reason).code).toBe(Code.ResourceExhausted);
+        }
+        expect((await a.listExecutions()).length).toBe(5);
+      });
+
+      it("takes Infinity for no cap, and refuses caps that are neither positive integers nor Infinity", async () => {
+        const unlimited = await open({ maxTargetsPerInstance: Infinity, maxExecutionsPerInstance: Infinity });
+        expect((await unlimited.createTarget(hook("t"))).name).toBe("t");
+        for (const bad of [0, -1, 1.5, Number.NaN]) {
+          await expect(factory({ now: () => new Date(), limits: { maxTargetsPerInstance: bad } })).rejects.toMatchObject({ code: Code.InvalidArgument });
+          await expect(factory({ now: () => new Date(), limits: { maxExecutionsPerInstance: bad } })).rejects.toMatchObject({ code: Code.InvalidArgument });
+        }
       });
     });
 

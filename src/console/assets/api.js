@@ -29,6 +29,9 @@ export const codeNames = [
 /** The code of Unauthenticated. */
 export const UNAUTHENTICATED = 16;
 
+/** The code of PermissionDenied: the token is valid, but not for the instance of this host. */
+export const PERMISSION_DENIED = 7;
+
 /** ApiError is a failed call: the gRPC code (number), its name, the message and the HTTP status (0: no answer). */
 export class ApiError extends Error {
   /**

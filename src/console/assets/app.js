@@ -1,6 +1,6 @@
 // The console's entry: signing in with the management token, the page frame and the hash router
 // ("#/targets", "#/executions/request", "#/deliveries?target=...", "#/failed").
-import { ApiError, createApi, UNAUTHENTICATED } from "./api.js";
+import { ApiError, createApi, PERMISSION_DENIED, UNAUTHENTICATED } from "./api.js";
 import { field, h, replace } from "./dom.js";
 import { deliveryLogPage } from "./pages/delivery-log.js";
 import { executionsPage } from "./pages/executions.js";
@@ -26,6 +26,12 @@ const routes = [
 
 const tokenKey = "connect-actions.console.token";
 const apiBaseUrl = document.querySelector('meta[name="connect-actions-api"]')?.getAttribute("content") ?? "";
+/**
+ * The host whose instance (tenant) the console manages: the ActionService finds the instance from the host
+ * it is called on, as ZITADEL does from the domain. The token is kept per origin (sessionStorage), so each
+ * instance's host has its own sign-in.
+ */
+const instanceHost = apiBaseUrl === "" ? location.host : new URL(apiBaseUrl, location.href).host;
 const root = /** @type {HTMLElement} */ (document.getElementById("app"));
 
 let token = sessionStorage.getItem(tokenKey) ?? "";
@@ -93,6 +99,9 @@ function showLogin(notice) {
       if (e instanceof ApiError && e.code === UNAUTHENTICATED) {
         error.show(`This token was not accepted: ${e.message} (Unauthenticated).`);
         input.select();
+      } else if (e instanceof ApiError && e.code === PERMISSION_DENIED) {
+        error.show(`This token does not manage the instance of ${instanceHost}: ${e.message} (PermissionDenied).`);
+        input.select();
       } else {
         error.show(`Could not sign in: ${errorText(e)}`);
       }
@@ -112,6 +121,7 @@ function showLogin(notice) {
         h("div", { class: "brand brand-login" }, logo(), h("span", { text: "Actions console" })),
         h("h1", { id: "login-title", text: "Sign in" }),
         h("p", { class: "subtitle", text: "Manage targets and executions, and watch their deliveries." }),
+        h("p", { class: "login-instance", text: `Instance: ${instanceHost}` }),
         form,
       ),
     ),
@@ -159,7 +169,12 @@ function render() {
       { class: "topbar" },
       h("a", { class: "brand", href: "#/targets" }, logo(), h("span", { text: "Actions console" })),
       nav,
-      h("div", { class: "topbar-right" }, h("span", { class: "api-origin", title: "ActionService", text: apiBaseUrl || location.host }), logout),
+      h(
+        "div",
+        { class: "topbar-right" },
+        h("span", { class: "api-origin", title: "The instance whose actions this console manages", text: instanceHost }),
+        logout,
+      ),
     ),
     container,
   );
