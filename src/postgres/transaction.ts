@@ -28,8 +28,9 @@ export interface TransactionOptions<T> {
  * (default "BEGIN") and ends as `options.end` says (default COMMIT) once `fn`
  * resolves; when anything throws, it is rolled back and the error, passed
  * through `options.mapError` (default: unchanged), is rethrown. A pooled
- * client whose ROLLBACK failed is released as broken, so that the pool drops
- * it.
+ * client whose ROLLBACK failed, or whose connection failed while it was
+ * checked out (it listens for that meanwhile), is released as broken, so that
+ * the pool drops it.
  */
 export async function inTransaction<T>(
   target: pg.Pool | pg.ClientBase,
@@ -45,6 +46,13 @@ export async function inTransaction<T>(
     throw mapError(error);
   }
   let broken = false;
+  // A pooled client has no error listener while it is checked out: a
+  // connection that dies meanwhile (a terminated backend) would crash the
+  // process. The query in flight fails with the error anyway.
+  const onError = () => {
+    broken = true;
+  };
+  if (pooled) client.on("error", onError);
   try {
     await client.query(options.begin ?? "BEGIN");
     const value = await fn(client);
@@ -58,6 +66,9 @@ export async function inTransaction<T>(
     }
     throw mapError(error);
   } finally {
-    if (pooled) (client as pg.PoolClient).release(broken);
+    if (pooled) {
+      client.removeListener("error", onError);
+      (client as pg.PoolClient).release(broken);
+    }
   }
 }
