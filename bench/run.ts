@@ -17,9 +17,14 @@
 //
 // Scale sections (bench/scale.ts, on PostgreSQL at DATABASE_URL): writes, compile, replica, instances.
 //
+// Events (bench/events.ts, on PostgreSQL at DATABASE_URL, default
+// postgres://postgres@127.0.0.1:5432/postgres, in a throwaway database): this project's event
+// queue against graphile-worker end to end, the cost of an event on a write, memory per queued event.
+//
 // Options: --duration <s> (default 5) --connections <n> (default 16) --rounds <n> (default 3)
 //          --quick (1 s, 1 round) --markdown (print tables as Markdown)
-//          --sections <list> (comma-separated, default all: resolution,interceptor,load,writes,compile,replica,instances)
+//          --sections <list> (comma-separated, default all: resolution,interceptor,load,writes,compile,replica,instances,events)
+//          --events (only the events section) --no-events (all but the events section)
 //          --scale-size <n> (targets and executions of the large instance, default 100000)
 //          --instances <n> (instances of the instances section, default 10000)
 //          --iterations <n> (writes of each kind per server and round, default 40; --quick 10)
@@ -41,6 +46,7 @@ import { compileExecutionPlan } from "../src/plan/execution-plan.js";
 import type { Execution } from "../src/execution.js";
 import type { Target } from "../src/target.js";
 import { scaleBench } from "./scale.js";
+import { eventsBench } from "./events.js";
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(`--${name}`);
@@ -53,9 +59,11 @@ const durationMs = option("duration", quick ? 1 : 5) * 1000;
 const connections = option("connections", 16);
 const rounds = option("rounds", quick ? 1 : 3);
 const markdown = flag("markdown");
-const allSections = ["resolution", "interceptor", "load", "writes", "compile", "replica", "instances"];
+const allSections = ["resolution", "interceptor", "load", "writes", "compile", "replica", "instances", "events"];
 const sectionsArg = args.indexOf("--sections");
-const sections = new Set(sectionsArg >= 0 ? args[sectionsArg + 1]!.split(",") : allSections);
+const sections = new Set(
+  flag("events") ? ["events"] : sectionsArg >= 0 ? args[sectionsArg + 1]!.split(",") : allSections.filter((s) => s !== "events" || !flag("no-events")),
+);
 for (const section of sections) if (!allSections.includes(section)) throw new Error(`unknown section "${section}"`);
 const here = fileURLToPath(new URL(".", import.meta.url));
 
@@ -377,4 +385,9 @@ if (["writes", "compile", "replica", "instances"].some((s) => sections.has(s))) 
     rounds,
     iterations: option("iterations", quick ? 10 : 40),
   });
+}
+if (sections.has("events")) {
+  const databaseUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+  console.log(`\nEvents on ${databaseUrl.replace(/\/\/[^@/]*@/, "//")}`);
+  await eventsBench({ databaseUrl, durationMs, rounds, connections, table });
 }

@@ -125,10 +125,12 @@ export {
 } from "./dispatch/index.js";
 export {
   type ActionEvent,
+  type ClaimOptions,
   createEventPublisher,
   createEventWorker,
   createMemoryEventQueue,
   type DeadJob,
+  type DeadJobQuery,
   encodeEventPayload,
   type EventJob,
   type EventPublisher,
@@ -144,6 +146,9 @@ export {
   retryDelayMs,
   type RetryPolicy,
   rfc3339Nano,
+  type SettleOptions,
+  type SettleResult,
+  type Settlement,
 } from "./events/index.js";
 export {
   type ClaimsFunctionRequest,

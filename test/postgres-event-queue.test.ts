@@ -1,6 +1,5 @@
 import { Code } from "@connectrpc/connect";
 import pg from "pg";
-import { postgresMigrations } from "../src/postgres/migrations.js";
 import { describe, expect, it } from "vitest";
 import type { ActionEvent } from "../src/events/action-event.js";
 import { createEventPublisher } from "../src/events/event-publisher.js";
@@ -12,6 +11,7 @@ import { createMemoryStore } from "../src/store/memory-store.js";
 import { createPostgresEventQueue, type PostgresEventQueue, type PostgresEventQueueOptions } from "../src/postgres/event-queue.js";
 import { createTargetDispatcher } from "../src/dispatch/target-dispatcher.js";
 import { describeEventQueueContract } from "../src/testing/event-queue-contract.js";
+import { migrate, postgresMigrations } from "../src/postgres/migrations.js";
 import { job } from "./helpers/event-jobs.js";
 import { closedAfterEach, newSchemaName, openInFreshSchema, useTestDatabase } from "./helpers/postgres.js";
 import { startTargetServer } from "./helpers/target-server.js";
@@ -131,6 +131,18 @@ describe("postgres event queue", () => {
     const [a, b] = [await open({ schema }), await open({ schema })];
     let woken = 0;
     b.watch(() => woken++);
+    // B waits for jobs: it holds the wake-up lock, so enqueues send a NOTIFY.
+    await waitFor(
+      async () =>
+        (
+          await db.query(
+            `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = ${0x0ca_0010} AND mode = 'ExclusiveLock' AND granted
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+          )
+        ).length === 1,
+      5000,
+      "B to hold the wake-up lock",
+    );
     const client = new pg.Client({ connectionString: db.url });
     await client.connect();
     try {
@@ -277,6 +289,105 @@ describe("postgres event queue", () => {
     expect(
       await codeOf(createPostgresEventQueue({ connectionString: "postgres://postgres@127.0.0.1:1/postgres", logger: silentLogger })),
     ).toBe(Code.Unavailable);
+  });
+
+  it("locks no lane for an open enqueue, and answers busy, without waiting, for a lane another transaction holds", async () => {
+    const schema = newSchema();
+    const queue = await open({ schema });
+    await queue.enqueue([job("t", "k"), job("t", "other")]);
+    const claimed = await queue.claim(10, 60_000);
+    const [head, other] = [claimed.find((j) => j.orderingKey === "k")!, claimed.find((j) => j.orderingKey === "other")!];
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      // An open transaction that enqueues into the lane holds nothing up.
+      await client.query("BEGIN");
+      const next = job("t", "k");
+      await queue.enqueueWith(client, [next]);
+      expect(await queue.settle([{ job: head, outcome: "complete" }], { wait: false })).toEqual(["settled"]);
+      expect(await queue.claim(10, 60_000)).toEqual([]); // not committed yet
+      await client.query("COMMIT");
+      const [second] = await queue.claim(10, 60_000);
+      expect(second!.body).toBe(next.body);
+      // A transaction holding the lane (as a worker taking in jobs does): busy, or wait.
+      await client.query("BEGIN");
+      await client.query(`SELECT 1 FROM ${pg.escapeIdentifier(schema)}.event_lanes WHERE ordering_key = 'k' FOR UPDATE`);
+      expect(await queue.settle([{ job: second!, outcome: "complete" }, { job: other, outcome: "complete" }], { wait: false })).toEqual([
+        "busy",
+        "settled",
+      ]);
+      const settled = queue.settle([{ job: second!, outcome: "complete" }]);
+      await sleep(100);
+      await client.query("COMMIT");
+      expect(await settled).toEqual(["settled"]);
+      expect(await queue.pending()).toBe(0);
+    } finally {
+      await client.end();
+    }
+  });
+
+  it("sends no NOTIFY for enqueues while no instance waits for jobs, and does while one does", async () => {
+    const schema = newSchema();
+    const [a, b] = [await open({ schema }), await open({ schema })];
+    const heard: string[] = [];
+    const listener = new pg.Client({ connectionString: db.url });
+    await listener.connect();
+    try {
+      listener.on("notification", (n) => heard.push(n.payload ?? ""));
+      await listener.query(`LISTEN ${pg.escapeIdentifier(a.channel)}`);
+      // Nobody watches: no NOTIFY.
+      await a.enqueue([job("t", "k1")]);
+      await sleep(300);
+      expect(heard).toEqual([]);
+      // B's worker waits (it watches, and its claims find nothing): A's enqueues wake it.
+      let woken = 0;
+      b.watch(() => woken++);
+      await b.claim(10, 60_000); // takes k1; jobs came back: B is busy
+      expect(await b.claim(10, 60_000)).toEqual([]); // nothing due: B waits
+      await waitFor(async () => {
+        const before = heard.length;
+        await a.enqueue([job("t", `probe-${before}`)]);
+        await sleep(50);
+        return heard.length > before;
+      }, 5000, "a NOTIFY once B holds the wake-up lock");
+      await waitFor(() => woken > 0, 2000, "B's watcher to be woken");
+      // A claim that comes back with jobs lets go of the lock: no NOTIFY after.
+      expect((await b.claim(100, 60_000)).length).toBeGreaterThan(0);
+      await sleep(200);
+      const count = heard.length;
+      await a.enqueue([job("t", "quiet")]);
+      await sleep(300);
+      expect(heard.length).toBe(count);
+    } finally {
+      await listener.end();
+    }
+  });
+
+  it("keeps the jobs and dead jobs of a schema from before instances, in the default instance", async () => {
+    const schema = newSchema();
+    const q = pg.escapeIdentifier(schema);
+    const pool = new pg.Pool({ connectionString: db.url });
+    try {
+      await migrate(pool, schema, postgresMigrations.filter((m) => m.version <= 3));
+      await pool.query(`INSERT INTO ${q}.event_jobs (target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms)
+        VALUES ('t', 'i/user/1', 'event', 'user.human.added', '{"old":1}', now(), 1000),
+               ('t', 'i/user/1', 'event', 'user.human.added', '{"old":2}', now(), 1000)`);
+      await pool.query(`INSERT INTO ${q}.event_lanes (target_id, ordering_key, head_id) SELECT 't', 'i/user/1', min(id) FROM ${q}.event_jobs`);
+      await pool.query(`INSERT INTO ${q}.event_dead_jobs (id, target_id, ordering_key, execution_id, event_type, body, created_at,
+          timeout_ms, enqueued_at, attempts, error)
+        VALUES (99, 't', 'i/user/2', 'event', 'user.removed', '{"dead":1}', now(), 1000, now(), 3, 'status 500')`);
+    } finally {
+      await pool.end();
+    }
+    const queue = await open({ schema });
+    const [first] = await queue.claim(10, 1000);
+    expect(first).toMatchObject({ instanceId: "", body: '{"old":1}' });
+    await queue.enqueue([job("t", "i/user/1")]); // the same lane, in the default instance
+    expect(await queue.complete(first!)).toBe(true);
+    expect((await queue.claim(10, 1000)).map((j) => j.body)).toEqual(['{"old":2}']);
+    expect((await queue.listDead({ instanceId: "" })).map((d) => [d.id, d.instanceId, d.error])).toEqual([["99", "", "status 500"]]);
+    expect(await queue.requeueDead({ instanceId: "", id: "99" })).toBe(1);
+    expect(await queue.pending()).toBe(3);
   });
 
   it("shares the store's schema: the queue's tables are migrations of the same list", async () => {

@@ -47,6 +47,12 @@ export interface PostgresMigration {
  *    target or including an execution, and the include graph around an
  *    execution, through an index instead of reading the instance's
  *    executions. Replaces the GIN index on `executions.targets`.
+ * 7. Event queue per instance and in batches: `event_lanes` keyed by
+ *    instance, target and ordering key (existing lanes in the default
+ *    instance), dead jobs indexed per instance; `event_inbox`, where
+ *    enqueues add jobs; and the function `event_queue_cycle`, which takes in
+ *    enqueued jobs, settles a batch of claimed jobs and claims more in one
+ *    call.
  */
 export const postgresMigrations: readonly PostgresMigration[] = Object.freeze([
   {
@@ -240,6 +246,275 @@ export const postgresMigrations: readonly PostgresMigration[] = Object.freeze([
       WHERE COALESCE(e ->> 'target', e ->> 'include') IS NOT NULL
       ON CONFLICT DO NOTHING;
       DROP INDEX ${schema}.executions_targets_idx;
+    `,
+  },
+  {
+    version: 7,
+    name: "event-queue-instances-and-batches",
+    sql: (schema: string) => `
+      -- event_jobs and event_dead_jobs have an instance_id since migration 4.
+      ALTER TABLE ${schema}.event_lanes ADD COLUMN instance_id text COLLATE "C" NOT NULL DEFAULT '';
+      ALTER TABLE ${schema}.event_lanes DROP CONSTRAINT event_lanes_pkey,
+        ADD CONSTRAINT event_lanes_pkey PRIMARY KEY (instance_id, target_id, ordering_key);
+      DROP INDEX ${schema}.event_jobs_lane_idx;
+      CREATE INDEX event_jobs_lane_idx ON ${schema}.event_jobs (instance_id, target_id, ordering_key, id);
+      CREATE INDEX event_dead_jobs_instance_idx ON ${schema}.event_dead_jobs (instance_id, seq);
+      -- Enqueues only add rows here; workers move them into event_jobs and
+      -- their lanes (see event_queue_cycle). IDs come from the sequence of
+      -- event_jobs, so a job keeps its ID when it moves.
+      CREATE TABLE ${schema}.event_inbox (
+        id bigint PRIMARY KEY DEFAULT nextval('${schema.replaceAll("'", "''")}.event_jobs_id_seq'::regclass),
+        instance_id text NOT NULL,
+        target_id text NOT NULL,
+        ordering_key text NOT NULL,
+        execution_id text NOT NULL,
+        event_type text NOT NULL,
+        body text NOT NULL,
+        created_at timestamptz NOT NULL,
+        timeout_ms integer NOT NULL CHECK (timeout_ms > 0),
+        enqueued_at timestamptz NOT NULL DEFAULT now(),
+        last_error text NOT NULL DEFAULT ''
+      );
+      -- One round trip of a worker: takes in enqueued jobs, settles claimed
+      -- jobs, then claims more. Taking in (p_limit > 0): moves up to p_intake
+      -- of the oldest rows of event_inbox into event_jobs and creates or locks
+      -- their lanes, one intake at a time (an advisory lock), so that jobs
+      -- join their lanes in the order of their IDs.
+      -- Settling: p_kinds[i] is 'complete', 'retry' (due again at p_run_at[i])
+      -- or 'give-up' (moved to the dead jobs, of which the latest p_max_dead
+      -- are kept) for the job p_ids[i] claimed with lease p_leases[i]; one row
+      -- per job says 'settled', 'stale' (no longer held by that lease) or
+      -- 'busy' (its lane is locked by another transaction and p_wait is
+      -- false). It locks the jobs' lanes first, in one statement, and changes
+      -- them in the next, whose snapshot (taken after the locks were granted)
+      -- sees every job enqueued into them by the transactions that held them
+      -- before. Claiming (p_limit > 0): leases up to p_limit due lane heads,
+      -- looking at the p_window oldest ready heads and the p_window longest
+      -- due waiting ones (skipping the instances in p_skip), in turns per
+      -- instance, at most p_caps[i] of instance p_cap_names[i] and
+      -- p_default_cap of any other; one row per leased job. Claims and
+      -- settlements commit asynchronously: a crash of the server may undo the
+      -- last of them, which at worst delivers those jobs again (at least once).
+      CREATE FUNCTION ${schema}.event_queue_cycle(
+        p_ids bigint[], p_leases text[], p_kinds text[], p_run_at timestamptz[], p_errors text[],
+        p_max_dead bigint, p_wait boolean,
+        p_limit integer, p_grace_ms double precision, p_window integer, p_skip text[],
+        p_cap_names text[], p_caps integer[], p_default_cap integer, p_intake integer
+      ) RETURNS TABLE (
+        o_settled_id bigint, o_outcome text,
+        o_id bigint, o_instance_id text, o_target_id text, o_ordering_key text, o_execution_id text, o_event_type text,
+        o_body text, o_created_at timestamptz, o_timeout_ms integer, o_enqueued_at timestamptz, o_attempts integer,
+        o_lease text, o_last_error text
+      )
+      LANGUAGE plpgsql VOLATILE AS $fn$
+      #variable_conflict use_column
+      DECLARE
+        v_locked bigint[];
+        v_done bigint[];
+        v_buried bigint;
+      BEGIN
+        -- The queue's tables change size faster than their statistics (an
+        -- ANALYZE of an empty queue would plan sequential scans for a full
+        -- one): every access here has an index, so use indexes only.
+        PERFORM set_config('synchronous_commit', 'off', true), set_config('enable_seqscan', 'off', true),
+          set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true);
+        IF p_limit > 0 AND p_intake > 0 THEN
+          -- Waits for an intake of another worker to commit, then sees its lanes.
+          PERFORM pg_advisory_xact_lock(${0x0ca_0011}, hashtext('${schema.replaceAll("'", "''")}'));
+          WITH moved AS (
+            DELETE FROM ${schema}.event_inbox WHERE id IN (
+              SELECT id FROM ${schema}.event_inbox ORDER BY id LIMIT p_intake
+            )
+            RETURNING *
+          ),
+          inserted AS (
+            INSERT INTO ${schema}.event_jobs (id, instance_id, target_id, ordering_key, execution_id, event_type, body,
+              created_at, timeout_ms, enqueued_at, last_error)
+            OVERRIDING SYSTEM VALUE
+            SELECT id, instance_id, target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms,
+              enqueued_at, last_error
+            FROM moved ORDER BY id
+            RETURNING id, instance_id, target_id, ordering_key
+          )
+          INSERT INTO ${schema}.event_lanes (instance_id, target_id, ordering_key, head_id)
+          SELECT i.instance_id, i.target_id, i.ordering_key, min(i.id) FROM inserted i
+          GROUP BY i.instance_id, i.target_id, i.ordering_key
+          ORDER BY i.instance_id COLLATE "C", i.target_id COLLATE "C", i.ordering_key COLLATE "C"
+          ON CONFLICT (instance_id, target_id, ordering_key) DO UPDATE SET head_id = event_lanes.head_id WHERE false;
+        END IF;
+
+        IF coalesce(cardinality(p_ids), 0) = 0 THEN
+          -- Nothing to settle.
+        ELSIF p_wait THEN
+          SELECT array_agg(s.head_id) INTO v_locked FROM (
+            SELECT l.head_id FROM ${schema}.event_lanes l
+            JOIN ${schema}.event_jobs j
+              ON j.id = l.head_id AND j.instance_id = l.instance_id AND j.target_id = l.target_id
+                AND j.ordering_key = l.ordering_key
+            WHERE j.id = ANY (p_ids)
+            ORDER BY l.instance_id, l.target_id, l.ordering_key
+            FOR UPDATE OF l
+          ) s;
+        ELSE
+          SELECT array_agg(s.head_id) INTO v_locked FROM (
+            SELECT l.head_id FROM ${schema}.event_lanes l
+            JOIN ${schema}.event_jobs j
+              ON j.id = l.head_id AND j.instance_id = l.instance_id AND j.target_id = l.target_id
+                AND j.ordering_key = l.ordering_key
+            WHERE j.id = ANY (p_ids)
+            FOR UPDATE OF l SKIP LOCKED
+          ) s;
+        END IF;
+        v_locked := coalesce(v_locked, '{}');
+
+        IF cardinality(v_locked) > 0 THEN
+        WITH input AS (
+          SELECT * FROM unnest(p_ids, p_leases, p_kinds, p_run_at, p_errors) AS t(id, lease, kind, run_at, error)
+          WHERE t.id = ANY (v_locked)
+        ),
+        retried AS (
+          UPDATE ${schema}.event_jobs j SET lease = NULL, lease_until = NULL, last_error = i.error
+          FROM input i
+          WHERE i.kind = 'retry' AND j.id = i.id AND j.lease = i.lease AND j.lease_until > statement_timestamp()
+          RETURNING j.id, j.instance_id, j.target_id, j.ordering_key, i.run_at
+        ),
+        lanes_retried AS (
+          UPDATE ${schema}.event_lanes l SET available_at = r.run_at
+          FROM retried r
+          WHERE l.instance_id = r.instance_id AND l.target_id = r.target_id AND l.ordering_key = r.ordering_key
+            AND l.head_id = r.id
+        ),
+        done AS (
+          DELETE FROM ${schema}.event_jobs j USING input i
+          WHERE i.kind <> 'retry' AND j.id = i.id AND j.lease = i.lease AND j.lease_until > statement_timestamp()
+          RETURNING j.*, i.kind, i.error
+        ),
+        successors AS (
+          SELECT d.instance_id, d.target_id, d.ordering_key, (
+            SELECT n.id FROM ${schema}.event_jobs n
+            WHERE n.instance_id = d.instance_id AND n.target_id = d.target_id AND n.ordering_key = d.ordering_key
+              AND n.id > d.id
+            ORDER BY n.id LIMIT 1
+          ) AS next_id
+          FROM done d
+        ),
+        promoted AS (
+          UPDATE ${schema}.event_lanes l SET head_id = s.next_id, available_at = NULL
+          FROM successors s
+          WHERE s.next_id IS NOT NULL
+            AND l.instance_id = s.instance_id AND l.target_id = s.target_id AND l.ordering_key = s.ordering_key
+        ),
+        emptied AS (
+          DELETE FROM ${schema}.event_lanes l USING successors s
+          WHERE s.next_id IS NULL
+            AND l.instance_id = s.instance_id AND l.target_id = s.target_id AND l.ordering_key = s.ordering_key
+        ),
+        buried AS (
+          INSERT INTO ${schema}.event_dead_jobs (id, instance_id, target_id, ordering_key, execution_id, event_type, body,
+            created_at, timeout_ms, enqueued_at, attempts, error)
+          SELECT id, instance_id, target_id, ordering_key, execution_id, event_type, body,
+            created_at, timeout_ms, enqueued_at, attempts, error
+          FROM done WHERE kind = 'give-up' AND p_max_dead > 0
+          ORDER BY id
+          RETURNING seq
+        )
+        SELECT (SELECT array_agg(r.id) FROM retried r) || (SELECT array_agg(d.id) FROM done d),
+          (SELECT max(b.seq) FROM buried b)
+        INTO v_done, v_buried;
+        END IF;
+        v_done := coalesce(v_done, '{}');
+
+        IF v_buried IS NOT NULL THEN
+          -- The dead jobs more than p_max_dead give-ups old go, skipping rows
+          -- that a concurrent settlement is deleting.
+          DELETE FROM ${schema}.event_dead_jobs WHERE seq IN (
+            SELECT seq FROM ${schema}.event_dead_jobs WHERE seq <= v_buried - p_max_dead FOR UPDATE SKIP LOCKED
+          );
+        END IF;
+
+        IF coalesce(cardinality(p_ids), 0) > 0 THEN
+          RETURN QUERY
+            SELECT t.id, CASE
+              WHEN t.id = ANY (v_done) THEN 'settled'
+              WHEN p_wait OR t.id = ANY (v_locked) THEN 'stale'
+              WHEN EXISTS (
+                SELECT 1 FROM ${schema}.event_jobs j
+                WHERE j.id = t.id AND j.lease = t.lease AND j.lease_until > statement_timestamp()
+              ) THEN 'busy'
+              ELSE 'stale'
+            END,
+            NULL::bigint, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::timestamptz,
+            NULL::integer, NULL::timestamptz, NULL::integer, NULL::text, NULL::text
+            FROM unnest(p_ids, p_leases) AS t(id, lease);
+        END IF;
+
+        IF p_limit > 0 THEN
+          -- Due heads are those of ready lanes (available_at NULL), oldest
+          -- first, and of lanes whose retry time has come, due longest first,
+          -- whose job is not leased, or whose lease ran out. Each part is read
+          -- in the order of its index, so a claim costs O(p_window) plus the
+          -- heads leased now (all workers' deliveries in flight) plus the
+          -- lanes of skipped instances, however many jobs wait. Of both parts,
+          -- heads are picked in turns per instance; their jobs are locked,
+          -- skipping those a concurrent claim holds or took meanwhile, and
+          -- leased. A claim writes nothing to the lanes but those of retried
+          -- heads, which become ready again.
+          RETURN QUERY
+            WITH ready AS (
+              SELECT l.instance_id, l.target_id, l.ordering_key, l.head_id, false AS waited
+              FROM ${schema}.event_lanes l JOIN ${schema}.event_jobs j ON j.id = l.head_id
+              WHERE l.available_at IS NULL AND l.instance_id <> ALL (p_skip)
+                AND (j.lease_until IS NULL OR j.lease_until <= now())
+              ORDER BY l.head_id
+              LIMIT p_window
+            ),
+            due AS (
+              SELECT l.instance_id, l.target_id, l.ordering_key, l.head_id, true AS waited
+              FROM ${schema}.event_lanes l JOIN ${schema}.event_jobs j ON j.id = l.head_id
+              WHERE l.available_at <= now() AND l.instance_id <> ALL (p_skip)
+                AND (j.lease_until IS NULL OR j.lease_until <= now())
+              ORDER BY l.available_at, l.head_id
+              LIMIT p_window
+            ),
+            candidates AS (
+              SELECT c.*, row_number() OVER (PARTITION BY c.instance_id ORDER BY c.head_id) AS turn,
+                coalesce(lim.cap, p_default_cap) AS cap
+              FROM (SELECT * FROM ready UNION ALL SELECT * FROM due) c
+              LEFT JOIN unnest(p_cap_names, p_caps) AS lim(instance_id, cap) ON lim.instance_id = c.instance_id
+            ),
+            picked AS (
+              SELECT c.instance_id, c.target_id, c.ordering_key, c.head_id, c.waited FROM candidates c
+              WHERE c.turn <= c.cap
+              ORDER BY c.turn, c.head_id
+              LIMIT p_limit
+            ),
+            locked AS (
+              SELECT j.id FROM ${schema}.event_jobs j JOIN picked p ON j.id = p.head_id
+              WHERE j.lease_until IS NULL OR j.lease_until <= now()
+              FOR UPDATE OF j SKIP LOCKED
+            ),
+            leased AS (
+              UPDATE ${schema}.event_jobs j
+              SET attempts = j.attempts + 1,
+                  lease = gen_random_uuid()::text,
+                  lease_until = now() + make_interval(secs => (j.timeout_ms + p_grace_ms) / 1000)
+              FROM locked k
+              WHERE j.id = k.id
+              RETURNING j.*
+            ),
+            unwaited AS (
+              UPDATE ${schema}.event_lanes l SET available_at = NULL
+              FROM picked p JOIN leased x ON x.id = p.head_id
+              WHERE p.waited AND l.instance_id = p.instance_id AND l.target_id = p.target_id
+                AND l.ordering_key = p.ordering_key AND l.head_id = p.head_id
+            )
+            SELECT NULL::bigint, NULL::text, x.id, x.instance_id::text, x.target_id::text, x.ordering_key::text,
+              x.execution_id, x.event_type, x.body, x.created_at, x.timeout_ms, x.enqueued_at, x.attempts, x.lease,
+              x.last_error
+            FROM leased x ORDER BY x.id;
+        END IF;
+      END
+      $fn$;
     `,
   },
 ]);

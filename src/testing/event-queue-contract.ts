@@ -1,9 +1,9 @@
 // The contract every EventQueue implementation passes. A queue's test file calls
 // describeEventQueueContract with a factory that returns a fresh, empty queue.
+import { Code } from "@connectrpc/connect";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { EventQueue } from "../events/event-queue.js";
-import { testJob as job } from "./support.js";
-import { sleep } from "./support.js";
+import type { EventQueue, QueuedJob } from "../events/event-queue.js";
+import { codeOf, sleep, testJob as job } from "./support.js";
 
 export interface EventQueueFixture {
   readonly queue: EventQueue;
@@ -113,6 +113,129 @@ export function describeEventQueueContract(name: string, factory: () => Promise<
       await queue.enqueue([job("t", "a"), job("t", "b"), job("t", "c")]);
       for (const j of await queue.claim(10, 1000)) await queue.giveUp(j, `e${j.orderingKey}`);
       expect((await queue.listDead(2)).map((d) => d.error)).toEqual(["ec", "eb"]);
+    });
+
+    it("keeps each job's instance; lanes are per instance", async () => {
+      const [a, b] = [job("t", "k", { instanceId: "inst-a" }), job("t", "k", { instanceId: "inst-b" })];
+      await queue.enqueue([a, b, job("t", "k", { instanceId: "inst-a" })]);
+      const claimed = await queue.claim(10, 1000);
+      expect(claimed.map((j) => [j.instanceId, j.body]).sort()).toEqual([["inst-a", a.body], ["inst-b", b.body]]);
+    });
+
+    it("settles a batch of outcomes in one call, answering stale for a claim it no longer holds", async () => {
+      const jobs = ["a", "b", "c", "d"].map((k) => job("t", k));
+      await queue.enqueue([...jobs, job("t", "a")]);
+      const claimed = await queue.claim(10, 1000);
+      const byKey = (k: string) => claimed.find((j) => j.orderingKey === k)!;
+      const results = await queue.settle([
+        { job: byKey("a"), outcome: "complete" },
+        { job: byKey("b"), outcome: "retry", runAt: new Date(Date.now() - 1000), error: "status 503" },
+        { job: byKey("c"), outcome: "giveUp", error: "status 404" },
+        { job: { ...byKey("d"), lease: "not the lease" }, outcome: "complete" },
+      ]);
+      expect(results).toEqual(["settled", "settled", "settled", "stale"]);
+      // a's successor, b again (attempt 2), and nothing of d (still leased).
+      const next = await queue.claim(10, 1000);
+      expect(next.map((j) => [j.orderingKey, j.attempt, j.lastError]).sort()).toEqual([
+        ["a", 1, ""],
+        ["b", 2, "status 503"],
+      ]);
+      expect((await queue.listDead()).map((d) => d.orderingKey)).toEqual(["c"]);
+      expect(await queue.settle([{ job: byKey("a"), outcome: "complete" }])).toEqual(["stale"]);
+      expect(await queue.settle([])).toEqual([]);
+    });
+
+    it("claims instances in turns, none over its limit, and leaves out instances whose limit is 0", async () => {
+      const a = [1, 2, 3, 4].map((i) => job("t", `a${i}`, { instanceId: "a" }));
+      const b = [1, 2].map((i) => job("t", `b${i}`, { instanceId: "b" }));
+      const c = job("t", "c1", { instanceId: "c" });
+      await queue.enqueue([...a, ...b, c]);
+      const keys = (jobs: QueuedJob[]) => jobs.map((j) => j.orderingKey).sort();
+      // Turn 1: a1, b1, c1; turn 2: a2, b2. Never a third of a.
+      expect(keys(await queue.claim(5, 1000, { maxPerInstance: 2 }))).toEqual(["a1", "a2", "b1", "b2", "c1"]);
+      await queue.enqueue([job("t", "b3", { instanceId: "b" })]);
+      expect(keys(await queue.claim(10, 1000, { maxPerInstance: 2, instanceLimits: new Map([["a", 0]]) }))).toEqual(["b3"]);
+      expect(keys(await queue.claim(10, 1000, { instanceLimits: new Map([["a", 1]]) }))).toEqual(["a3"]);
+      expect(keys(await queue.claim(10, 1000))).toEqual(["a4"]);
+    });
+
+    it("lists dead jobs per instance, and of all instances with a positional limit", async () => {
+      await queue.enqueue([
+        job("t", "1", { instanceId: "a" }),
+        job("t", "2", { instanceId: "b" }),
+        job("t", "3", { instanceId: "a" }),
+      ]);
+      const claimed = (await queue.claim(10, 1000)).sort((x, y) => x.orderingKey.localeCompare(y.orderingKey));
+      for (const j of claimed) expect(await queue.giveUp(j, `e${j.orderingKey}`)).toBe(true);
+      expect((await queue.listDead({ instanceId: "a" })).map((d) => [d.instanceId, d.error])).toEqual([["a", "e3"], ["a", "e1"]]);
+      expect((await queue.listDead({ instanceId: "a", limit: 1 })).map((d) => d.error)).toEqual(["e3"]);
+      expect((await queue.listDead({ instanceId: "b" })).map((d) => d.error)).toEqual(["e2"]);
+      expect(await queue.listDead({ instanceId: "" })).toEqual([]);
+      expect((await queue.listDead(2)).map((d) => d.error)).toEqual(["e3", "e2"]);
+      expect((await queue.listDead({})).map((d) => d.error)).toEqual(["e3", "e2", "e1"]);
+      expect(await codeOf(queue.listDead({ limit: -1 }))).toBe(Code.InvalidArgument);
+    });
+
+    it("requeues a dead job once, even when asked twice at the same time, as attempt 1 with its last error", async () => {
+      const a = job("t", "k", { instanceId: "i" });
+      await queue.enqueue([a]);
+      const [first] = await queue.claim(10, 1000);
+      await queue.giveUp(first!, "status 500");
+      const [dead] = await queue.listDead({ instanceId: "i" });
+      const query = { instanceId: "i", id: dead!.id };
+      const counts = await Promise.all([queue.requeueDead(query), queue.requeueDead(query)]);
+      expect(counts.sort()).toEqual([0, 1]);
+      expect(await queue.requeueDead(query)).toBe(0);
+      expect(await queue.listDead()).toEqual([]);
+      expect(await queue.pending()).toBe(1);
+      const [again] = await queue.claim(10, 1000);
+      expect(again).toMatchObject({ body: a.body, instanceId: "i", targetId: "t", orderingKey: "k", attempt: 1, lastError: "status 500" });
+      expect(again!.id).not.toBe(first!.id);
+      expect(again!.createdAt.getTime()).toBe(a.createdAt.getTime());
+      expect(again!.enqueuedAt.getTime()).toBeGreaterThanOrEqual(first!.enqueuedAt.getTime());
+      expect(await queue.complete(again!)).toBe(true);
+      expect(await queue.pending()).toBe(0);
+    });
+
+    it("requeues all dead jobs of a target or an event type, of one instance only", async () => {
+      await queue.enqueue([
+        job("t1", "1", { instanceId: "a", eventType: "x" }),
+        job("t2", "2", { instanceId: "a", eventType: "y" }),
+        job("t2", "3", { instanceId: "a", eventType: "x" }),
+        job("t1", "4", { instanceId: "b", eventType: "x" }),
+      ]);
+      for (const j of await queue.claim(10, 1000)) await queue.giveUp(j, "gone");
+      const [deadOfB] = await queue.listDead({ instanceId: "b" });
+      expect(await queue.requeueDead({ instanceId: "a", id: deadOfB!.id })).toBe(0);
+      expect(await queue.requeueDead({ instanceId: "a", targetId: "t1" })).toBe(1);
+      expect(await queue.requeueDead({ instanceId: "a", eventType: "x" })).toBe(1);
+      expect(await queue.requeueDead({ instanceId: "a", targetId: "t2", eventType: "y" })).toBe(1);
+      expect(await queue.requeueDead({ instanceId: "a", targetId: "t1" })).toBe(0);
+      expect((await queue.listDead()).map((d) => [d.instanceId, d.orderingKey])).toEqual([["b", "4"]]);
+      expect((await queue.claim(10, 1000)).map((j) => j.orderingKey).sort()).toEqual(["1", "2", "3"]);
+    });
+
+    it("puts requeued jobs behind the jobs their lane holds, in the order they were first enqueued", async () => {
+      const [j1, j2, j3] = [job("t", "k"), job("t", "k"), job("t", "k")];
+      await queue.enqueue([j1, j2, j3]);
+      for (let i = 0; i < 2; i++) {
+        const [head] = await queue.claim(10, 1000);
+        await queue.giveUp(head!, "status 500");
+      }
+      expect(await queue.requeueDead({ instanceId: "", targetId: "t" })).toBe(2);
+      const order: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const claimed = await queue.claim(10, 1000);
+        expect(claimed).toHaveLength(1);
+        order.push(claimed[0]!.body);
+        await queue.complete(claimed[0]!);
+      }
+      expect(order).toEqual([j3.body, j1.body, j2.body]);
+    });
+
+    it("refuses a requeue that selects no target, event type or ID", async () => {
+      expect(await codeOf(queue.requeueDead({ instanceId: "" }))).toBe(Code.InvalidArgument);
+      expect(await codeOf(queue.requeueDead({ targetId: "t" } as never))).toBe(Code.InvalidArgument);
     });
 
     it("tells watchers about enqueued jobs", async () => {

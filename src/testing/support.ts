@@ -24,10 +24,11 @@ let jobCounter = 0;
 
 /**
  * testJob returns an EventJob for `targetId` and `orderingKey` with a body
- * unique in this process ({"n": <counter>}), createdAt now and a timeoutMs of
- * 60 s; `extra` overrides any field.
+ * unique in this process ({"n": <counter>}), the default instance (""),
+ * createdAt now and a timeoutMs of 60 s; `extra` overrides any field.
  */
 export const testJob = (targetId: string, orderingKey: string, extra: Partial<EventJob> = {}): EventJob => ({
+  instanceId: "",
   targetId,
   executionId: "event/user.human.*",
   eventType: "user.human.added",
