@@ -31,7 +31,13 @@ describe("createPostgresOutbox", () => {
   let queue: PostgresEventQueue;
   let outbox: PostgresOutbox;
   const things = async () => (await db.query<{ id: string }>("SELECT id FROM things ORDER BY id")).map((r) => r.id);
-  const jobs = async () => (await db.query<{ body: string }>("SELECT body FROM connect_actions.event_jobs ORDER BY id")).map((r) => JSON.parse(r.body).aggregateID as string);
+  // Enqueued deliveries wait in event_inbox until a worker takes them into event_jobs (no worker runs here).
+  const jobs = async () =>
+    (
+      await db.query<{ body: string }>(
+        "SELECT body FROM (SELECT id, body FROM connect_actions.event_inbox UNION ALL SELECT id, body FROM connect_actions.event_jobs) j ORDER BY id",
+      )
+    ).map((r) => JSON.parse(r.body).aggregateID as string);
 
   beforeAll(async () => {
     store = await createPostgresStore({ connectionString: db.url, logger: silentLogger });
