@@ -7,6 +7,7 @@ import { GreetService } from "../gen/example/greet/v1/greet_pb.js";
 
 // One pool for the store, the event queue and the delivery log; replicas sharing the database share everything.
 const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL });
+pool.on("error", (error) => console.warn("postgres: idle connection failed", error)); // see Failure behaviour
 const actions = createActions({
   store: await createPostgresStore({ pool }),
   eventQueue: await createPostgresEventQueue({ pool }),

@@ -5,16 +5,24 @@ import { type ActionStore, defaultInstanceId } from "./store/action-store.js";
 import type { ExecutionMatch, ExecutionPlan } from "./plan/execution-plan.js";
 import { createExecutionPlanner, type ExecutionPlanner } from "./plan/execution-planner.js";
 import { type Logger, createJsonLogger } from "./logger.js";
+import { defaultMaxHops, hopHeader, hopsOf } from "./dispatch/hop.js";
 import { defaultPayloadHeaders, encodeRequestPayload, type PayloadHeaders, pickPayloadHeaders } from "./dispatch/payload.js";
 import { runTargetChain } from "./target-chain.js";
 import { createTargetDispatcher, errorDetail, executionFailed, type TargetDispatcher } from "./dispatch/target-dispatcher.js";
 
 /**
- * defaultProtectedServices are the services that `all` executions never
- * intercept: the ActionService, so that a broken target cannot lock
- * administrators out of the API that would fix it.
+ * defaultProtectedServices are the services the interceptor never intercepts,
+ * whatever executions exist (`all`, service or method ones): the
+ * ActionService, so that no target can lock administrators out of the API
+ * that would fix it, and gRPC's health service (grpc.health.v1.Health), so
+ * that no target can make a healthy server look dead to its orchestrator.
+ * The ActionService refuses conditions that name them.
  */
-export const defaultProtectedServices: readonly string[] = ["zitadel.action.v2beta.ActionService", "zitadel.action.v2.ActionService"];
+export const defaultProtectedServices: readonly string[] = [
+  "zitadel.action.v2beta.ActionService",
+  "zitadel.action.v2.ActionService",
+  "grpc.health.v1.Health",
+];
 
 /**
  * ActionsInterceptorOptions configures createActionsInterceptor. Give either
@@ -49,8 +57,25 @@ export interface ActionsInterceptorOptions {
   readonly instanceID?: string;
   /** Registry for google.protobuf.Any in messages, default none. */
   readonly registry?: Registry;
-  /** Services that `all` executions skip, default defaultProtectedServices. */
+  /**
+   * Services that are never intercepted, by any execution, default
+   * defaultProtectedServices (the ActionService v2beta and v2). Pass the same
+   * list to createActionService, which then refuses conditions naming them.
+   */
   readonly protectedServices?: readonly string[];
+  /**
+   * Loop protection: how many target calls deep a request may be and still
+   * run executions, default defaultMaxHops (1). Every target call carries
+   * hopHeader (`Actions-Hop: n`, n = the request's own count + 1); a request
+   * arriving with n >= maxHops for which an execution would run is refused
+   * with Code.FailedPrecondition before any target is called, so a target
+   * whose endpoint leads back to an intercepted method (directly or through
+   * a proxy that forwards headers) ends after one round. Requests no
+   * execution matches are served whatever they carry. With maxHops m, one
+   * client request causes at most t + t^2 + ... + t^(m) target calls, where t
+   * is the number of targets an execution runs (includes counted).
+   */
+  readonly maxHops?: number;
   /** Request headers copied into payloads, default defaultPayloadHeaders. */
   readonly payloadHeaders?: readonly string[];
   /** Logger, default JSON lines on stderr at level "info". */
@@ -84,6 +109,10 @@ export function createActionsInterceptor(options: ActionsInterceptorOptions): In
   const resolveContext = options.resolveContext ?? contextFromValues;
   const fallbackInstance = options.instanceID ?? defaultInstanceId;
   const protectedServices = new Set(options.protectedServices ?? defaultProtectedServices);
+  const maxHops = options.maxHops ?? defaultMaxHops;
+  if (!Number.isInteger(maxHops) || maxHops < 1) {
+    throw new ConnectError(`maxHops must be a positive integer, got ${String(maxHops)}`, Code.InvalidArgument);
+  }
   const payloadHeaders = options.payloadHeaders ?? defaultPayloadHeaders;
   const jsonRead = { registry: options.registry, ignoreUnknownFields: false };
   const jsonWrite = { registry: options.registry };
@@ -95,6 +124,8 @@ export function createActionsInterceptor(options: ActionsInterceptorOptions): In
     readonly context: CallerContext;
     readonly headers: PayloadHeaders;
     readonly signal: AbortSignal;
+    /** The hop of the target calls this RPC makes. */
+    readonly hop: number;
   }
 
   const run = async (
@@ -112,6 +143,7 @@ export function createActionsInterceptor(options: ActionsInterceptorOptions): In
       match,
       trigger: rpc.fullMethod,
       signal: rpc.signal,
+      hop: rpc.hop,
       body: () => (body ??= payload(json)),
       onAnswer(target, answer) {
         try {
@@ -130,7 +162,9 @@ export function createActionsInterceptor(options: ActionsInterceptorOptions): In
   // instance, a request without a matching execution goes to `next` in the
   // same tick, with no promise of its own.
   return (next) => (req) => {
-    if (req.stream) {
+    // Streaming RPCs pass through; protected services are never intercepted,
+    // so no execution can lock anyone out of the ActionService.
+    if (req.stream || protectedServices.has(req.service.typeName)) {
       return next(req);
     }
     if (options.resolveInstance !== undefined) {
@@ -169,13 +203,22 @@ export function createActionsInterceptor(options: ActionsInterceptorOptions): In
       fullMethod = `/${req.service.typeName}/${req.method.name}`;
       fullMethods.set(req.method, fullMethod);
     }
-    let { request, response } = plan.forMethod(fullMethod);
-    if (protectedServices.has(req.service.typeName)) {
-      if (request?.executionId === "request") request = undefined;
-      if (response?.executionId === "response") response = undefined;
-    }
+    const { request, response } = plan.forMethod(fullMethod);
     if (request === undefined && response === undefined) {
       return next(req);
+    }
+    const hops = hopsOf(req.header);
+    if (hops >= maxHops) {
+      logger.warn("request refused: it was made by a target call and would call targets again", {
+        method: fullMethod,
+        hops: Number.isFinite(hops) ? hops : req.header.get(hopHeader),
+        maxHops,
+      });
+      return Promise.reject(new ConnectError(
+        `actions loop: this request was made by a target call (${hopHeader}: ${req.header.get(hopHeader)}) and would call targets again; ` +
+          `at most ${maxHops} level${maxHops === 1 ? "" : "s"} of target calls are allowed (maxHops)`,
+        Code.FailedPrecondition,
+      ));
     }
     return runPhases(next, req, fullMethod, request, response, instanceId, context);
   }
@@ -195,6 +238,7 @@ export function createActionsInterceptor(options: ActionsInterceptorOptions): In
       context: withInstance(resolved instanceof Promise ? await resolved : resolved, instanceId),
       headers: pickPayloadHeaders(req.header, req.url, payloadHeaders),
       signal: req.signal,
+      hop: hopsOf(req.header) + 1,
     };
     let forwarded: UnaryRequest = req;
     let requestJson: JsonValue | undefined;

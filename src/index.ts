@@ -26,10 +26,24 @@ export {
   maxIncludeDepth,
   validateExecutionTargets,
 } from "./execution.js";
+export {
+  type CheckStatus,
+  createGrpcHealthService,
+  createHealth,
+  createHealthHandler,
+  type GrpcHealthServiceOptions,
+  type Health,
+  type HealthCheck,
+  type HealthHandler,
+  type HealthHandlerOptions,
+  type HealthOptions,
+  HealthService,
+  type HealthStatus,
+} from "./health/index.js";
 export { createHostInstanceResolver, type HostInstanceResolverOptions, hostNameOf, type RequestAddress } from "./host-instance.js";
 export { newId } from "./id.js";
 export type { ManagementAuthorizer, ManagementPrincipal, ManagementRequest, ManagementRole } from "./management/authorize.js";
-export { type Actions, type ActionsOptions, createActions, type RegisterManagementOptions } from "./setup.js";
+export { type Actions, type ActionsCloseOptions, type ActionsOptions, createActions, type RegisterManagementOptions } from "./setup.js";
 export { createJsonLogger, type JsonLoggerOptions, type Logger, type LogLevel, silentLogger } from "./logger.js";
 export {
   applyTargetPatch,
@@ -84,12 +98,15 @@ export {
   codeFromHttpStatus,
   createEndpointGuard,
   createTargetDispatcher,
+  defaultMaxHops,
   defaultPayloadHeaders,
   encodeRequestPayload,
   type EndpointGuard,
   type EndpointGuardOptions,
   errorDetail,
   executionFailed,
+  hopHeader,
+  hopsOf,
   type PayloadHeaders,
   pickPayloadHeaders,
   type RequestPayload,
@@ -121,6 +138,7 @@ export {
   type EventQueue,
   type EventWorker,
   type EventWorkerOptions,
+  type EventWorkerStopOptions,
   isPermanentFailure,
   type ListDeadOptions,
   type MemoryEventQueueOptions,

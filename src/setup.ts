@@ -96,6 +96,11 @@ export interface ActionsOptions {
   readonly plans?: Pick<ExecutionPlannerOptions, "maxPlans" | "maxPlanBytes">;
   /** Logger, default JSON lines on stderr at level "info". */
   readonly logger?: Logger;
+  /**
+   * Loop protection, see ActionsInterceptorOptions.maxHops; it applies to
+   * functions too (FunctionRunnerOptions.maxHops). Default defaultMaxHops (1).
+   */
+  readonly maxHops?: number;
 }
 
 /**
@@ -161,8 +166,22 @@ export interface Actions {
    * close stops the worker after its deliveries in flight, waits for fired
    * (async) target calls, and closes the dispatcher, the delivery log, the
    * event queue, the signing keys and the store, given or not. Calling it again is harmless.
+   *
+   * For a graceful shutdown, pass a `signal` that aborts when the grace
+   * period ends: the deliveries and fired calls still running then are
+   * cancelled, and the cancelled deliveries are released at once (due
+   * again), so another replica delivers them without waiting for their
+   * leases to run out. Without a signal, close waits as long as they take.
    */
-  close(): Promise<void>;
+  close(options?: ActionsCloseOptions): Promise<void>;
+}
+
+/**
+ * ActionsCloseOptions configures Actions.close.
+ */
+export interface ActionsCloseOptions {
+  /** Cancels what still runs when it aborts, default none (wait for it). */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -215,9 +234,10 @@ export function createActions(options: ActionsOptions): Actions {
     resolveContext: options.resolveContext,
     resolveInstance: options.resolveInstance,
     instanceID: options.instanceID,
+    maxHops: options.maxHops,
   });
   const publisher = createEventPublisher({ planner, queue: eventQueue });
-  const runner = createFunctionRunner({ planner, dispatcher, logger });
+  const runner = createFunctionRunner({ planner, dispatcher, logger, maxHops: options.maxHops });
   const worker =
     options.worker === false ? undefined : createEventWorker({ ...options.worker, queue: eventQueue, planner, dispatcher, logger });
   worker?.start();
@@ -259,11 +279,11 @@ export function createActions(options: ActionsOptions): Actions {
       router.service(ActionServiceV2beta, impl, serviceOptions);
       router.service(ActionServiceV2, impl, serviceOptions);
     },
-    close() {
+    close(closeOptions = {}) {
       closing ??= (async () => {
-        await worker?.stop();
+        await worker?.stop({ signal: closeOptions.signal });
         planner.close();
-        await dispatcher.close();
+        await dispatcher.close({ signal: closeOptions.signal });
         await deliveryLog.close();
         await eventQueue.close();
         await signingKeys.close();

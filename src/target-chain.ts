@@ -17,6 +17,8 @@ export interface TargetChainOptions {
   readonly body: () => string;
   /** Cancels the synchronous calls, for example with the RPC. */
   readonly signal?: AbortSignal;
+  /** The hop of every call (see TargetCall.hop), default 1. */
+  readonly hop?: number;
   /**
    * onAnswer receives the non-empty JSON answer of each `call` target, in
    * order. What it throws counts as that target's failure.
@@ -34,7 +36,7 @@ export interface TargetChainOptions {
 export async function runTargetChain(options: TargetChainOptions): Promise<void> {
   const { dispatcher, logger, match, trigger } = options;
   for (const target of match.targets) {
-    const call = { target, executionId: match.executionId, trigger, body: options.body() };
+    const call = { target, executionId: match.executionId, trigger, body: options.body(), hop: options.hop ?? 1 };
     if (target.type === "async") {
       dispatcher.fire(call);
       continue;

@@ -272,11 +272,11 @@ describe("ActionService validation", () => {
       ["unknown method", { condition: responseOf("/zitadel.user.v2.UserService/Nope"), targets: [t.id] }, Code.NotFound],
       ["streaming method", { condition: responseOf("/zitadel.user.v2.UserService/WatchUsers"), targets: [t.id] }, Code.InvalidArgument],
       ["unknown service", { condition: requestOf({ case: "service", value: "zitadel.nope.v1.Nope" }), targets: [t.id] }, Code.NotFound],
-      ["the management API", { condition: requestOf({ case: "service", value: "zitadel.action.v2.ActionService" }), targets: [t.id] }, Code.NotFound],
+      ["the management API", { condition: requestOf({ case: "service", value: "zitadel.action.v2.ActionService" }), targets: [t.id] }, Code.InvalidArgument],
       [
         "a method of the management API",
         { condition: responseOf("/zitadel.action.v2beta.ActionService/DeleteTarget"), targets: [t.id] },
-        Code.NotFound,
+        Code.InvalidArgument,
       ],
       [
         "unknown function",
@@ -597,7 +597,7 @@ describe("createActionService", () => {
     expect((await v2beta.listExecutionServices({})).services).toEqual(["zitadel.user.v2.UserService"]);
     expect((await v2.listExecutionMethods({})).methods).not.toContain("/zitadel.user.v2.UserService/WatchUsers");
     expect(await codeOf(v2.setExecution({ condition: responseOf("/zitadel.action.v2.ActionService/ListTargets"), targets: [created.id] }))).toBe(
-      Code.NotFound,
+      Code.InvalidArgument,
     );
 
     // Registered under a service that is not an ActionService, it refuses to answer.

@@ -516,7 +516,7 @@ describe("fuzzing the management API", () => {
     const fine = await h.rest("POST", "/v2/actions/targets/search", `{"pagination":{"limit":1},"x":${"[".repeat(99)}${"]".repeat(99)}}`, h.auth);
     expect(fine.status).toBe(400);
     expect(fine.json.message).not.toMatch(/nested more than 100 levels/);
-    expect(fine.json.message).toMatch(/"x"/);
+    expect(fine.json.message).toMatch(/^x is not a field of zitadel\.action\.v2\.ListTargetsRequest/);
     expect((await view()).all).toBe(before.all);
   });
 

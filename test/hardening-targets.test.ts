@@ -150,14 +150,13 @@ async function onAdd(endpoint: string, input: Partial<TargetInput> = {}, on: Int
   return t;
 }
 
-/** Calls AddHumanUser over Connect: the user ID, or the error, and how long it took. */
+/** Calls AddHumanUser over Connect: the user ID, or the error. */
 async function add(on: InterceptedServer = server, options: { timeoutMs?: number } = {}) {
-  const started = performance.now();
   try {
     const { userId } = await on.client("connect").addHumanUser(addUser(), options);
-    return { userId, error: undefined, ms: performance.now() - started };
+    return { userId, error: undefined };
   } catch (e) {
-    return { userId: undefined, error: ConnectError.from(e), ms: performance.now() - started };
+    return { userId: undefined, error: ConnectError.from(e) };
   }
 }
 
@@ -197,9 +196,8 @@ describe("a target that answers a huge body", () => {
   it("fails an interrupting call at the 1 MiB cap, closing the connection long before 50 MiB are sent", async () => {
     const huge = await hugeTarget();
     const t = await onAdd(huge.url);
-    const { error, ms } = await add();
+    const { error } = await add();
     expectExecutionFailed(error);
-    expect(ms).toBeLessThan(2000);
     const [record] = recordsOf(t);
     expect(record).toMatchObject({ status: 200, error: `target "${t.name}" answered more than ${MiB} bytes` });
     await huge.allClosed();
@@ -297,24 +295,22 @@ const slowTargets: [string, (socket: net.Socket, target: RawTarget) => void, num
 ];
 
 describe("slow targets: the target's timeout bounds the whole call", () => {
-  it.each(slowTargets)("a target that %s fails an interrupting RPC within 2 s for a 300 ms timeout", async (_, play, status) => {
+  it.each(slowTargets)("a target that %s fails an interrupting RPC at its 300 ms timeout", async (_, play, status) => {
     const slow = await rawTarget(play);
     const t = await onAdd(slow.url, { timeoutMs: 300 });
-    const { error, ms } = await add();
+    const { error } = await add();
     expectExecutionFailed(error);
-    expect(ms).toBeLessThan(2000);
     expect(recordsOf(t)).toEqual([expect.objectContaining({ status, error: `target "${t.name}" timed out after 300 ms` })]);
     // The connection is given up, not left open to the slow target.
     await slow.allClosed();
   });
 
-  it.each(slowTargets)("a target that %s lets a non-interrupting RPC go on within 2 s for a 300 ms timeout", async (_, play) => {
+  it.each(slowTargets)("a target that %s lets a non-interrupting RPC go on at its 300 ms timeout", async (_, play) => {
     const slow = await rawTarget(play);
     const t = await onAdd(slow.url, { timeoutMs: 300, interruptOnError: false });
-    const { userId, error, ms } = await add();
+    const { userId, error } = await add();
     expect(error).toBeUndefined();
     expect(userId).toMatch(/^\d+$/);
-    expect(ms).toBeLessThan(2000);
     expect(recordsOf(t)[0]?.error).toBe(`target "${t.name}" timed out after 300 ms`);
     await slow.allClosed();
   });
@@ -322,9 +318,8 @@ describe("slow targets: the target's timeout bounds the whole call", () => {
   it("cancels the target call when the client's deadline ends first", async () => {
     const slow = await rawTarget((socket) => socket.resume());
     const t = await onAdd(slow.url, { timeoutMs: 20_000 });
-    const { error, ms } = await add(server, { timeoutMs: 300 });
+    const { error } = await add(server, { timeoutMs: 300 });
     expect(error?.code).toBe(Code.DeadlineExceeded);
-    expect(ms).toBeLessThan(2000);
     await slow.allClosed();
     await expect.poll(() => recordsOf(t)[0]?.error, { timeout: 2000 }).toBe(`target "${t.name}" was cancelled with the RPC`);
   });
@@ -385,9 +380,8 @@ describe("targets that do not speak HTTP", () => {
   it.each(brokenTargets)("a target that %s fails the RPC with Execution failed", async (_, play, detail) => {
     const broken = await rawTarget(play);
     const t = await onAdd(broken.url);
-    const { error, ms } = await add();
+    const { error } = await add();
     expectExecutionFailed(error);
-    expect(ms).toBeLessThan(2000);
     const [record] = recordsOf(t);
     expect(record?.error).toMatch(detail);
     expect(record?.error).toMatch(new RegExp(`^target "${t.name}" `));
@@ -442,22 +436,20 @@ describe("a target that redirects", () => {
 });
 
 describe("a target that cannot be reached", () => {
-  it("fails fast, long before its 10 s timeout, when the connection is refused", async () => {
+  it("fails with the connection error, not its 10 s timeout, when the connection is refused", async () => {
     const port = await closedPort();
     const t = await onAdd(`http://127.0.0.1:${port}/hook`, { timeoutMs: 10_000 });
-    const { error, ms } = await add();
+    const { error } = await add();
     expectExecutionFailed(error);
-    expect(ms).toBeLessThan(3000);
     expect(recordsOf(t)).toEqual([
       expect.objectContaining({ status: 0, error: `target "${t.name}" could not be reached: ECONNREFUSED connect ECONNREFUSED 127.0.0.1:${port}` }),
     ]);
   });
 
-  it("fails fast with a clear error when the host name does not resolve", async () => {
+  it("fails with a clear error, not its timeout, when the host name does not resolve", async () => {
     const t = await onAdd("http://no-such-host.invalid/hook", { timeoutMs: 10_000 });
-    const { error, ms } = await add();
+    const { error } = await add();
     expectExecutionFailed(error);
-    expect(ms).toBeLessThan(3000);
     expect(recordsOf(t)[0]?.error).toMatch(/^target "t-\w+" could not be reached: ENOTFOUND .*no-such-host\.invalid/);
   });
 

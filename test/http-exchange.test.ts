@@ -6,7 +6,7 @@ import net from "node:net";
 import { promisify } from "node:util";
 import { Agent } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ExchangeError, exchange, exchangeCheckIntervalMs } from "../src/dispatch/http-exchange.js";
+import { ExchangeError, exchange } from "../src/dispatch/http-exchange.js";
 
 const run = promisify(execFile);
 
@@ -31,6 +31,7 @@ describe("exchange", () => {
     await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
     silentOrigin = `http://127.0.0.1:${(silent.address() as net.AddressInfo).port}`;
     echo = http.createServer((req, res) => {
+      echoed++;
       const chunks: Buffer[] = [];
       req.on("data", (c: Buffer) => chunks.push(c));
       req.on("end", () => res.end(Buffer.concat(chunks)));
@@ -54,6 +55,8 @@ describe("exchange", () => {
     expect(error).toBeInstanceOf(ExchangeError);
     return { error: error as ExchangeError, ms: performance.now() - start };
   };
+  /** echoed counts the requests the echo server received. */
+  let echoed = 0;
 
   it("answers with the status and body", async () => {
     const answer = await post(echoOrigin, 5000);
@@ -61,20 +64,20 @@ describe("exchange", () => {
     expect(answer.body.toString()).toBe('{"a":1}');
   });
 
-  it("times out no earlier than its deadline, and soon after it, and closes the connection", async () => {
+  it("times out no earlier than its deadline, and closes the connection", async () => {
+    // The server never answers: only the deadline can end the exchange.
     const { error, ms } = await failure(post(silentOrigin, 150));
     expect(error.reason).toBe("timeout");
     expect(error.message).toBe("timed out after 150 ms");
     expect(ms).toBeGreaterThanOrEqual(149);
-    expect(ms).toBeLessThan(1000);
-    await expect.poll(() => sockets.size, { timeout: 2000 }).toBe(0);
+    await expect.poll(() => sockets.size, { timeout: 10_000 }).toBe(0);
   });
 
   it("gives each of several exchanges in flight its own deadline", async () => {
     const results = await Promise.all([100, 300, 500].map((t) => failure(post(silentOrigin, t))));
     expect(results.map((r) => r.error.message)).toEqual(["timed out after 100 ms", "timed out after 300 ms", "timed out after 500 ms"]);
-    expect(results[0]!.ms).toBeLessThan(results[1]!.ms);
-    expect(results[1]!.ms).toBeLessThan(results[2]!.ms);
+    // None ended before its own deadline (a shared deadline would end the later ones early).
+    expect(results.map((r, i) => r.ms >= [100, 300, 500][i]! - 1)).toEqual([true, true, true]);
   });
 
   it("is cancelled when its signal aborts under way, and closes the connection", async () => {
@@ -84,23 +87,25 @@ describe("exchange", () => {
     await expect.poll(() => requested.size, { timeout: 2000 }).toBe(before.size + 1);
     const socket = [...requested].find((s) => !before.has(s))!;
     controller.abort();
-    const { error, ms } = await pending;
+    // Its deadline is a minute away: only the signal can have ended it.
+    const { error } = await pending;
     expect(error.reason).toBe("canceled");
-    expect(ms).toBeLessThan(2000);
-    await expect.poll(() => socket.destroyed, { timeout: 2000 }).toBe(true);
+    await expect.poll(() => socket.destroyed, { timeout: 10_000 }).toBe(true);
   });
 
   it("does not start when its signal has already aborted", async () => {
-    const { error, ms } = await failure(post(echoOrigin, 5000, AbortSignal.abort()));
+    const before = echoed;
+    const { error } = await failure(post(echoOrigin, 5000, AbortSignal.abort()));
     expect(error.reason).toBe("canceled");
-    expect(ms).toBeLessThan(exchangeCheckIntervalMs);
+    // No request was sent; one sent afterwards is the next the server sees.
+    await post(echoOrigin, 5000);
+    expect(echoed).toBe(before + 1);
   });
 
   it("leaves nothing armed: the process exits once the exchange is done", async () => {
-    const start = performance.now();
-    const { stdout } = await run(process.execPath, ["--import", "tsx", "test/fixtures/exchange-then-exit.ts"], { timeout: 20_000 });
+    // The exchange had a 10 minute deadline: a timer left behind would hold the process that long, and the
+    // run is killed after 2 minutes (a child process starts within seconds even on a busy machine).
+    const { stdout } = await run(process.execPath, ["--import", "tsx", "test/fixtures/exchange-then-exit.ts"], { timeout: 120_000 });
     expect(stdout.trim()).toBe("200 ok");
-    // The exchange had a 60 s deadline: a timer left behind would hold the process that long.
-    expect(performance.now() - start).toBeLessThan(15_000);
-  });
+  }, 150_000);
 });

@@ -288,7 +288,7 @@ describe("createActions", () => {
         { condition: { conditionType: { case: "request", value: { condition: { case: "service", value: "zitadel.action.v2.ActionService" } } } }, targets: [id] },
         { headers: auth },
       ),
-    ).rejects.toMatchObject({ code: Code.NotFound });
+    ).rejects.toMatchObject({ code: Code.InvalidArgument });
     await admin.deleteTarget({ id }, { headers: auth });
     expect((await users.addHumanUser(addUser("Free"))).userId).not.toBe("");
     expect(t.callsTo("/down").length).toBe(1);

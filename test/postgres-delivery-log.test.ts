@@ -48,22 +48,22 @@ describe("postgres delivery log", () => {
     writer.record(record(1));
     expect(writer.buffered()).toBe(1);
     expect((await reader.list()).total).toBe(0);
-    const waited = await waitFor(async () => (await reader.list()).total === 1, 2000, "the timed flush");
-    expect(waited).toBeLessThan(1000);
+    // Nothing calls flush(): only the timer can insert it.
+    await waitFor(async () => (await reader.list()).total === 1, 10_000, "the timed flush");
 
     const slow = await open({ schema, flushIntervalMs: 600_000, batchSize: 50 });
     for (let i = 0; i < 49; i++) slow.record(record(i));
     await sleep(300);
     expect((await reader.list()).total).toBe(1); // 49 < batchSize: still buffered
     slow.record(record(49));
-    await waitFor(async () => (await reader.list()).total === 51, 2000, "the full batch");
+    await waitFor(async () => (await reader.list()).total === 51, 10_000, "the full batch");
   });
 
   it("records thousands without waiting, and inserts them all in order", async () => {
     const log = await open({ schema: newSchema(), batchSize: 500 });
-    const started = performance.now();
+    // record() returns at once: all 5000 are taken before any insert could have finished.
     for (let i = 0; i < 5000; i++) log.record(record(i));
-    expect(performance.now() - started).toBeLessThan(200);
+    expect(log.buffered()).toBe(5000);
     await log.flush();
     expect(log.buffered()).toBe(0);
     const page = await log.list({ limit: 1000 });

@@ -286,11 +286,9 @@ describe("postgres event queue", () => {
       Code.InvalidArgument,
     );
     expect(await codeOf(createPostgresEventQueue({ connectionString: db.url, maxDead: -1 }))).toBe(Code.InvalidArgument);
-    const started = Date.now();
     expect(
       await codeOf(createPostgresEventQueue({ connectionString: "postgres://postgres@127.0.0.1:1/postgres", logger: silentLogger })),
     ).toBe(Code.Unavailable);
-    expect(Date.now() - started).toBeLessThan(10_000);
   });
 
   it("locks no lane for an open enqueue, and answers busy, without waiting, for a lane another transaction holds", async () => {

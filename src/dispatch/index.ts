@@ -1,4 +1,5 @@
 // How targets are called: the HTTP dispatcher, payloads, signatures and the SSRF guard.
+export { defaultMaxHops, hopHeader, hopsOf } from "./hop.js";
 export { createEndpointGuard, type EndpointGuard, type EndpointGuardOptions } from "./endpoint-guard.js";
 export {
   canonicalHeaderName,

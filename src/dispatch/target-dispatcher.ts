@@ -3,6 +3,7 @@ import { context, propagation, type Span, SpanKind, SpanStatusCode, trace } from
 import { Agent, type Dispatcher } from "undici";
 import { createEndpointGuard, type EndpointGuard } from "./endpoint-guard.js";
 import { createFairQueue } from "./fair-queue.js";
+import { hopHeader } from "./hop.js";
 import { ExchangeError, exchange } from "./http-exchange.js";
 import type { SigningKeySource } from "../keys/signing-key-source.js";
 import { createPayloadEncoder, PayloadEncodingError } from "./payload-token.js";
@@ -32,6 +33,11 @@ export interface TargetCall {
   readonly timeoutMs?: number;
   /** Only the status counts: the body is read (up to the limit) but not parsed. Default false. */
   readonly ignoreBody?: boolean;
+  /**
+   * The value of the call's hopHeader (Actions-Hop): how many target calls
+   * led to it, itself included. Default 1.
+   */
+  readonly hop?: number;
 }
 
 /**
@@ -89,8 +95,12 @@ export interface TargetDispatcher {
   fire(call: TargetCall): void;
   /** idle resolves when no fired call runs or waits. */
   idle(): Promise<void>;
-  /** close waits for fired calls, then closes all connections. */
-  close(): Promise<void>;
+  /**
+   * close waits for fired calls, then closes all connections. When
+   * `options.signal` aborts first (the end of a shutdown's grace period),
+   * the fired calls still running or waiting are cancelled.
+   */
+  close(options?: { readonly signal?: AbortSignal }): Promise<void>;
 }
 
 /**
@@ -374,6 +384,7 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
         "content-type": "application/json",
         "user-agent": userAgent,
         [signatureHeader]: signPayload(body, target.signingKey),
+        [hopHeader]: String(call.hop ?? 1),
       };
       // The span explicitly: without a context manager, the active context does not hold it.
       if (trace.isSpanContextValid(span.spanContext())) {
@@ -419,6 +430,8 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
   };
 
   // Fired calls: a bounded number run, taking turns between targets; a bounded number wait.
+  /** Cancels the fired calls when a close's grace period ends. */
+  const firedCancel = new AbortController();
   let idleWaiters: (() => void)[] = [];
   let pumpScheduled = false;
   const isIdle = () => fired.running === 0 && fired.waiting === 0 && !pumpScheduled;
@@ -438,7 +451,7 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
     groupOf: (call) => call.target.instanceId,
     laneOf: (call) => call.target.id,
     run: (call) =>
-      send(call, true).then(
+      send({ ...call, signal: call.signal === undefined ? firedCancel.signal : AbortSignal.any([call.signal, firedCancel.signal]) }, true).then(
         () => undefined,
         (e: unknown) => {
           logger.warn("async target failed", {
@@ -480,8 +493,16 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
       if (isIdle()) return Promise.resolve();
       return new Promise<void>((resolve) => idleWaiters.push(resolve));
     },
-    async close() {
-      await this.idle();
+    async close(closeOptions = {}) {
+      const { signal } = closeOptions;
+      const onAbort = () => firedCancel.abort();
+      if (signal?.aborted) onAbort();
+      else signal?.addEventListener("abort", onAbort, { once: true });
+      try {
+        await this.idle();
+      } finally {
+        signal?.removeEventListener("abort", onAbort);
+      }
       await ownAgent?.close();
     },
   };

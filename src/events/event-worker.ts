@@ -57,10 +57,26 @@ export interface EventWorkerOptions {
 export interface EventWorker {
   /** start begins claiming and delivering; calling it again does nothing. */
   start(): void;
-  /** stop stops claiming and waits for the deliveries in flight to settle. */
-  stop(): Promise<void>;
+  /**
+   * stop stops claiming and waits for the deliveries in flight to settle.
+   * When `options.signal` aborts first (the end of a shutdown's grace
+   * period), the deliveries still in flight are cancelled and their jobs
+   * made due again at once, so that another worker (another replica) takes
+   * them over without waiting for their leases to run out.
+   */
+  stop(options?: EventWorkerStopOptions): Promise<void>;
   /** wake makes the worker look at the queue now. */
   wake(): void;
+  /** inFlight returns the number of deliveries in flight (claimed and not settled yet). */
+  inFlight(): number;
+}
+
+/**
+ * EventWorkerStopOptions configures EventWorker.stop.
+ */
+export interface EventWorkerStopOptions {
+  /** Cancels the deliveries still in flight when it aborts, default none (stop waits for them). */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -137,6 +153,8 @@ export function createEventWorker(options: EventWorkerOptions): EventWorker {
   let wakeUp: (() => void) | undefined;
   let woken = false;
   let unwatch: (() => void) | undefined;
+  /** Cancels the deliveries in flight when a stop's grace period ends. */
+  let cancel = new AbortController();
 
   const wake = () => {
     woken = true;
@@ -203,9 +221,15 @@ export function createEventWorker(options: EventWorkerOptions): EventWorker {
         attempt: job.attempt,
         timeoutMs: job.timeoutMs,
         ignoreBody: true,
+        signal: cancel.signal,
       });
       return { job, outcome: "complete" };
     } catch (e) {
+      if (cancel.signal.aborted) {
+        // Stopped: give the job back at once (due now), so another worker takes it over without waiting for the lease.
+        logger.info("event delivery cancelled by stop, released", { targetId: job.targetId, event: job.eventType, attempt: job.attempt });
+        return { job, outcome: "retry", runAt: new Date(), error: "cancelled: the worker stopped during the delivery" };
+      }
       const detail = errorDetail(e);
       if (isPermanentFailure(e)) return giveUp(job, detail);
       const runAt = new Date(Date.now() + retryDelayMs(policy, job.attempt));
@@ -283,17 +307,27 @@ export function createEventWorker(options: EventWorkerOptions): EventWorker {
     start() {
       if (running) return;
       running = true;
+      if (cancel.signal.aborted) cancel = new AbortController();
       unwatch = queue.watch(wake);
       loop ??= run().finally(() => {
         loop = undefined;
       });
     },
-    async stop() {
+    async stop(stopOptions = {}) {
       running = false;
       unwatch?.();
       wake();
-      await loop;
+      const { signal } = stopOptions;
+      const onAbort = () => cancel.abort();
+      if (signal?.aborted) onAbort();
+      else signal?.addEventListener("abort", onAbort, { once: true });
+      try {
+        await loop;
+      } finally {
+        signal?.removeEventListener("abort", onAbort);
+      }
     },
     wake,
+    inFlight: () => inFlight,
   };
 }

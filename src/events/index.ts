@@ -17,6 +17,7 @@ export {
   createEventWorker,
   type EventWorker,
   type EventWorkerOptions,
+  type EventWorkerStopOptions,
   isPermanentFailure,
   type RetryPolicy,
   retryDelayMs,

@@ -1,3 +1,5 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { defaultMaxHops, hopHeader } from "../dispatch/hop.js";
 import type { ExecutionPlanner } from "../plan/execution-planner.js";
 import { type Logger, createJsonLogger } from "../logger.js";
 import { runTargetChain } from "../target-chain.js";
@@ -11,6 +13,13 @@ export interface FunctionRunnerOptions {
   readonly dispatcher: TargetDispatcher;
   /** Logger, default JSON lines on stderr at level "info". */
   readonly logger?: Logger;
+  /**
+   * Loop protection, as ActionsInterceptorOptions.maxHops: a run whose
+   * `hops` (FunctionRunOptions) is at least this many, default
+   * defaultMaxHops (1), is refused with Code.FailedPrecondition when the
+   * function has targets.
+   */
+  readonly maxHops?: number;
 }
 
 /**
@@ -21,6 +30,12 @@ export interface FunctionRunOptions {
   readonly instanceId?: string;
   /** Cancels the synchronous target calls. Default none. */
   readonly signal?: AbortSignal;
+  /**
+   * How many target calls led to the request that runs the function:
+   * hopsOf(the request's headers), default 0. The target calls carry
+   * hops + 1 in hopHeader.
+   */
+  readonly hops?: number;
 }
 
 /**
@@ -60,11 +75,23 @@ export interface FunctionRunner {
  */
 export function createFunctionRunner(options: FunctionRunnerOptions): FunctionRunner {
   const logger = options.logger ?? createJsonLogger();
+  const maxHops = options.maxHops ?? defaultMaxHops;
+  /** checkHops refuses a run that a chain of maxHops or more target calls led to. */
+  const checkHops = (name: string, hops: number) => {
+    if (hops < maxHops) return;
+    logger.warn("function refused: it was run for a target call and would call targets again", { function: name, hops, maxHops });
+    throw new ConnectError(
+      `actions loop: function "${name}" runs for a request that a target call made (${hopHeader}: ${hops}) and would call targets again; ` +
+        `at most ${maxHops} level${maxHops === 1 ? "" : "s"} of target calls are allowed (maxHops)`,
+      Code.FailedPrecondition,
+    );
+  };
   return {
     async run(name, payload, runOptions) {
-      const { instanceId, signal } = runOptionsOf(runOptions);
+      const { instanceId, signal, hops = 0 } = runOptionsOf(runOptions);
       const match = (await options.planner.plan(instanceId)).forFunction(name);
       if (match === undefined || match.targets.length === 0) return [];
+      checkHops(name, hops);
       const body = JSON.stringify(payload);
       const answers: unknown[] = [];
       await runTargetChain({
@@ -73,6 +100,7 @@ export function createFunctionRunner(options: FunctionRunnerOptions): FunctionRu
         match,
         trigger: name,
         signal,
+        hop: hops + 1,
         body: () => body,
         onAnswer: (_target, json) => answers.push(json),
       });
@@ -80,9 +108,10 @@ export function createFunctionRunner(options: FunctionRunnerOptions): FunctionRu
     },
 
     async runCombined(name, payload, combine, encode, runOptions) {
-      const { instanceId, signal } = runOptionsOf(runOptions);
+      const { instanceId, signal, hops = 0 } = runOptionsOf(runOptions);
       const match = (await options.planner.plan(instanceId)).forFunction(name);
       if (match === undefined || match.targets.length === 0) return undefined;
+      checkHops(name, hops);
       let response: Parameters<typeof encode>[0] | undefined;
       let body: string | undefined;
       await runTargetChain({
@@ -91,6 +120,7 @@ export function createFunctionRunner(options: FunctionRunnerOptions): FunctionRu
         match,
         trigger: name,
         signal,
+        hop: hops + 1,
         body: () => (body ??= JSON.stringify(response === undefined ? payload : { ...payload, response: encode(response) })),
         onAnswer: (_target, json) => {
           response = combine(response, json);

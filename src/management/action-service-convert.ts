@@ -54,13 +54,20 @@ export function targetTypeFromMessage(oneof: TargetTypeOneof): { type: TargetTyp
 /**
  * timeoutMsFromDuration converts a target timeout to milliseconds. Throws a
  * ConnectError with Code.InvalidArgument naming `field` when the duration is
- * missing, malformed, not positive or longer than 270 seconds.
+ * missing, malformed, not positive, longer than 270 seconds, or not a whole
+ * number of milliseconds (targets are timed in milliseconds; ZITADEL keeps
+ * nanoseconds, and "0.0001s" would otherwise silently become 1 ms).
  */
 export function timeoutMsFromDuration(duration: Duration | undefined, field = "timeout"): number {
   if (duration === undefined) {
     throw invalid(`${field} must be set, for example "10s"`);
   }
   const ms = durationMs(duration, field);
+  if (duration.nanos % 1_000_000 !== 0) {
+    throw invalid(
+      `${field} must be a whole number of milliseconds (at most 3 decimal places, for example "1.5s" or "0.25s"), got ${formatDuration(duration)}`,
+    );
+  }
   if (ms <= 0) {
     throw invalid(`${field} must be greater than 0s`);
   }
@@ -84,6 +91,15 @@ export function durationMs(duration: Duration, field: string): number {
     throw invalid(`${field} is out of range`);
   }
   return Number(seconds) * 1000 + nanos / 1_000_000;
+}
+
+/** formatDuration writes a duration as its JSON form does, for messages: "1.000000001s". */
+function formatDuration(duration: Duration): string {
+  const negative = duration.seconds < 0n || duration.nanos < 0;
+  const seconds = duration.seconds < 0n ? -duration.seconds : duration.seconds;
+  const nanos = Math.abs(duration.nanos);
+  const fraction = nanos === 0 ? "" : "." + String(nanos).padStart(9, "0").replace(/0+$/, "");
+  return `${negative ? "-" : ""}${seconds}${fraction}s`;
 }
 
 /**

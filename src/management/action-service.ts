@@ -29,6 +29,7 @@ import {
 } from "../../gen/zitadel/action/v2/query_pb.js";
 import type { ActionService as ActionServiceV2beta } from "../../gen/zitadel/action/v2beta/action_service_pb.js";
 import { type ActionStore, defaultInstanceId, type InstanceStore } from "../store/action-store.js";
+import { defaultProtectedServices } from "../actions-interceptor.js";
 import { callerContextKey } from "../caller-context.js";
 import { authorizeCall, type ManagementAuthorizer, managementPrincipalKey, managementRequestOf } from "./authorize.js";
 import {
@@ -106,6 +107,14 @@ export interface ActionServiceOptions {
   readonly eventQueue?: EventQueue;
   /** Clock for set and deletion dates, default `() => new Date()`. */
   readonly now?: () => Date;
+  /**
+   * Services that are never intercepted, default defaultProtectedServices
+   * (the ActionService v2beta and v2), as for createActionsInterceptor:
+   * SetExecution refuses request and response conditions naming them or
+   * their methods with Code.InvalidArgument, even when `services` lists them,
+   * and ListExecutionMethods and ListExecutionServices leave them out.
+   */
+  readonly protectedServices?: readonly string[];
 }
 
 /**
@@ -145,6 +154,7 @@ export function createActionService(options: ActionServiceOptions): ActionServic
   const now = options.now ?? (() => new Date());
   const functions = options.functions ?? knownFunctions;
   const eventTypes = new Set(options.eventTypes ?? []);
+  const protectedServices = new Set(options.protectedServices ?? defaultProtectedServices);
   /** The served services, methods and unary method names, indexed once per list of services. */
   let served: { from: readonly DescService[]; services: Set<string>; methods: Map<string, DescMethod>; unaryMethods: string[] } | undefined;
   const servedNow = () => {
@@ -153,6 +163,7 @@ export function createActionService(options: ActionServiceOptions): ActionServic
       const methods = new Map<string, DescMethod>();
       const services = new Set<string>();
       for (const service of list) {
+        if (protectedServices.has(service.typeName)) continue;
         services.add(service.typeName);
         for (const method of service.methods) methods.set(`/${service.typeName}/${method.name}`, method);
       }
@@ -164,6 +175,14 @@ export function createActionService(options: ActionServiceOptions): ActionServic
 
   const checkConditionExists = (condition: Condition, field: string): void => {
     const c = condition;
+    const named = "method" in c ? c.method.split("/")[1] : "service" in c ? c.service : undefined;
+    if (named !== undefined && protectedServices.has(named)) {
+      throw new ConnectError(
+        `${field}: ${named} is never intercepted (protectedServices), so that no execution can lock anyone out of it; ` +
+          "executions cannot name it or its methods",
+        Code.InvalidArgument,
+      );
+    }
     const { methods, services } = servedNow();
     if ("method" in c) {
       const method = methods.get(c.method);

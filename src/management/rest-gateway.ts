@@ -11,6 +11,7 @@ import {
 import { codeFromHttpStatus, errorFromJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { http as httpOption } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
+import { defaultProtectedServices } from "../actions-interceptor.js";
 
 /**
  * RestGatewayOptions configures createRestGateway.
@@ -31,6 +32,14 @@ export interface RestGatewayOptions {
    * is decoded into the request message. Default none. See RestRequestAdapter.
    */
   readonly adaptRequest?: RestRequestAdapter | readonly RestRequestAdapter[];
+  /**
+   * Methods whose REST requests are strict: a body member or query parameter
+   * that is not a field of the request (a typo, such as "interuptOnError")
+   * is answered 400 (Code.InvalidArgument) naming it, instead of being
+   * ignored as grpc-gateway does. Default: the methods of
+   * defaultProtectedServices (the management API).
+   */
+  readonly strict?: (method: DescMethod) => boolean;
 }
 
 /**
@@ -152,6 +161,7 @@ export function createRestGateway(options: RestGatewayOptions): RestGateway {
   const readMaxBytes = options.readMaxBytes ?? 4 * 1024 * 1024;
   const adapters: readonly RestRequestAdapter[] =
     options.adaptRequest === undefined ? [] : typeof options.adaptRequest === "function" ? [options.adaptRequest] : options.adaptRequest;
+  const strict = options.strict ?? ((method: DescMethod) => defaultProtectedServices.includes(method.parent.typeName));
   const routes: CompiledRoute[] = [];
   for (const handler of options.handlers) {
     const method = handler.method;
@@ -188,7 +198,7 @@ export function createRestGateway(options: RestGatewayOptions): RestGateway {
     const { route, params } = allowed[0]!;
     let message: JsonObject;
     try {
-      message = await buildRequestMessage(route, params, url.searchParams, request, readMaxBytes);
+      message = await buildRequestMessage(route, params, url.searchParams, request, readMaxBytes, strict(route.method));
     } catch (e) {
       if (e instanceof TooLarge) {
         return restErrorResponse(new ConnectError(e.message, Code.ResourceExhausted), 413);
@@ -197,6 +207,7 @@ export function createRestGateway(options: RestGatewayOptions): RestGateway {
     }
     try {
       message = adaptRequest(adapters, route.method, message);
+      checkFields(route.method.input, message, "", strict(route.method));
     } catch (e) {
       return restErrorResponse(ConnectError.from(e));
     }
@@ -460,6 +471,85 @@ async function readJsonBody(request: UniversalServerRequest, readMaxBytes: numbe
   return json;
 }
 
+/** durationJson is the JSON form of a google.protobuf.Duration: seconds and up to 9 decimal places, then "s". */
+const durationJson = /^-?\d+(\.\d{1,9})?s$/;
+
+/**
+ * checkFields throws a ConnectError with Code.InvalidArgument naming the
+ * field (its JSON path in the request, "timeout" or "a.b[2]") for a
+ * google.protobuf.Duration in `json` that is not a valid JSON duration: not a
+ * string, not seconds with at most 9 decimal places and an "s", or beyond
+ * ±315,576,000,000 s. The decoder would refuse them too, with a message that
+ * names neither the field nor what is wrong ("Invalid count value: -1" for
+ * "1.0000000001s"). When `strict`, a member that is no field of its message
+ * is refused too ("restWebhook.interuptOnError is not a field of ...").
+ * Other fields are left to the decoder.
+ */
+function checkFields(schema: DescMessage, json: JsonValue, path: string, strict: boolean): void {
+  if (typeof json !== "object" || json === null || Array.isArray(json)) return;
+  for (const [key, value] of Object.entries(json)) {
+    const field = schema.fields.find((f) => f.jsonName === key || f.name === key);
+    if (field === undefined && strict) {
+      throw invalid(`${path === "" ? key : `${path}.${key}`} is not a field of ${schema.typeName}${suggestion(schema, key)}`);
+    }
+    if (field === undefined || value === null) continue;
+    const at = path === "" ? key : `${path}.${key}`;
+    const message =
+      field.fieldKind === "message" || (field.fieldKind === "list" && field.listKind === "message") || (field.fieldKind === "map" && field.mapKind === "message")
+        ? field.message
+        : undefined;
+    if (message === undefined) continue;
+    const each: [string, JsonValue][] =
+      field.fieldKind === "list" && Array.isArray(value)
+        ? value.map((v, i) => [`${at}[${i}]`, v])
+        : field.fieldKind === "map" && typeof value === "object" && !Array.isArray(value)
+          ? Object.entries(value).map(([k, v]) => [`${at}[${JSON.stringify(k)}]`, v])
+          : [[at, value]];
+    for (const [where, v] of each) {
+      if (message.typeName === "google.protobuf.Duration") checkDuration(v, where);
+      else if (!message.typeName.startsWith("google.protobuf.")) checkFields(message, v, where, strict);
+    }
+  }
+}
+
+/**
+ * suggestion returns ' (did you mean "x"?)' when a field of `schema` is
+ * spelled like `name` up to two edits or differs only in case, else "".
+ */
+function suggestion(schema: DescMessage, name: string): string {
+  let best: { name: string; distance: number } | undefined;
+  for (const f of schema.fields) {
+    for (const candidate of new Set([f.jsonName, f.name])) {
+      const distance = candidate.toLowerCase() === name.toLowerCase() ? 0 : editDistance(candidate, name, 2);
+      if (distance <= 2 && (best === undefined || distance < best.distance)) best = { name: f.jsonName, distance };
+    }
+  }
+  return best === undefined ? "" : ` (did you mean "${best.name}"?)`;
+}
+
+/** editDistance returns the Levenshtein distance of `a` and `b`, or limit + 1 when it is larger than `limit`. */
+function editDistance(a: string, b: string, limit: number): number {
+  if (Math.abs(a.length - b.length) > limit) return limit + 1;
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+/** checkDuration throws Code.InvalidArgument naming `field` unless `value` is a valid JSON google.protobuf.Duration. */
+function checkDuration(value: JsonValue, field: string): void {
+  if (typeof value !== "string") throw invalid(`${field} must be a duration string such as "10s", got ${JSON.stringify(value)}`);
+  if (!durationJson.test(value)) {
+    throw invalid(`${field}: "${value}" is not a duration: seconds with at most 9 decimal places followed by "s", such as "10s" or "1.5s"`);
+  }
+  if (Math.abs(Number.parseFloat(value)) > 315_576_000_000) throw invalid(`${field}: "${value}" is out of range`);
+}
+
 /**
  * maxJsonDepth is how deeply arrays and objects may nest in a REST request
  * body: 100 levels, as protobuf parsers allow for messages.
@@ -497,6 +587,7 @@ async function buildRequestMessage(
   query: URLSearchParams,
   request: UniversalServerRequest,
   readMaxBytes: number,
+  strict: boolean,
 ): Promise<JsonObject> {
   const input = route.method.input;
   let message: JsonObject = {};
@@ -522,12 +613,18 @@ async function buildRequestMessage(
     setJson(message, fields, leaf.fieldKind === "list" ? [value] : value, what);
     bound.add(fields.map((f) => f.name).join("."));
   }
+  if (route.body === "*" && strict && [...query.keys()].length > 0) {
+    throw invalid(`query parameter "${[...query.keys()][0]}" is not allowed: the request is the body`);
+  }
   if (route.body !== "*") {
     const bodyPath = route.body === "" ? undefined : resolveFieldPath(input, route.body.split("."), "body").map((f) => f.name).join(".");
     const lists = new Map<string, { fields: DescField[]; values: JsonValue[] }>();
     for (const [key, text] of query) {
       const fields = findFieldPath(input, key.split("."));
-      if (fields === undefined) continue; // unknown query parameters are ignored, as grpc-gateway does
+      if (fields === undefined) {
+        if (strict) throw invalid(`query parameter "${key}" is not a field of ${input.typeName}`);
+        continue; // unknown query parameters are ignored, as grpc-gateway does
+      }
       const protoPath = fields.map((f) => f.name).join(".");
       if (bound.has(protoPath) || (bodyPath !== undefined && (protoPath === bodyPath || protoPath.startsWith(bodyPath + ".")))) {
         continue;

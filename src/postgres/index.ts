@@ -10,6 +10,14 @@ export {
   type PostgresEventQueue,
   type PostgresEventQueueOptions,
 } from "./event-queue.js";
+export {
+  createPostgresOutbox,
+  type OutboxTransactionOptions,
+  type OutboxWrite,
+  type PostgresOutbox,
+  type PostgresOutboxOptions,
+} from "./outbox.js";
+export { createPostgresHealthCheck, type PostgresHealthCheckOptions } from "./health-check.js";
 export { type MigrationTarget, migrate, type PostgresMigration, postgresMigrations } from "./migrations.js";
 export {
   createPostgresSigningKeySource,

@@ -90,7 +90,11 @@ export interface PostgresStore extends ActionStore {
 
 /** First key of the advisory lock that serializes changes to the executions of one instance. */
 const graphLockClass = 0x0ca_0002;
-/** First key of the advisory lock that serializes the creation of targets in one instance (maxTargetsPerInstance). */
+/**
+ * First key of the advisory lock that serializes the creation (maxTargetsPerInstance) and the updates of the
+ * targets of one instance: two renames that swap names would otherwise wait for each other's unique index
+ * entry, a deadlock PostgreSQL breaks after a second.
+ */
 const targetsLockClass = 0x0ca_0003;
 
 /**
@@ -392,6 +396,7 @@ export async function createPostgresStore(options: PostgresStoreOptions = {}): P
         open();
         if (!storableId(id)) throw new ConnectError(`target "${String(id)}" not found`, Code.NotFound);
         const next = await transaction(async (client) => {
+          await client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [targetsLockClass, `${schema}/${instanceId}`]);
           const { rows } = await client.query<TargetRow>(`${targetSelect} WHERE t.instance_id = $1 AND t.id = $2 FOR UPDATE OF t`, [
             instanceId,
             id,

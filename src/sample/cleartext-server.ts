@@ -8,8 +8,18 @@ import net from "node:net";
 export interface CleartextServer {
   /** The port the server listens on. */
   readonly port: number;
-  /** close stops accepting connections and ends open ones. */
+  /** close stops accepting connections and ends open ones at once, with the requests they carry. */
   close(): Promise<void>;
+  /**
+   * shutdown stops accepting connections and lets the requests in flight
+   * finish: idle HTTP/1.1 connections are closed (busy ones after their
+   * response, which says "Connection: close"), HTTP/2 sessions get a GOAWAY
+   * and finish their streams. Once no request is in flight, or when `signal`
+   * aborts (the end of the grace period), it closes what is left, as close().
+   */
+  shutdown(signal?: AbortSignal): Promise<void>;
+  /** inFlight returns the number of requests being served. */
+  inFlight(): number;
 }
 
 /**
@@ -32,8 +42,23 @@ const preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
  * first bytes of each connection and hands it to the matching Node.js server.
  */
 export function listenCleartext(handler: Handler, options: CleartextServerOptions = {}): Promise<CleartextServer> {
-  const h1 = http.createServer({ keepAliveTimeout: 65_000 }, handler);
-  const h2 = http2.createServer({}, handler);
+  let inFlight = 0;
+  let draining = false;
+  let onIdle: (() => void) | undefined;
+  const counted: Handler = (req, res) => {
+    inFlight++;
+    if (draining && "shouldKeepAlive" in res) res.shouldKeepAlive = false;
+    res.once("close", () => {
+      inFlight--;
+      if (draining) {
+        h1.closeIdleConnections();
+        if (inFlight === 0) onIdle?.();
+      }
+    });
+    handler(req, res);
+  };
+  const h1 = http.createServer({ keepAliveTimeout: 65_000 }, counted);
+  const h2 = http2.createServer({}, counted);
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.Http2Session>();
   h2.on("session", (session) => {
@@ -67,15 +92,33 @@ export function listenCleartext(handler: Handler, options: CleartextServerOption
     server.once("error", reject);
     server.listen(options.port ?? 0, options.host ?? "127.0.0.1", () => {
       const address = server.address() as net.AddressInfo;
+      // Emitted once the server stopped listening and its last connection is gone.
+      const closed = new Promise<void>((done) => server.once("close", () => done()));
+      const closeAll = async () => {
+        if (server.listening) server.close();
+        for (const s of sessions) s.destroy();
+        h1.closeAllConnections();
+        for (const s of sockets) s.destroy();
+        await closed;
+      };
       resolve({
         port: address.port,
-        close: () =>
-          new Promise<void>((done) => {
-            server.close(() => done());
-            for (const s of sessions) s.close();
-            h1.closeAllConnections();
-            for (const s of sockets) s.destroy();
-          }),
+        close: closeAll,
+        inFlight: () => inFlight,
+        async shutdown(signal) {
+          draining = true;
+          if (server.listening) server.close(); // no new connections
+          h1.closeIdleConnections();
+          for (const s of sessions) s.close(); // GOAWAY: streams in flight finish
+          if (inFlight > 0 && signal?.aborted !== true) {
+            await new Promise<void>((done) => {
+              onIdle = done;
+              signal?.addEventListener("abort", () => done(), { once: true });
+            });
+          }
+          onIdle = undefined;
+          await closeAll();
+        },
       });
     });
   });

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { Code, ConnectError, createConnectRouter, type HandlerContext, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
+import { Health as HealthService } from "../../gen/grpc/health/v1/health_pb.js";
 import { UserService } from "../../gen/zitadel/user/v2/user_service_pb.js";
 import { type CallerContext, callerContextKey } from "../caller-context.js";
 import { createConsoleHandler } from "../console/console-handler.js";
@@ -10,11 +11,16 @@ import type { TargetCallRecord, TargetDispatcher } from "../dispatch/target-disp
 import type { EventQueue } from "../events/event-queue.js";
 import type { EventWorkerOptions } from "../events/event-worker.js";
 import { createMemoryEventQueue } from "../events/memory-event-queue.js";
+import { createGrpcHealthService } from "../health/grpc-health.js";
+import { createHealth, type Health, type HealthCheck } from "../health/health.js";
+import { createHealthHandler } from "../health/health-handler.js";
 import { createJsonLogger, type Logger } from "../logger.js";
 import { createHostInstanceResolver, hostNameOf, type RequestAddress } from "../host-instance.js";
 import { createNodeRouterHandler, type NodeServerRequest } from "../management/node-router-handler.js";
 import { createPostgresDeliveryLog } from "../postgres/delivery-log.js";
 import { createPostgresEventQueue } from "../postgres/event-queue.js";
+import { createPostgresHealthCheck } from "../postgres/health-check.js";
+import { createPostgresOutbox } from "../postgres/outbox.js";
 import { createPostgresSigningKeySource } from "../postgres/signing-key-source.js";
 import { createPostgresStore } from "../postgres/store.js";
 import { createJwksHandler, jwksPath } from "../keys/jwks-handler.js";
@@ -26,7 +32,8 @@ import { createMemoryStore } from "../store/memory-store.js";
 import { listenCleartext } from "./cleartext-server.js";
 import { createGuideCompatAdapters } from "./guide-compat.js";
 import { createSampleMetrics, metricsPath } from "./metrics.js";
-import { createUserService, type SampleUsers, type UserEvent, userEventTypes } from "./user-service.js";
+import { createUserService, type UserEvent, userEventTypes } from "./user-service.js";
+import { createMemoryUserStore, createPostgresUserStore, type PostgresUserStores, type SampleUserStore } from "./user-store.js";
 import { createUserinfoHandler, userinfoPath } from "./userinfo.js";
 
 /**
@@ -88,6 +95,23 @@ export interface SampleServerOptions {
   readonly processMetrics?: boolean;
   /** Options of the event worker (concurrency, retry policy, max age, ...), default its defaults. */
   readonly eventWorker?: Partial<Omit<EventWorkerOptions, "queue" | "planner" | "dispatcher">>;
+  /** Loop protection, see ActionsOptions.maxHops; default defaultMaxHops (1). */
+  readonly maxHops?: number;
+  /** How often readiness checks the database, default 2 000 ms (see createHealth). */
+  readonly healthIntervalMs?: number;
+}
+
+/**
+ * SampleShutdownOptions configures SampleServer.shutdown.
+ */
+export interface SampleShutdownOptions {
+  /**
+   * How long requests and event deliveries in flight may take to finish,
+   * default 25 000 ms (Kubernetes kills a pod 30 s after SIGTERM).
+   */
+  readonly graceMs?: number;
+  /** How often progress is logged while waiting, default 1 000 ms. */
+  readonly progressIntervalMs?: number;
 }
 
 /**
@@ -118,8 +142,26 @@ export interface SampleServer {
   readonly eventQueue: EventQueue;
   /** The signing keys of JWT and JWE payloads, whose JWKS the sample serves at /oauth/v2/keys. */
   readonly signingKeys: SigningKeySource;
-  /** close stops the server, then waits for async target calls. */
+  /**
+   * users returns the sample's users of an instance (default instanceID): in
+   * PostgreSQL with databaseUrl (written in one transaction with their
+   * events), else in memory.
+   */
+  users(instanceId?: string): SampleUserStore;
+  /** Liveness and readiness (GET /livez, /healthz, /readyz and grpc.health.v1.Health). */
+  readonly health: Health;
+  /** close stops the server at once (open requests end), then waits for async target calls and deliveries. */
   close(): Promise<void>;
+  /**
+   * shutdown stops the server gracefully, logging its progress: readiness
+   * turns false and no connection is accepted; the requests in flight
+   * (including those waiting for a request-phase target) and the event
+   * deliveries in flight get the grace period to finish; what still runs
+   * then is cancelled (cancelled deliveries are released at once, so another
+   * replica takes them over); then everything is closed. Calling it again,
+   * or close(), while it runs waits for the same end.
+   */
+  shutdown(options?: SampleShutdownOptions): Promise<void>;
 }
 
 /**
@@ -147,6 +189,7 @@ export function sampleContext(instanceOf: string | ((req: RequestAddress) => str
  */
 async function connectPostgres(connectionString: string, logger: Logger) {
   const pool = new pg.Pool({ connectionString, connectionTimeoutMillis: 10_000, max: 20 });
+  // A connection that drops while idle (a restart, a terminated backend) must not end the process.
   pool.on("error", (error) => logger.warn("postgres: idle connection failed", { error }));
   try {
     const store = await createPostgresStore({ pool, logger });
@@ -154,6 +197,7 @@ async function connectPostgres(connectionString: string, logger: Logger) {
     const deliveryLog = await createPostgresDeliveryLog({ pool, logger });
     const signingKeys = await createPostgresSigningKeySource({ pool, logger });
     return {
+      pool,
       store,
       eventQueue,
       deliveryLog,
@@ -240,22 +284,39 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
     },
     worker: options.actions === false ? false : options.eventWorker,
     logger,
+    maxHops: options.maxHops,
   });
-  const onEvent = async (event: UserEvent) => {
-    if (options.actions === false) return;
-    await actions.publisher.publish({
-      aggregateID: event.aggregateID,
-      aggregateType: event.aggregateType,
-      resourceOwner: event.resourceOwner,
-      instanceID: event.instanceID,
-      version: "v2",
-      sequence: event.sequence,
-      eventType: event.eventType,
-      createdAt: event.createdAt,
-      userID: event.creator,
-      payload: event.payload,
-    });
-  };
+  const toActionEvent = (event: UserEvent) => ({
+    aggregateID: event.aggregateID,
+    aggregateType: event.aggregateType,
+    resourceOwner: event.resourceOwner,
+    instanceID: event.instanceID,
+    version: "v2",
+    sequence: event.sequence,
+    eventType: event.eventType,
+    createdAt: event.createdAt,
+    userID: event.creator,
+    payload: event.payload,
+  });
+  let postgresUsers: PostgresUserStores | undefined;
+  try {
+    // With PostgreSQL (and its event queue), users and the deliveries of their events are written in one
+    // transaction (the outbox pattern): an acknowledged write always gets its events, a failed one leaves nothing.
+    postgresUsers =
+      postgres !== undefined && eventQueue === postgres.eventQueue && options.actions !== false
+        ? await createPostgresUserStore({
+            pool: postgres.pool,
+            outbox: createPostgresOutbox({ queue: postgres.eventQueue, publisher: actions.publisher }),
+            toActionEvent,
+          })
+        : undefined;
+  } catch (error) {
+    await actions.close();
+    await postgres?.end();
+    throw error;
+  }
+  const checks: HealthCheck[] = postgres === undefined ? [] : [createPostgresHealthCheck({ pool: postgres.pool })];
+  const health = createHealth({ checks, logger, intervalMs: options.healthIntervalMs });
   const context = sampleContext(instanceOf);
   const router = createConnectRouter({
     interceptors: [context, ...(options.actions === false ? [] : [actions.interceptor]), ...(options.interceptors ?? [])],
@@ -264,12 +325,18 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
     readMaxBytes: 4 * 1024 * 1024,
   });
   // Each instance has its own users (and user service), made on its first request.
-  const tenants = new Map<string, { users: SampleUsers; impl: ServiceImpl<typeof UserService> }>();
+  const tenants = new Map<string, { users: SampleUserStore; impl: ServiceImpl<typeof UserService> }>();
   const tenant = (instanceId: string) => {
     let t = tenants.get(instanceId);
     if (t === undefined) {
-      const users: SampleUsers = new Map();
-      t = { users, impl: createUserService({ onEvent, users }) };
+      const users =
+        postgresUsers?.forInstance(instanceId) ??
+        createMemoryUserStore({
+          onEvent: async (event) => {
+            if (options.actions !== false) await actions.publisher.publish(toActionEvent(event));
+          },
+        });
+      t = { users, impl: createUserService({ users }) };
       tenants.set(instanceId, t);
     }
     return t;
@@ -284,6 +351,8 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
     ]),
   ) as unknown as ServiceImpl<typeof UserService>;
   router.service(UserService, perInstance);
+  // Health checks never run through the actions interceptor: no target can make the server look dead.
+  router.service(HealthService, createGrpcHealthService(health, { services: [UserService.typeName] }), { interceptors: [] });
   // The ActionService manages the instance of its caller's token: the host's for ACTIONS_ADMIN_TOKEN.
   actions.registerManagement(router);
   const rpcAndRest = createNodeRouterHandler({ router, logger, adaptRequest: createGuideCompatAdapters(logger) });
@@ -297,13 +366,15 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
           instanceId: (req) => instanceOf(nodeRequestAddress(req)),
         });
   const webConsole = createConsoleHandler({ basePath: "/console" }); // the web console, signed in with adminToken
+  const probes = createHealthHandler(health); // /livez, /healthz, /readyz
   // The public keys that verify JWT payloads (and the JWTs inside JWE payloads), where ZITADEL serves them.
   // Each host's instance has keys of its own, as in ZITADEL.
   const jwks = createJwksHandler({ keys: actions.signingKeys, instanceOf: (req) => instanceOf(requestAddressOf(req)), logger });
   const handler: typeof rpcAndRest = Object.assign(
     (req: Parameters<typeof rpcAndRest>[0], res: Parameters<typeof rpcAndRest>[1]) => {
       const path = req.url?.split("?", 1)[0];
-      if (path === metricsPath) metrics.handler(req, res);
+      if (probes.handles(req.url ?? "")) probes(req, res);
+      else if (path === metricsPath) metrics.handler(req, res);
       else if (path === userinfoPath && userinfo !== undefined) userinfo(req, res);
       else if (path === jwksPath) jwks(req, res);
       else if (webConsole.handles(req.url ?? "")) webConsole(req, res);
@@ -313,13 +384,49 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
   );
   let listener: Awaited<ReturnType<typeof listenCleartext>>;
   try {
+    await health.check();
     listener = await listenCleartext(handler, { port: options.port, host: options.host });
   } catch (error) {
+    health.close();
     await actions.close();
     await postgres?.end();
     throw error;
   }
   const host = options.host ?? "127.0.0.1";
+  let stopping: Promise<void> | undefined;
+
+  const shutdown = async (shutdownOptions: SampleShutdownOptions = {}) => {
+    const graceMs = shutdownOptions.graceMs ?? 25_000;
+    const started = Date.now();
+    const deadline = new AbortController();
+    const graceTimer = setTimeout(() => deadline.abort(), graceMs);
+    const inFlight = () => ({
+      requests: listener.inFlight(),
+      deliveries: actions.worker?.inFlight() ?? 0,
+    });
+    // Not ready and accepting no connections first (both at once, in this tick), then say so.
+    health.drain();
+    const requestsDone = listener.shutdown(deadline.signal);
+    const deliveriesDone = actions.worker?.stop({ signal: deadline.signal });
+    logger.info("shutting down: not ready, accepting no connections, letting what is in flight finish", { graceMs, ...inFlight() });
+    const progress = setInterval(() => {
+      logger.info("shutting down: waiting", { ...inFlight(), remainingMs: Math.max(0, graceMs - (Date.now() - started)) });
+    }, shutdownOptions.progressIntervalMs ?? 1000);
+    const onDeadline = () => logger.warn("shutting down: grace period over, cancelling what still runs", { graceMs, ...inFlight() });
+    deadline.signal.addEventListener("abort", onDeadline, { once: true });
+    try {
+      await Promise.all([requestsDone, deliveriesDone]);
+      logger.info("shutting down: requests and deliveries done, closing", { ...inFlight() });
+      await actions.close({ signal: deadline.signal });
+      health.close();
+      await postgres?.end();
+      logger.info("shut down", { durationMs: Date.now() - started });
+    } finally {
+      clearInterval(progress);
+      clearTimeout(graceTimer);
+      deadline.signal.removeEventListener("abort", onDeadline);
+    }
+  };
   return {
     url: `http://${host.includes(":") ? `[${host}]` : host}:${listener.port}`,
     port: listener.port,
@@ -332,10 +439,21 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
     deliveryLog: actions.deliveryLog,
     eventQueue,
     signingKeys: actions.signingKeys,
-    async close() {
-      await listener.close();
-      await actions.close();
-      await postgres?.end();
+    users: (instanceId = instanceID) => tenant(instanceId).users,
+    health,
+    close() {
+      stopping ??= (async () => {
+        health.drain();
+        await listener.close();
+        await actions.close();
+        health.close();
+        await postgres?.end();
+      })();
+      return stopping;
+    },
+    shutdown(shutdownOptions) {
+      stopping ??= shutdown(shutdownOptions);
+      return stopping;
     },
   };
 }

@@ -27,6 +27,7 @@ import {
 } from "../../gen/zitadel/user/v2/user_pb.js";
 import { callerContextKey } from "../caller-context.js";
 import { newId } from "../id.js";
+import { createMemoryUserStore, type SampleUserStore } from "./user-store.js";
 
 /**
  * SampleUser is a user of the sample UserService: the user as GetUserByID
@@ -37,11 +38,6 @@ export interface SampleUser {
   /** Metadata by key. */
   readonly metadata: Map<string, Uint8Array>;
 }
-
-/**
- * SampleUsers are the sample's users by ID.
- */
-export type SampleUsers = Map<string, SampleUser>;
 
 /**
  * UserEvent is a state change of the sample UserService, as ZITADEL's event
@@ -74,16 +70,18 @@ export const userEventTypes: readonly string[] = ["user.human.added", "user.huma
 export interface UserServiceOptions {
   /**
    * onEvent receives every state change after it happened; awaited before the
-   * RPC replies, so a durable event queue can persist the event first. Default nothing.
+   * RPC replies, so a durable event queue can persist the event first.
+   * Default nothing. Only used with the default `users`: a store given in
+   * `users` publishes the events itself.
    */
   readonly onEvent?: (event: UserEvent) => void | Promise<void>;
   /** Organization of users added without one, default "sample-org". */
   readonly defaultOrgId?: string;
   /**
-   * The users by ID, default a new map. Share it to read users elsewhere, as
-   * the sample's userinfo endpoint does.
+   * Where the users live, default createMemoryUserStore({ onEvent }). Share
+   * it to read users elsewhere, as the sample's userinfo endpoint does.
    */
-  readonly users?: SampleUsers;
+  readonly users?: SampleUserStore;
 }
 
 /** NewHuman is what AddHumanUser and CreateUser have in common. */
@@ -125,8 +123,7 @@ interface NotImplemented {
  * - ListUsers evaluates all of ZITADEL's user queries and sorting columns.
  */
 export function createUserService(options: UserServiceOptions = {}): ServiceImpl<typeof UserService> {
-  const users: SampleUsers = options.users ?? new Map();
-  const usernames = new Map<string, string>([...users.values()].map((u) => [u.user.username, u.user.userId]));
+  const users: SampleUserStore = options.users ?? createMemoryUserStore({ onEvent: options.onEvent });
   const defaultOrg = options.defaultOrgId ?? "sample-org";
 
   const details = (sequence: bigint, owner: string, created: Date, changed: Date): Details =>
@@ -136,22 +133,21 @@ export function createUserService(options: UserServiceOptions = {}): ServiceImpl
       creationDate: timestampFromDate(created),
       resourceOwner: owner,
     });
-  const emit = async (user: User, eventType: string, ctx: HandlerContext, payload: Record<string, unknown> | undefined) => {
-    await options.onEvent?.({
-      aggregateID: user.userId,
-      aggregateType: "user",
-      resourceOwner: user.details?.resourceOwner ?? "",
-      instanceID: ctx.values.get(callerContextKey).instanceID ?? "",
-      eventType,
-      sequence: Number(user.details?.sequence ?? 0n),
-      createdAt: user.details?.changeDate ? timestampDate(user.details.changeDate) : new Date(),
-      creator: ctx.values.get(callerContextKey).userID ?? "",
-      payload,
-    });
-  };
-  const get = (userId: string): SampleUser => {
+  /** eventOf returns the event of a change of `user`. */
+  const eventOf = (user: User, eventType: string, ctx: HandlerContext, payload: Record<string, unknown> | undefined): UserEvent => ({
+    aggregateID: user.userId,
+    aggregateType: "user",
+    resourceOwner: user.details?.resourceOwner ?? "",
+    instanceID: ctx.values.get(callerContextKey).instanceID ?? "",
+    eventType,
+    sequence: Number(user.details?.sequence ?? 0n),
+    createdAt: user.details?.changeDate ? timestampDate(user.details.changeDate) : new Date(),
+    creator: ctx.values.get(callerContextKey).userID ?? "",
+    payload,
+  });
+  const get = async (userId: string): Promise<SampleUser> => {
     if (userId === "") throw new ConnectError("user_id must not be empty", Code.InvalidArgument);
-    const user = users.get(userId);
+    const user = await users.get(userId);
     if (user === undefined) throw new ConnectError(`user "${userId}" not found`, Code.NotFound);
     return user;
   };
@@ -164,10 +160,8 @@ export function createUserService(options: UserServiceOptions = {}): ServiceImpl
     const phone = checkPhone(req.phone, `${prefix}phone`);
     const userId = req.userId ?? newId();
     if (userId === "" || userId.length > 200) throw invalid("user_id must have 1 to 200 characters");
-    if (users.has(userId)) throw new ConnectError(`user "${userId}" already exists`, Code.AlreadyExists);
     const username = req.username ?? email;
     if (username === "" || username.length > 200) throw invalid("username must have 1 to 200 characters");
-    if (usernames.has(username)) throw new ConnectError(`username "${username}" is taken`, Code.AlreadyExists);
     const metadata = new Map<string, Uint8Array>();
     req.metadata.forEach((m, i) => {
       if (m.key === "" || m.key.length > 200) throw invalid(`${prefix}metadata[${i}].key must have 1 to 200 characters`);
@@ -190,12 +184,11 @@ export function createUserService(options: UserServiceOptions = {}): ServiceImpl
         }),
       },
     });
-    users.set(userId, { user, metadata });
-    usernames.set(username, userId);
     const stored = storedProfile(profile);
     // ZITADEL's HumanAddedEvent: empty strings and an unspecified gender are left out,
-    // the preferred language is always there ("und" when unset).
-    await emit(user, "user.human.added", ctx, omitEmpty({
+    // the preferred language is always there ("und" when unset). The store takes the user
+    // and its event together: both are kept, or neither.
+    await users.add({ user, metadata }, eventOf(user, "user.human.added", ctx, omitEmpty({
       userName: username,
       firstName: stored.givenName,
       lastName: stored.familyName,
@@ -205,7 +198,7 @@ export function createUserService(options: UserServiceOptions = {}): ServiceImpl
       gender: stored.gender === Gender.UNSPECIFIED ? undefined : stored.gender,
       email,
       phone,
-    }));
+    })));
     return { user, emailCode: verificationCode(req.email), phoneCode: verificationCode(req.phone) };
   };
 
@@ -267,7 +260,7 @@ export function createUserService(options: UserServiceOptions = {}): ServiceImpl
 
     async getUserByID(req) {
       rejectUnknownFields(req);
-      const { user } = get(req.userId);
+      const { user } = await get(req.userId);
       return create(GetUserByIDResponseSchema, { details: user.details, user });
     },
 
@@ -275,7 +268,9 @@ export function createUserService(options: UserServiceOptions = {}): ServiceImpl
       rejectUnknownFields(req);
       if (req.password !== undefined) throw unimplemented("password", "the sample keeps no passwords");
       rejectNotImplemented({ email: req.email, phone: req.phone }, "");
-      const { user } = get(req.userId);
+      const entry = await get(req.userId);
+      const { user } = entry;
+      const previous = user.details?.sequence ?? 0n;
       if (user.type.case !== "human") throw new ConnectError(`user "${user.userId}" is not a human user`, Code.FailedPrecondition);
       const human = user.type.value;
       const email = checkEmail(req.email, "email");
@@ -284,7 +279,6 @@ export function createUserService(options: UserServiceOptions = {}): ServiceImpl
       const changes: Record<string, unknown> = {};
       if (req.username !== undefined && req.username !== user.username) {
         if (req.username === "" || req.username.length > 200) throw invalid("username must have 1 to 200 characters");
-        if (usernames.has(req.username)) throw new ConnectError(`username "${req.username}" is taken`, Code.AlreadyExists);
         changes.userName = req.username;
       }
       if (profile !== undefined) {
@@ -297,8 +291,6 @@ export function createUserService(options: UserServiceOptions = {}): ServiceImpl
         throw invalid("nothing to change: set username, profile, email or phone");
       }
       if (changes.userName !== undefined) {
-        usernames.delete(user.username);
-        usernames.set(req.username!, user.userId);
         user.username = req.username!;
         user.loginNames = [user.username];
         user.preferredLoginName = user.username;
@@ -308,7 +300,7 @@ export function createUserService(options: UserServiceOptions = {}): ServiceImpl
       if (phone !== undefined) human.phone = { $typeName: "zitadel.user.v2.HumanPhone", phone, isVerified: req.phone?.verification.case === "isVerified" && req.phone.verification.value };
       const prev = user.details!;
       user.details = details(prev.sequence + 1n, prev.resourceOwner, timestampDate(prev.creationDate!), new Date());
-      await emit(user, "user.human.changed", ctx, changes);
+      await users.replace(entry, previous, eventOf(user, "user.human.changed", ctx, changes));
       return create(UpdateHumanUserResponseSchema, {
         details: user.details,
         emailCode: verificationCode(req.email),
@@ -318,13 +310,11 @@ export function createUserService(options: UserServiceOptions = {}): ServiceImpl
 
     async deleteUser(req, ctx) {
       rejectUnknownFields(req);
-      const { user } = get(req.userId);
-      users.delete(user.userId);
-      usernames.delete(user.username);
+      const { user } = await get(req.userId);
       const prev = user.details!;
       user.details = details(prev.sequence + 1n, prev.resourceOwner, timestampDate(prev.creationDate!), new Date());
       // ZITADEL's UserRemovedEvent has no payload.
-      await emit(user, "user.removed", ctx, undefined);
+      await users.remove(user.userId, prev.sequence, eventOf(user, "user.removed", ctx, undefined));
       return create(DeleteUserResponseSchema, { details: user.details });
     },
 
@@ -335,7 +325,7 @@ export function createUserService(options: UserServiceOptions = {}): ServiceImpl
       const offset = Number(req.query?.offset ?? 0n);
       const matches = req.queries.map((q, i) => compileQuery(q, `queries[${i}]`, 0));
       const sortKey = sortKeyOf(req.sortingColumn);
-      let all = [...users.values()].map((u) => u.user).filter((u) => matches.every((m) => m(u)));
+      let all = (await users.list()).map((u) => u.user).filter((u) => matches.every((m) => m(u)));
       if (sortKey !== undefined) all.sort((a, b) => compare(sortKey(a), sortKey(b)));
       // Without a query the users come in creation order; with one, `asc` decides (descending by default).
       if (req.query !== undefined && !req.query.asc) all = all.reverse();
@@ -348,7 +338,7 @@ export function createUserService(options: UserServiceOptions = {}): ServiceImpl
 
     async *watchUsers(req) {
       rejectUnknownFields(req);
-      for (const { user } of users.values()) {
+      for (const { user } of await users.list()) {
         yield create(WatchUsersResponseSchema, { user });
       }
     },

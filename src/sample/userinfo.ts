@@ -1,20 +1,21 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { ConnectError } from "@connectrpc/connect";
 import { Gender, type User } from "../../gen/zitadel/user/v2/user_pb.js";
+import { hopsOf } from "../dispatch/hop.js";
 import { rfc3339Nano } from "../events/action-event.js";
 import { runClaimsFunction } from "../functions/function-contracts.js";
 import type { FunctionRunner } from "../functions/function-runner.js";
 import type { Logger } from "../logger.js";
 import type { NodeServerRequest, NodeServerResponse } from "../management/node-router-handler.js";
 import { restStatusFromCode } from "../management/rest-gateway.js";
-import type { SampleUsers } from "./user-service.js";
+import type { SampleUserStore } from "./user-store.js";
 
 /**
  * UserinfoOptions configures createUserinfoHandler.
  */
 export interface UserinfoOptions {
-  /** The sample's users by ID, of the instance of a request. */
-  readonly users: SampleUsers | ((instanceId: string) => SampleUsers);
+  /** The sample's users, of the instance of a request. */
+  readonly users: SampleUserStore | ((instanceId: string) => SampleUserStore);
   readonly runner: FunctionRunner;
   readonly logger: Logger;
   /** The instance whose users and preuserinfo executions a request uses: an ID, or a function of the request. */
@@ -52,7 +53,14 @@ export function createUserinfoHandler(options: UserinfoOptions): (req: Req, res:
       const instanceId = typeof options.instanceId === "string" ? options.instanceId : options.instanceId(req);
       const users = typeof options.users === "function" ? options.users(instanceId) : options.users;
       const token = /^Bearer\s+(\S+)$/i.exec(String(req.headers.authorization ?? ""))?.[1];
-      const entry = token === undefined ? undefined : users.get(token);
+      let entry: Awaited<ReturnType<SampleUserStore["get"]>>;
+      try {
+        entry = token === undefined ? undefined : await users.get(token);
+      } catch (e) {
+        const error = ConnectError.from(e);
+        send(res, restStatusFromCode(error.code), { error: "server_error", error_description: error.rawMessage });
+        return;
+      }
       if (entry === undefined) {
         send(res, 401, { error: "invalid_token", error_description: "the bearer token must be the ID of an existing user" }, {
           "www-authenticate": 'Bearer error="invalid_token"',
@@ -86,9 +94,10 @@ export function createUserinfoHandler(options: UserinfoOptions): (req: Req, res:
             org: { id: user.details?.resourceOwner ?? "" },
           },
           claims,
-          { instanceId },
+          // A request a target call made (Actions-Hop) is refused rather than run the function again: no loop.
+          { instanceId, hops: hopsOf(headersOf(req.headers)) },
         );
-        for (const m of result.metadata) metadata.set(m.key, m.value);
+        if (result.metadata.length > 0) await users.setMetadata(user.userId, result.metadata);
         send(res, 200, result.claims);
       } catch (e) {
         const error = ConnectError.from(e);
@@ -145,4 +154,14 @@ export function zitadelUser(user: User): Record<string, unknown> {
 /** omitEmpty drops undefined and "" values, as Go's `omitempty` does. */
 function omitEmpty(object: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(object).filter(([, v]) => v !== undefined && v !== ""));
+}
+
+/** headersOf returns the headers of a Node.js request as Headers (repeated headers joined with ", "). */
+function headersOf(raw: Req["headers"]): Headers {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(raw)) {
+    if (name.startsWith(":") || value === undefined) continue;
+    headers.set(name, Array.isArray(value) ? value.join(", ") : String(value));
+  }
+  return headers;
 }
