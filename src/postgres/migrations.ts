@@ -1,6 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import pg from "pg";
 import { inTransaction } from "./transaction.js";
+import { lockClasses } from "./lock-classes.js";
 
 /**
  * PostgresMigration is one step of the PostgreSQL schema of connect-actions.
@@ -320,7 +321,7 @@ export const postgresMigrations: readonly PostgresMigration[] = Object.freeze([
           set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true);
         IF p_limit > 0 AND p_intake > 0 THEN
           -- Waits for an intake of another worker to commit, then sees its lanes.
-          PERFORM pg_advisory_xact_lock(${0x0ca_0011}, hashtext('${schema.replaceAll("'", "''")}'));
+          PERFORM pg_advisory_xact_lock(${lockClasses.eventIntake}, hashtext('${schema.replaceAll("'", "''")}'));
           WITH moved AS (
             DELETE FROM ${schema}.event_inbox WHERE id IN (
               SELECT id FROM ${schema}.event_inbox ORDER BY id LIMIT p_intake
@@ -587,7 +588,7 @@ export async function migrate(
  * migrationLockClass is the first key of the advisory lock migrate takes; the
  * second is the hash of the schema name.
  */
-const migrationLockClass = 0x0ca_0001;
+const migrationLockClass = lockClasses.migration;
 
 /**
  * validateSchemaName throws a ConnectError with Code.InvalidArgument unless

@@ -17,6 +17,7 @@ import { validateInstanceId } from "../store/action-store.js";
 import { connectionSchema, openPool, type PostgresConnectionOptions } from "./connection.js";
 import { postgresErrorMapper } from "./errors.js";
 import { toDate } from "./values.js";
+import { lockClasses } from "./lock-classes.js";
 
 /**
  * PostgresSigningKeySourceOptions configures createPostgresSigningKeySource:
@@ -62,7 +63,7 @@ interface SigningKeyRow {
 }
 
 /** First key of the advisory lock that serializes key generation for one instance. */
-const keyLockClass = 0x0ca_0010;
+const keyLockClass = lockClasses.signingKeys;
 
 const toConnectError = postgresErrorMapper("postgres signing keys", (sqlState) => sqlState === "22021" || sqlState === "22P05");
 

@@ -37,6 +37,7 @@ import {
   type TargetPublicKey,
   validatePublicKeyInput,
 } from "../target-key.js";
+import { lockClasses } from "./lock-classes.js";
 
 /**
  * PostgresStoreOptions configures createPostgresStore. Set at most one of
@@ -89,13 +90,13 @@ export interface PostgresStore extends ActionStore {
 }
 
 /** First key of the advisory lock that serializes changes to the executions of one instance. */
-const graphLockClass = 0x0ca_0002;
+const graphLockClass = lockClasses.executionGraph;
 /**
  * First key of the advisory lock that serializes the creation (maxTargetsPerInstance) and the updates of the
  * targets of one instance: two renames that swap names would otherwise wait for each other's unique index
  * entry, a deadlock PostgreSQL breaks after a second.
  */
-const targetsLockClass = 0x0ca_0003;
+const targetsLockClass = lockClasses.targets;
 
 /**
  * toConnectError turns an error of the driver into a ConnectError (see
