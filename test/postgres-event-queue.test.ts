@@ -175,6 +175,62 @@ describe("postgres event queue", () => {
     }
   });
 
+  it("enqueues and commits in one round trip, every character of the jobs kept; a failed insert commits nothing", async () => {
+    const schema = newSchema();
+    const queue = await open({ schema });
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      await client.query(`CREATE TABLE ${pg.escapeIdentifier(schema)}.writes (n integer)`);
+      const odd = "quote ' backslash \\ E'\\x41' $1 ; COMMIT; -- \u{1F600} \u00e9\nnewline";
+      const jobs = [
+        job("t", "k", { body: JSON.stringify({ odd }), instanceId: "inst ' 1" }),
+        job("t", "k", { instanceId: "inst ' 1", eventType: odd, executionId: odd, createdAt: new Date("2026-01-02T03:04:05.678Z"), timeoutMs: 1234 }),
+      ];
+      let roundTrips = 0;
+      const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+      (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+        roundTrips++;
+        return query(...args);
+      };
+      await client.query("BEGIN");
+      await client.query(`INSERT INTO ${pg.escapeIdentifier(schema)}.writes VALUES (1)`);
+      roundTrips = 0;
+      await queue.enqueueAndCommit(client, jobs);
+      expect(roundTrips).toBe(1);
+      // Committed: the write and the jobs are visible to others, exactly as given, in order.
+      expect((await db.query(`SELECT n FROM ${pg.escapeIdentifier(schema)}.writes`)).map((r) => r.n)).toEqual([1]);
+      const claimed = await queue.claim(10, 1000);
+      expect(claimed.map((j) => [j.instanceId, j.body, j.eventType, j.executionId, j.createdAt.toISOString(), j.timeoutMs])).toEqual([
+        ["inst ' 1", jobs[0]!.body, jobs[0]!.eventType, jobs[0]!.executionId, jobs[0]!.createdAt.toISOString(), jobs[0]!.timeoutMs],
+      ]);
+      // The second, behind the first in its lane, arrives with every character too.
+      await queue.complete(claimed[0]!);
+      const [second] = await queue.claim(10, 1000);
+      expect([second!.eventType, second!.executionId, second!.createdAt.toISOString(), second!.timeoutMs]).toEqual([
+        odd,
+        odd,
+        "2026-01-02T03:04:05.678Z",
+        1234,
+      ]);
+      expect(await queue.pending()).toBe(1);
+      // A failing insert: nothing of the transaction is committed.
+      await client.query("BEGIN");
+      await client.query(`INSERT INTO ${pg.escapeIdentifier(schema)}.writes VALUES (2)`);
+      expect(await codeOf(queue.enqueueAndCommit(client, [job("t", "k", { body: "a\0b" })]))).toBe(Code.InvalidArgument);
+      await client.query("ROLLBACK");
+      expect((await db.query(`SELECT n FROM ${pg.escapeIdentifier(schema)}.writes`)).map((r) => r.n)).toEqual([1]);
+      // No jobs: only the commit.
+      await client.query("BEGIN");
+      await client.query(`INSERT INTO ${pg.escapeIdentifier(schema)}.writes VALUES (3)`);
+      await queue.enqueueAndCommit(client, []);
+      expect((await db.query(`SELECT n FROM ${pg.escapeIdentifier(schema)}.writes ORDER BY n`)).map((r) => r.n)).toEqual([1, 3]);
+      expect(await queue.pending()).toBe(1);
+    } finally {
+      await client.end();
+    }
+  });
+
   it("wakes an idle worker on another instance through NOTIFY, without waiting for its poll", async () => {
     const schema = newSchema();
     const [a, b] = [await open({ schema }), await open({ schema })];

@@ -20,6 +20,7 @@ import { postgresErrorMapper } from "./errors.js";
 import { createPostgresListener } from "./listener.js";
 import { isStorableText, storableText, toDate, unnestColumns } from "./values.js";
 import { createWatchers } from "./watchers.js";
+import { lockClasses } from "./lock-classes.js";
 
 /**
  * PostgresEventQueueOptions configures createPostgresEventQueue. Set at most
@@ -86,6 +87,16 @@ export interface PostgresEventQueue extends EventQueue {
    */
   enqueueWith(client: pg.ClientBase, jobs: readonly EventJob[]): Promise<void>;
   /**
+   * enqueueAndCommit adds jobs through `client`, as enqueueWith does, and
+   * commits the transaction open on it in the same round trip (one simple
+   * query, "INSERT ...; COMMIT", the values written as literals), so that a
+   * write with events costs no more round trips than one without. With no
+   * jobs it only commits. When the insert fails, nothing is committed: the
+   * transaction is aborted and the caller rolls it back, as after any failed
+   * statement. The client is neither released nor ended.
+   */
+  enqueueAndCommit(client: pg.ClientBase, jobs: readonly EventJob[]): Promise<void>;
+  /**
    * listenerPid returns the backend process ID of the LISTEN connection
    * (see pg_stat_activity), or undefined while it is reconnecting or after
    * close. For diagnostics.
@@ -97,7 +108,7 @@ export interface PostgresEventQueue extends EventQueue {
 const maxTimeoutMs = 2 ** 31 - 1;
 
 /** First key of the wake-up lock; the second is hashtext(channel). */
-const wakeLockClass = 0x0ca_0010;
+const wakeLockClass = lockClasses.eventWake;
 
 /** The most enqueued jobs one cycle moves from the inbox into their lanes. */
 const maxIntake = 2000;
@@ -328,6 +339,11 @@ export async function createPostgresEventQueue(options: PostgresEventQueueOption
          ELSE pg_notify($9, $10) IS NULL END AS done
      )`;
   const inboxColumns = "instance_id, target_id, ordering_key, execution_id, event_type, body, created_at, timeout_ms";
+  /** The SQL types of jobColumnsOf's columns, in its order. */
+  const inboxTypes = ["text", "text", "text", "text", "text", "text", "timestamptz", "integer"] as const;
+  // As `woken`, for enqueueAndCommit's simple query: the channel and an empty payload as literals.
+  const wakeExpression = `CASE WHEN pg_try_advisory_xact_lock_shared(${wakeLockClass}, hashtext(${pg.escapeLiteral(channel)}))
+       THEN NULL ELSE pg_notify(${pg.escapeLiteral(channel)}, '') END`;
   const insertOneText = `WITH ${woken}
      INSERT INTO ${q}.event_inbox (${inboxColumns})
      SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::timestamptz, $8::integer FROM woken`;
@@ -461,6 +477,23 @@ export async function createPostgresEventQueue(options: PostgresEventQueueOption
       if (jobs.length === 0) return;
       try {
         await insertJobs(client, jobs, "");
+      } catch (error) {
+        throw toConnectError(error);
+      }
+    },
+
+    async enqueueAndCommit(client, jobs) {
+      open();
+      if (jobs.length === 0) {
+        await client.query("COMMIT");
+        return;
+      }
+      const columns = jobColumnsOf(jobs);
+      const rows = jobs.map((_, i) => `(${columns.map((column, c) => literalOf(column[i], inboxTypes[c]!)).join(", ")})`);
+      try {
+        // Two statements: the insert (a VALUES list is inserted, and so numbered, in its order), which wakes
+        // waiting workers through its RETURNING (PostgreSQL sends a notification once per transaction), and the commit.
+        await client.query(`INSERT INTO ${q}.event_inbox (${inboxColumns}) VALUES ${rows.join(", ")} RETURNING ${wakeExpression}; COMMIT`);
       } catch (error) {
         throw toConnectError(error);
       }
@@ -719,6 +752,22 @@ function jobColumnsOf(jobs: readonly EventJob[]): unknown[][] {
     jobs.map((job) => job.instanceId ?? ""),
     ...unnestColumns(jobs, ["targetId", "orderingKey", "executionId", "eventType", "body", "createdAt", "timeoutMs"]),
   ];
+}
+
+/**
+ * literalOf writes a value of jobColumnsOf (checked there) as an SQL literal
+ * of `type`: text escaped by pg.escapeLiteral, a date as its ISO text, an
+ * integer as its digits.
+ */
+function literalOf(value: unknown, type: "text" | "timestamptz" | "integer"): string {
+  switch (type) {
+    case "text":
+      return `${pg.escapeLiteral(value as string)}::text`;
+    case "timestamptz":
+      return `${pg.escapeLiteral((value as Date).toISOString())}::timestamptz`;
+    case "integer":
+      return `${String(Math.trunc(value as number))}::integer`;
+  }
 }
 
 /** jobFromRow returns the fields of a queued or dead job that both tables hold alike. */

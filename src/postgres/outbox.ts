@@ -3,6 +3,7 @@ import type { ActionEvent } from "../events/action-event.js";
 import type { EventPublisher } from "../events/event-publisher.js";
 import { acquireClient } from "./connection.js";
 import { postgresErrorMapper } from "./errors.js";
+import type { EventJob } from "../events/event-queue.js";
 import type { PostgresEventQueue } from "./event-queue.js";
 import { inTransaction } from "./transaction.js";
 
@@ -46,7 +47,7 @@ export interface PostgresOutbox {
   /**
    * transaction checks a client out of the pool, runs `fn` on it inside a
    * transaction, enqueues the deliveries of the events `fn` returns with it
-   * (EventPublisher.jobsFor, then PostgresEventQueue.enqueueWith, on the same
+   * (EventPublisher.jobsFor, then PostgresEventQueue.enqueueAndCommit, on the same
    * client), commits, and resolves `fn`'s result. When anything fails, the
    * transaction is rolled back, nothing is enqueued, and the promise rejects:
    * with what `fn` threw, or with a ConnectError for a failure of the
@@ -95,16 +96,18 @@ export function createPostgresOutbox(options: PostgresOutboxOptions): PostgresOu
       };
       client.on("error", onError);
       try {
+        let jobs: readonly EventJob[] = [];
         return await inTransaction(
           client,
           async (tx) => {
             const write = await fn(tx);
-            const jobs = await publisher.jobsFor(write.events);
-            await queue.enqueueWith(tx, jobs);
+            jobs = await publisher.jobsFor(write.events);
             return write.result;
           },
           {
             begin: transactionOptions.begin,
+            // The deliveries and the COMMIT in one round trip: events cost the write no round trip of their own.
+            commit: (tx) => queue.enqueueAndCommit(tx, jobs),
             // What the caller's code threw stays as it is; failures of the database become ConnectErrors.
             mapError: (error) => (error instanceof Error && !(error instanceof pg.DatabaseError) && !isDriverError(error) ? error : toConnectError(error)),
           },

@@ -12,6 +12,13 @@ export interface TransactionOptions<T> {
    */
   readonly end?: (value: T) => "COMMIT" | "ROLLBACK";
   /**
+   * commit ends a transaction whose function resolved `value`, instead of
+   * the statement `end` names: it must commit the transaction on `client`
+   * itself, for example together with a last statement in one round trip.
+   * When it throws, the transaction is rolled back. Default none.
+   */
+  readonly commit?: (client: pg.ClientBase, value: T) => Promise<void>;
+  /**
    * mapError turns the error the transaction rejects with into another one,
    * for example a ConnectError (see postgresErrorMapper). It also maps the
    * errors of taking a client from a pool. Default: errors are passed on as
@@ -56,7 +63,8 @@ export async function inTransaction<T>(
   try {
     await client.query(options.begin ?? "BEGIN");
     const value = await fn(client);
-    await client.query(options.end?.(value) ?? "COMMIT");
+    if (options.commit !== undefined) await options.commit(client, value);
+    else await client.query(options.end?.(value) ?? "COMMIT");
     return value;
   } catch (error) {
     try {
