@@ -5,11 +5,22 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { EventQueue, QueuedJob } from "../events/event-queue.js";
 import { codeOf, sleep, testJob as job } from "./support.js";
 
+/**
+ * EventQueueFixture is what a queue's factory gives describeEventQueueContract:
+ * a fresh, empty queue, and how to dispose of it (stop it, drop its tables).
+ */
 export interface EventQueueFixture {
   readonly queue: EventQueue;
   cleanup(): Promise<void>;
 }
 
+/**
+ * describeEventQueueContract declares the EventQueue contract tests (vitest's
+ * describe/it) for the queues `factory` makes, one fresh queue per test:
+ * enqueue, claim with per-lane order and leases, settle, retry, give up,
+ * list and requeue dead jobs (each once), instances and their turns, watch.
+ * An adapter for another database passes it to prove itself.
+ */
 export function describeEventQueueContract(name: string, factory: () => Promise<EventQueueFixture>): void {
   describe(`EventQueue contract: ${name}`, () => {
     let fixture: EventQueueFixture;
