@@ -88,7 +88,7 @@ export interface ActionsOptions {
    * (another process delivers). Default: a worker with its default options,
    * started at once.
    */
-  readonly worker?: Partial<Omit<EventWorkerOptions, "queue" | "planner" | "dispatcher" | "logger">> | false;
+  readonly worker?: Partial<Omit<EventWorkerOptions, "queue" | "planner" | "dispatcher" | "logger" | "maxHops">> | false;
   /**
    * Bounds of the plans kept in memory (maxPlans, maxPlanBytes; see
    * ExecutionPlannerOptions), default theirs: no count limit, 256 MiB.
@@ -98,7 +98,9 @@ export interface ActionsOptions {
   readonly logger?: Logger;
   /**
    * Loop protection, see ActionsInterceptorOptions.maxHops; it applies to
-   * functions too (FunctionRunnerOptions.maxHops). Default defaultMaxHops (1).
+   * functions (FunctionRunnerOptions.maxHops) and events too
+   * (EventPublisherOptions.maxHops, EventWorkerOptions.maxHops). Default
+   * defaultMaxHops (1).
    */
   readonly maxHops?: number;
 }
@@ -236,10 +238,10 @@ export function createActions(options: ActionsOptions): Actions {
     instanceID: options.instanceID,
     maxHops: options.maxHops,
   });
-  const publisher = createEventPublisher({ planner, queue: eventQueue });
+  const publisher = createEventPublisher({ planner, queue: eventQueue, maxHops: options.maxHops });
   const runner = createFunctionRunner({ planner, dispatcher, logger, maxHops: options.maxHops });
   const worker =
-    options.worker === false ? undefined : createEventWorker({ ...options.worker, queue: eventQueue, planner, dispatcher, logger });
+    options.worker === false ? undefined : createEventWorker({ ...options.worker, queue: eventQueue, planner, dispatcher, logger, maxHops: options.maxHops });
   worker?.start();
   let closing: Promise<void> | undefined;
 

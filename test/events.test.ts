@@ -1,6 +1,7 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { type ActionEvent, encodeEventPayload, rfc3339Nano } from "../src/events/action-event.js";
 import type { InstanceStore } from "../src/store/action-store.js";
 import { createEventPublisher, type EventPublisher } from "../src/events/event-publisher.js";
@@ -124,6 +125,31 @@ describe("event delivery", () => {
     expect(targets.callsTo("/group")[0]!.json.event_type).toBe("user.human.changed");
     expect(targets.callsTo("/all")[0]!.json.event_type).toBe("org.added");
     expect(records.find((r) => r.targetId === exact.id)).toMatchObject({ executionId: "event/user.human.added", trigger: "user.human.added", attempt: 1, status: 200 });
+  });
+
+  it("refuses, enqueuing nothing, events at maxHops that would be delivered; others pass whatever their hops", async () => {
+    const exact = await hook("/exact");
+    await store.setExecution({ type: "event", event: "user.human.added" }, [{ target: exact.id }]);
+    const looping = { ...event("user.human.added"), hops: 1 };
+    const error = await publisher.publish([event("user.human.added"), looping]).then(() => undefined, (e: unknown) => ConnectError.from(e));
+    expect(error?.code).toBe(Code.FailedPrecondition);
+    expect(error?.rawMessage).toMatch(/^actions loop: .*Actions-Hop: 1.*"user\.human\.added".*event\/user\.human\.added/i);
+    expect(await queue.pending()).toBe(0);
+    await expect(publisher.jobsFor(looping)).rejects.toThrow(/actions loop/);
+    // Without an execution there is nothing to loop; with maxHops 2 one more level passes.
+    expect(await publisher.publish({ ...event("user.removed"), hops: 7 })).toBe(0);
+    expect(await createEventPublisher({ planner, queue, maxHops: 2 }).publish(looping)).toBe(1);
+    for (const maxHops of [0, 1.5, 1001]) expect(() => createEventPublisher({ planner, queue, maxHops })).toThrow(/maxHops must be an integer/);
+    for (const maxHops of [0, -1]) expect(() => createEventWorker({ queue, planner, dispatcher, maxHops })).toThrow(/maxHops must be an integer/);
+  });
+
+  it("sends event deliveries with Actions-Hop: maxHops", async () => {
+    const exact = await hook("/exact");
+    await store.setExecution({ type: "event", event: "user.human.added" }, [{ target: exact.id }]);
+    startWorker({ maxHops: 3 });
+    await publisher.publish(event("user.human.added"));
+    const [call] = await targets.waitFor("/exact");
+    expect(call!.headers["actions-hop"]).toBe("3");
   });
 
   it("enqueues nothing for events without an execution", async () => {

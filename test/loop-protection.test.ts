@@ -11,6 +11,7 @@ import { silentLogger } from "../src/logger.js";
 import { createExecutionPlanner } from "../src/plan/execution-planner.js";
 import { createMemoryStore } from "../src/store/memory-store.js";
 import { startTargetServer } from "./helpers/target-server.js";
+import { waitFor } from "./helpers/wait.js";
 import { startTcpProxy, type TcpProxy } from "./fixtures/tcp-proxy.js";
 import { addUser } from "./helpers/intercepted-server.js";
 import { useTestDatabase } from "./helpers/postgres.js";
@@ -143,6 +144,49 @@ describe.each(["memory", "postgres"] as const)("loop protection (%s)", (backend)
     expect(listed.result.length).toBeGreaterThan(0);
     await admin.setExecution({ condition, targets: [] });
   });
+
+  it("stops an event target that answers each event with a change that publishes it again, leaving that change undone", async () => {
+    // The event target makes a change of its own (a new user), forwarding the marker as a well-behaved proxy or SDK would.
+    const callbacks: (ConnectError | "ok")[] = [];
+    let n = 0;
+    h.targets.route("/event-loop", async (call) => {
+      const username = `echo-${backend}-${++n}`;
+      callbacks.push(
+        await h
+          .users()
+          .addHumanUser({ ...addUser(username), username }, { headers: { [hopHeader]: String(call.headers[hopHeader]) } })
+          .then(() => "ok" as const, (e: unknown) => ConnectError.from(e)),
+      );
+      return { status: 200 };
+    });
+    const admin = h.actions();
+    const { id } = await admin.createTarget({
+      name: `event-loop-${backend}`,
+      targetType: { case: "restWebhook", value: { interruptOnError: false } },
+      endpoint: h.targets.endpoint("/event-loop"),
+      timeout: { seconds: 10n },
+    });
+    const condition = { conditionType: { case: "event" as const, value: { condition: { case: "event" as const, value: "user.human.added" } } } };
+    await admin.setExecution({ condition, targets: [id] });
+    try {
+      await h.users().addHumanUser(addUser(`event-origin-${backend}`));
+      const [delivery] = await h.targets.waitFor("/event-loop", 1, 60_000);
+      expect(delivery?.headers[hopHeader]).toBe("1");
+      // The target's change was refused before it was made: no user, no event, no second delivery.
+      await waitFor(async () => callbacks.length === 1 && (await h.server.eventQueue.pending()) === 0, 60_000, "the delivery settled");
+      expect(callbacks[0]).toBeInstanceOf(ConnectError);
+      expect((callbacks[0] as ConnectError).code).toBe(Code.FailedPrecondition);
+      expect((callbacks[0] as ConnectError).rawMessage).toMatch(/^actions loop: .*user\.human\.added/);
+      const users = await h.users().listUsers({});
+      expect(users.result.map((u) => u.username)).not.toContain(`echo-${backend}-1`);
+      expect(h.targets.callsTo("/event-loop")).toHaveLength(1);
+      // A change the target makes without the marker is an ordinary one (and is delivered).
+      await h.users().addHumanUser({ ...addUser(`event-unmarked-${backend}`), username: `event-unmarked-${backend}` });
+      await h.targets.waitFor("/event-loop", 2, 60_000);
+    } finally {
+      await admin.setExecution({ condition, targets: [] });
+    }
+  });
 });
 
 describe("maxHops", () => {
@@ -163,6 +207,39 @@ describe("maxHops", () => {
       const error = await errorOf(h.users().addHumanUser(addUser("two")));
       expect(error.code).toBe(Code.FailedPrecondition);
       expect(h.records.filter((r) => r.targetId === id).map((r) => r.status)).toEqual([400, 400]);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe("maxHops for events", () => {
+  it("marks event deliveries as the last hop allowed, so their targets' changes publish no event that would be delivered", async () => {
+    const h = await startSampleHarness({ maxHops: 2, eventWorker: { pollIntervalMs: 50 } });
+    try {
+      const outcomes: string[] = [];
+      h.targets.route("/event-2", async (call) => {
+        const answer = await h
+          .users()
+          .addHumanUser(addUser(`echo-${outcomes.length}`), { headers: { [hopHeader]: String(call.headers[hopHeader]) } })
+          .then(() => "ok", (e: unknown) => Code[ConnectError.from(e).code]);
+        outcomes.push(`${call.headers[hopHeader]} ${answer}`);
+        return { status: 200 };
+      });
+      const admin = h.actions();
+      const { id } = await admin.createTarget({
+        name: "event-2",
+        targetType: { case: "restWebhook", value: { interruptOnError: false } },
+        endpoint: h.targets.endpoint("/event-2"),
+        timeout: { seconds: 10n },
+      });
+      await admin.setExecution({
+        condition: { conditionType: { case: "event", value: { condition: { case: "event", value: "user.human.added" } } } },
+        targets: [id],
+      });
+      await h.users().addHumanUser(addUser("origin"));
+      await waitFor(async () => outcomes.length === 1 && (await h.server.eventQueue.pending()) === 0, 60_000, "the delivery settled");
+      expect(outcomes).toEqual(["2 FailedPrecondition"]);
     } finally {
       await h.close();
     }

@@ -20,6 +20,14 @@ export interface ActionEvent {
   readonly userID: string;
   /** The event's own data, sent as JSON. */
   readonly payload: unknown;
+  /**
+   * The Actions-Hop count of the request whose change this event records
+   * (hopsOf(the request's headers)): 0, the default, for a change a client
+   * made, 1 or more for one a target call made. Loop protection: an event
+   * that event executions would deliver is refused when it is at least
+   * EventPublisherOptions.maxHops. Not part of the payload.
+   */
+  readonly hops?: number;
 }
 
 /**

@@ -1,7 +1,8 @@
 import type { ClaimOptions, EventQueue, QueuedJob, SettleResult, Settlement } from "./event-queue.js";
 import type { ExecutionPlanner } from "../plan/execution-planner.js";
 import { type Logger, createJsonLogger } from "../logger.js";
-import { ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { defaultMaxHops } from "../dispatch/hop.js";
 import { errorDetail, type TargetDispatcher, TargetFailure, targetStatusOf } from "../dispatch/target-dispatcher.js";
 
 /**
@@ -49,6 +50,15 @@ export interface EventWorkerOptions {
   readonly maxAgeMs?: number;
   /** Logger, default JSON lines on stderr at level "info". */
   readonly logger?: Logger;
+  /**
+   * The Actions-Hop value of deliveries: the publisher's maxHops (see
+   * EventPublisherOptions.maxHops), default defaultMaxHops (1). The queue does
+   * not keep the hop count of the request that published an event, so a
+   * delivery counts as the last call a chain may make: a request its target
+   * makes in turn runs no executions (it is refused when one would run) and
+   * publishes no event that would be delivered.
+   */
+  readonly maxHops?: number;
 }
 
 /**
@@ -142,6 +152,10 @@ export function createEventWorker(options: EventWorkerOptions): EventWorker {
   const maxAgeMs = options.maxAgeMs ?? 24 * 3600_000;
   const policy = options.retry ?? {};
   const logger = options.logger ?? createJsonLogger();
+  const maxHops = options.maxHops ?? defaultMaxHops;
+  if (!Number.isInteger(maxHops) || maxHops < 1 || maxHops > 1000) {
+    throw new ConnectError(`maxHops must be an integer from 1 to 1000, got ${maxHops}`, Code.InvalidArgument);
+  }
   let running = false;
   let loop: Promise<void> | undefined;
   /** Deliveries whose attempt has not finished yet, in all and per instance. */
@@ -221,6 +235,7 @@ export function createEventWorker(options: EventWorkerOptions): EventWorker {
         attempt: job.attempt,
         timeoutMs: job.timeoutMs,
         ignoreBody: true,
+        hop: maxHops,
         signal: cancel.signal,
       });
       return { job, outcome: "complete" };

@@ -297,6 +297,7 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
     createdAt: event.createdAt,
     userID: event.creator,
     payload: event.payload,
+    hops: event.hops,
   });
   let postgresUsers: PostgresUserStores | undefined;
   try {

@@ -2,6 +2,7 @@ import { randomInt } from "node:crypto";
 import { create, type Message } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { hopsOf } from "../dispatch/hop.js";
 import { type Details, DetailsSchema, ListDetailsSchema, TextQueryMethod } from "../../gen/zitadel/object/v2/object_pb.js";
 import type { SetHumanEmail } from "../../gen/zitadel/user/v2/email_pb.js";
 import type { IDPLink } from "../../gen/zitadel/user/v2/idp_pb.js";
@@ -57,6 +58,8 @@ export interface UserEvent {
   readonly creator: string;
   /** The event's data; undefined for events without (user.removed), which ZITADEL sends without event_payload. */
   readonly payload: Record<string, unknown> | undefined;
+  /** The Actions-Hop count of the request that made the change (hopsOf), default 0 (a client's); see ActionEvent.hops. */
+  readonly hops?: number;
 }
 
 /**
@@ -144,6 +147,7 @@ export function createUserService(options: UserServiceOptions = {}): ServiceImpl
     createdAt: user.details?.changeDate ? timestampDate(user.details.changeDate) : new Date(),
     creator: ctx.values.get(callerContextKey).userID ?? "",
     payload,
+    hops: hopsOf(ctx.requestHeader),
   });
   const get = async (userId: string): Promise<SampleUser> => {
     if (userId === "") throw new ConnectError("user_id must not be empty", Code.InvalidArgument);

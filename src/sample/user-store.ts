@@ -44,8 +44,9 @@ export interface MemoryUserStoreOptions {
   /**
    * onEvent receives the event of every write after the write, and the write
    * resolves once it has (so a durable queue has the event by then). A
-   * failure rejects the write, which stays done: the memory store is not
-   * transactional. Default nothing.
+   * failure rejects the write and undoes it, unless another write changed
+   * the same user meanwhile (the memory store is not transactional: readers
+   * may have seen it). Default nothing.
    */
   readonly onEvent?: (event: UserEvent) => void | Promise<void>;
 }
@@ -65,6 +66,15 @@ export function createMemoryUserStore(options: MemoryUserStoreOptions = {}): Sam
     }
     return stored;
   };
+  /** published hands the event of a write to onEvent; when that fails, `undo` reverts the write, then the error is rethrown. */
+  const published = async (event: UserEvent, undo: () => void): Promise<void> => {
+    try {
+      await options.onEvent?.(event);
+    } catch (error) {
+      undo();
+      throw error;
+    }
+  };
   return {
     async get(userId) {
       const entry = users.get(userId);
@@ -77,9 +87,14 @@ export function createMemoryUserStore(options: MemoryUserStoreOptions = {}): Sam
       const { userId, username } = entry.user;
       if (users.has(userId)) throw new ConnectError(`user "${userId}" already exists`, Code.AlreadyExists);
       if (usernames.has(username)) throw new ConnectError(`username "${username}" is taken`, Code.AlreadyExists);
-      users.set(userId, copy(entry));
+      const added = copy(entry);
+      users.set(userId, added);
       usernames.set(username, userId);
-      await options.onEvent?.(event);
+      await published(event, () => {
+        if (users.get(userId) !== added) return;
+        users.delete(userId);
+        if (usernames.get(username) === userId) usernames.delete(username);
+      });
     },
     async replace(entry, sequence, event) {
       const { userId, username } = entry.user;
@@ -88,14 +103,24 @@ export function createMemoryUserStore(options: MemoryUserStoreOptions = {}): Sam
       if (owner !== undefined && owner !== userId) throw new ConnectError(`username "${username}" is taken`, Code.AlreadyExists);
       usernames.delete(stored.user.username);
       usernames.set(username, userId);
-      users.set(userId, copy(entry));
-      await options.onEvent?.(event);
+      const replaced = copy(entry);
+      users.set(userId, replaced);
+      await published(event, () => {
+        if (users.get(userId) !== replaced) return;
+        users.set(userId, stored);
+        if (usernames.get(username) === userId) usernames.delete(username);
+        usernames.set(stored.user.username, userId);
+      });
     },
     async remove(userId, sequence, event) {
       const stored = current(userId, sequence);
       users.delete(userId);
       usernames.delete(stored.user.username);
-      await options.onEvent?.(event);
+      await published(event, () => {
+        if (users.has(userId) || usernames.has(stored.user.username)) return;
+        users.set(userId, stored);
+        usernames.set(stored.user.username, userId);
+      });
     },
     async setMetadata(userId, entries) {
       const stored = users.get(userId);
