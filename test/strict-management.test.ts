@@ -128,6 +128,28 @@ describe.each(["memory", "postgres"] as const)("strict management input (%s)", (
       expect((await h.server.store.getTarget(answer.json.id))?.timeoutMs).toBe(ms);
       await h.rest("DELETE", `/v2/actions/targets/${answer.json.id}`, undefined, h.auth);
     }
+    // Over Connect JSON, a duration the decoder would refuse without naming the field is refused naming it.
+    for (const version of ["v2", "v2beta"]) {
+      for (const [timeout, message] of [
+        ["1.0000000001s", 'timeout: "1.0000000001s" is not a duration: seconds with at most 9 decimal places followed by "s", such as "10s" or "1.5s"'],
+        [10, 'timeout must be a duration string such as "10s", got 10'],
+      ] as const) {
+        const res = await fetch(`${h.server.url}/zitadel.action.${version}.ActionService/CreateTarget`, {
+          method: "POST",
+          headers: { ...h.auth, "content-type": "application/json" },
+          body: JSON.stringify({ name: "connect-json", restAsync: {}, endpoint: h.targets.endpoint("/d"), timeout }),
+        });
+        expect(res.status, `${version} ${timeout}`).toBe(400);
+        expect(await res.json()).toEqual({ code: "invalid_argument", message });
+      }
+      const nested = await fetch(`${h.server.url}/zitadel.action.${version}.ActionService/UpdateTarget`, {
+        method: "POST",
+        headers: { ...h.auth, "content-type": "application/json; charset=utf-8" },
+        body: JSON.stringify({ id: "x", expirationSigningKey: "0.0000000001s" }),
+      });
+      expect(((await nested.json()) as { message: string }).message).toMatch(/^expirationSigningKey: "0\.0000000001s" is not a duration/);
+    }
+    expect(await state()).toBe(before);
     // The binary protocols reach the same check.
     const error = await h
       .actions("v2", "grpc")

@@ -1,9 +1,10 @@
 import { Code, ConnectError, type ConnectRouter, type ContextValues } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerResponse } from "@connectrpc/connect/protocol";
+import { codeToHttpStatus, errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { type Logger, createJsonLogger } from "../logger.js";
-import { createRestGateway, type RestGateway, type RestRequestAdapter, restErrorResponse } from "./rest-gateway.js";
+import { checkFields, createRestGateway, type RestGateway, type RestRequestAdapter, restErrorResponse } from "./rest-gateway.js";
 
 /** NodeServerRequest is a request of Node's http, https or http2 server. */
 export type NodeServerRequest = Parameters<typeof universalRequestFromNodeRequest>[0];
@@ -63,6 +64,12 @@ export interface NodeRouterHandler extends NodeHandlerFn {
  * the router does not serve gets grpc-status 12 (UNIMPLEMENTED), "unknown
  * service ..." or "unknown method ... for service ...", as from a gRPC server,
  * instead of an HTTP 404.
+ *
+ * The JSON of a Connect unary request (POST, application/json, uncompressed,
+ * at most 1 MiB) has its google.protobuf.Duration fields checked before it is
+ * decoded, as the REST gateway does, so that a malformed duration is refused
+ * with Code.InvalidArgument naming the field ("timeout: \"1.0000000001s\" is
+ * not a duration: ...") rather than with the decoder's "Invalid count value".
  */
 export function createNodeRouterHandler(options: NodeRouterHandlerOptions): NodeRouterHandler {
   const logger = options.logger ?? createJsonLogger();
@@ -92,7 +99,14 @@ export function createNodeRouterHandler(options: NodeRouterHandlerOptions): Node
       sendUnknownGrpcMethod(res, unknownGrpcMethod(path, contentType, services));
       return;
     }
-    const run = rpc ?? (restGateway === undefined ? notFound : restGateway.handle);
+    const run =
+      rpc === undefined
+        ? restGateway === undefined
+          ? notFound
+          : restGateway.handle
+        : rpc.method.methodKind === "unary" && req.method === "POST" && /^application\/json(;|$)/i.test(contentType) && !req.headers["content-encoding"]
+          ? (r: typeof uReq) => checkedConnectJson(rpc, r)
+          : rpc;
     run(uReq)
       .then((uRes) => universalResponseToNodeResponse(uRes, res))
       .catch((reason: unknown) => {
@@ -111,6 +125,67 @@ export function createNodeRouterHandler(options: NodeRouterHandlerOptions): Node
       });
   };
   return Object.assign(handler, { restGateway });
+}
+
+/** The largest Connect JSON body whose durations are checked before decoding; larger ones go to the decoder as they are. */
+const maxCheckedJsonBytes = 1024 * 1024;
+
+/**
+ * checkedConnectJson reads the body of a Connect unary JSON request, checks
+ * its durations (checkFields) and hands the same bytes to the handler, or
+ * answers a Connect error naming the field.
+ */
+async function checkedConnectJson(rpc: UniversalHandler, req: Parameters<UniversalHandler>[0]): Promise<UniversalServerResponse> {
+  const body = req.body;
+  if (body === null || typeof body !== "object" || !(Symbol.asyncIterator in body)) return rpc(req);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const iterator = (body as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+  for (;;) {
+    const next = await iterator.next();
+    if (next.done === true) break;
+    chunks.push(next.value);
+    size += next.value.byteLength;
+    if (size > maxCheckedJsonBytes) break;
+  }
+  const rest = async function* (): AsyncIterable<Uint8Array> {
+    yield* chunks;
+    if (size > maxCheckedJsonBytes) {
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done === true) return;
+        yield next.value;
+      }
+    }
+  };
+  if (size <= maxCheckedJsonBytes) {
+    let json: unknown;
+    try {
+      json = JSON.parse(Buffer.concat(chunks).toString("utf8"));
+    } catch {
+      json = undefined; // the decoder explains what is wrong
+    }
+    if (json !== undefined) {
+      try {
+        checkFields(rpc.method.input, json as never, "", false);
+      } catch (error) {
+        return connectJsonError(ConnectError.from(error));
+      }
+    }
+  }
+  return rpc({ ...req, body: rest() });
+}
+
+/** connectJsonError is the response of the Connect protocol for a unary error: its HTTP status and the JSON error body. */
+function connectJsonError(error: ConnectError): UniversalServerResponse {
+  const body = errorToJsonBytes(error, undefined);
+  return {
+    status: codeToHttpStatus(error.code),
+    header: new Headers({ "content-type": "application/json" }),
+    body: (async function* () {
+      yield body;
+    })(),
+  };
 }
 
 /**

@@ -485,7 +485,7 @@ const durationJson = /^-?\d+(\.\d{1,9})?s$/;
  * is refused too ("restWebhook.interuptOnError is not a field of ...").
  * Other fields are left to the decoder.
  */
-function checkFields(schema: DescMessage, json: JsonValue, path: string, strict: boolean): void {
+export function checkFields(schema: DescMessage, json: JsonValue, path: string, strict: boolean): void {
   if (typeof json !== "object" || json === null || Array.isArray(json)) return;
   for (const [key, value] of Object.entries(json)) {
     const field = schema.fields.find((f) => f.jsonName === key || f.name === key);
