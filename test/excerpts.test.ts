@@ -99,10 +99,10 @@ describe("excerpts in target calls", () => {
   it("are off by default: records have none, and the call does no JSON work for them", async () => {
     targets = await startTargetServer();
     const records: TargetCallRecord[] = [];
-    const off = createTargetDispatcher({ logger: silentLogger, endpointGuard: createEndpointGuard({ enabled: false }), onCall: (r) => records.push(r) });
+    const off = createTargetDispatcher({ logger: silentLogger, endpointGuard: createEndpointGuard(), onCall: (r) => records.push(r) });
     const on = createTargetDispatcher({
       logger: silentLogger,
-      endpointGuard: createEndpointGuard({ enabled: false }),
+      endpointGuard: createEndpointGuard(),
       onCall: (r) => records.push(r),
       excerpts: createExcerpter({ secretFields: ["secret"] }),
     });
@@ -155,7 +155,7 @@ describe("excerpts in target calls", () => {
     targets = await startTargetServer();
     targets.route("/answer", { body: { token: "t", ok: 1 } });
     for (const excerpts of [undefined, false, true, { secretFields: ["token"], maxBytes: 100 }] as const) {
-      const actions = createActions({ store: createMemoryStore(), worker: false, logger: silentLogger, endpointGuard: createEndpointGuard({ enabled: false }), excerpts });
+      const actions = createActions({ store: createMemoryStore(), worker: false, logger: silentLogger, endpointGuard: createEndpointGuard(), excerpts });
       try {
         await actions.dispatcher.call({ target: target(targets.endpoint("/answer"), "call"), executionId: "request", body });
         const [record] = (await actions.deliveryLog.list()).records;
