@@ -175,6 +175,14 @@ export type ActionServiceImpl = ServiceImpl<typeof ActionServiceV2> & ServiceImp
  *   active one.
  * - Code.ResourceExhausted: a target's 101st public key.
  *
+ * The extensions of connect-actions: ListTargetCalls and ListFailedEventDeliveries
+ * (Code.Unimplemented without deliveryLog, eventQueue); ExplainExecution (which
+ * execution runs for a condition, from `planner`'s plans, see
+ * ExecutionPlan.explain); TestTarget (a signed sample call of a target through
+ * `dispatcher`, Code.Unimplemented without it; a failing target is reported,
+ * not an error); RetryFailedEventDeliveries (EventQueue.requeueDead in the
+ * caller's instance, Code.Unimplemented without eventQueue).
+ *
  * SetExecution appends `includes` after `targets`; an empty list removes the
  * execution (even when its condition no longer exists). DeleteTarget removes
  * the target from every execution, and its public keys. The public-key RPCs
