@@ -278,7 +278,13 @@ export const deliveryLogPage = {
         h("dt", { text: "Payload sent" }),
         h("dd", null, excerpt("request", call.requestExcerpt)),
         h("dt", { text: "Answer" }),
-        h("dd", null, call.responseExcerpt || !call.requestExcerpt ? excerpt("response", call.responseExcerpt) : h("span", { class: "muted", text: "(empty)" })),
+        h(
+          "dd",
+          null,
+          call.responseExcerpt || !call.requestExcerpt
+            ? excerpt("response", call.responseExcerpt)
+            : h("span", { class: "muted", "data-excerpt": "response", text: "None: the answer was empty, or not read (webhooks and async targets only need the status)." }),
+        ),
       );
     }
 

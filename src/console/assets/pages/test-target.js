@@ -132,7 +132,7 @@ export const testTargetPage = {
 
     /** showResult fills the result panel with what TestTarget answered. */
     function showResult(answer, target) {
-      const ok = answer.error === "";
+      const ok = answer.error === "" && answer.answerParses !== false;
       const parses =
         answer.answerParses === undefined
           ? null
@@ -141,7 +141,13 @@ export const testTargetPage = {
             : badge("answer does not parse", "bad", answer.parseError || undefined);
       replace(
         result,
-        h("h2", { class: "panel-title" }, ok ? "The target answered" : "The call failed", " ", statusBadge({ status: answer.status, error: answer.error })),
+        h(
+          "h2",
+          { class: "panel-title" },
+          ok ? "The target answered" : answer.error === "" ? "The answer does not parse" : "The call failed",
+          " ",
+          statusBadge({ status: answer.status, error: answer.error }),
+        ),
         h(
           "dl",
           { class: "details" },
