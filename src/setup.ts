@@ -5,6 +5,7 @@ import { ActionService as ActionServiceV2beta } from "../gen/zitadel/action/v2be
 import { createActionsInterceptor } from "./actions-interceptor.js";
 import type { ResolveContext, ResolveInstance } from "./caller-context.js";
 import { createEndpointGuard, type EndpointGuard } from "./dispatch/endpoint-guard.js";
+import { createExcerpter, type ExcerptOptions } from "./dispatch/excerpt.js";
 import { createTargetDispatcher, type TargetDispatcher, type TargetDispatcherOptions } from "./dispatch/target-dispatcher.js";
 import { createEventPublisher, type EventPublisher } from "./events/event-publisher.js";
 import type { EventQueue } from "./events/event-queue.js";
@@ -82,7 +83,16 @@ export interface ActionsOptions {
    * Options of the target dispatcher (timeouts, connections, async limits),
    * default its defaults. Its `onCall` is called after the delivery log records the call.
    */
-  readonly dispatcher?: Omit<TargetDispatcherOptions, "logger" | "endpointGuard" | "signingKeys">;
+  readonly dispatcher?: Omit<TargetDispatcherOptions, "logger" | "endpointGuard" | "signingKeys" | "excerpts">;
+  /**
+   * Keep excerpts of the payloads and answers of target calls in the
+   * delivery log (ListTargetCalls' request_excerpt and response_excerpt):
+   * true for createExcerpter's defaults (2048 bytes, no secret fields), or
+   * its ExcerptOptions (maxBytes, secretFields). Default false: no excerpts,
+   * and calls do no work for them. TestTarget always reports excerpts, made
+   * with these options when given.
+   */
+  readonly excerpts?: boolean | ExcerptOptions;
   /**
    * Options of the event worker, or false to run no worker in this process
    * (another process delivers). Default: a worker with its default options,
@@ -214,11 +224,13 @@ export function createActions(options: ActionsOptions): Actions {
   const endpointGuard = options.endpointGuard ?? createEndpointGuard();
   const onCall = options.dispatcher?.onCall;
   const signingKeys = options.signingKeys ?? createMemorySigningKeySource();
+  const excerpts = options.excerpts === undefined || options.excerpts === false ? undefined : createExcerpter(options.excerpts === true ? {} : options.excerpts);
   const dispatcher = createTargetDispatcher({
     ...options.dispatcher,
     logger,
     endpointGuard,
     signingKeys,
+    excerpts,
     onCall: (record) => {
       deliveryLog.record(record);
       onCall?.(record);
@@ -276,6 +288,9 @@ export function createActions(options: ActionsOptions): Actions {
         endpointGuard,
         deliveryLog,
         eventQueue,
+        planner,
+        dispatcher,
+        excerpts,
       });
       const serviceOptions = { interceptors, jsonOptions: { ignoreUnknownFields: false } };
       router.service(ActionServiceV2beta, impl, serviceOptions);

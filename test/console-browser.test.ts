@@ -47,6 +47,13 @@ function row(attribute: string, value: string): Locator {
   return page.locator(`tbody tr[data-${attribute}="${value}"]`);
 }
 
+/** levelsShown reads the levels of a best-match preview: [execution ID, badge text] each. */
+async function levelsShown(levels: Locator): Promise<[string | null, string | null][]> {
+  const shown: [string | null, string | null][] = [];
+  for (const level of await levels.all()) shown.push([await level.getAttribute("data-execution-id"), await level.locator(".badge").textContent()]);
+  return shown;
+}
+
 async function targetIdByName(name: string): Promise<string> {
   const { targets } = await h.actions().listTargets({});
   const found = targets.find((t) => t.name === name);
@@ -202,15 +209,22 @@ describe("web console in chromium", { timeout: 180_000 }, () => {
     expect(await hookCall.locator(".badge").first().textContent()).toBe("200");
     await calls.filter({ hasText: "audit trail" }).waitFor();
 
-    // Details of a call.
+    // Details of a call, with the excerpts of the payload sent and of the answer (the sample keeps them).
     await hookCall.getByRole("button", { name: /Details of the call/ }).click();
     await page.locator("tr.details-row").getByText(h.targets.endpoint("/hook")).waitFor();
+    const sent = JSON.parse((await page.locator('tr.details-row pre[data-excerpt="request"]').textContent())!);
+    expect(sent).toMatchObject({ fullMethod: "/zitadel.user.v2.UserService/AddHumanUser", request: { profile: { givenName: "Ada" } } });
+    // A webhook's answer body is not read: the record says so.
+    expect(await page.locator('tr.details-row [data-excerpt="response"]').textContent()).toMatch(/^None: the answer was empty, or not read/);
 
-    // Failed only: none of these failed.
-    await page.getByLabel("Failed only").check();
+    // By status: none of these failed; both succeeded.
+    await page.getByLabel("Status").selectOption("failed");
     await page.getByText("No calls match these filters.").waitFor();
-    expect(page.url()).toContain("failed=1");
-    await page.getByLabel("Failed only").uncheck();
+    expect(page.url()).toContain("status=failed");
+    await page.getByLabel("Status").selectOption("succeeded");
+    await hookCall.waitFor();
+    await calls.filter({ hasText: "audit trail" }).waitFor();
+    await page.getByLabel("Status").selectOption("");
     await hookCall.waitFor();
 
     // By target: only the hook's call.
@@ -271,6 +285,23 @@ describe("web console in chromium", { timeout: 180_000 }, () => {
     await screenshot("failed-deliveries");
   });
 
+  it("retries a given-up delivery once the target accepts it, and it is delivered", async () => {
+    const delivered = (await h.targets.waitFor("/reject", 1, wait)).length;
+    h.targets.route("/reject", { status: 200, body: {} });
+    const failed = page.locator("tbody tr[data-delivery-id]");
+    const id = await failed.getAttribute("data-delivery-id");
+    await failed.getByRole("button", { name: /^Retry/ }).click();
+    await page.getByText("No failed deliveries.").waitFor();
+    const calls = await h.targets.waitFor("/reject", delivered + 1, wait);
+    expect(JSON.parse(calls[delivered]!.body)).toMatchObject({ event_type: "user.human.added" });
+    expect((await h.actions().listFailedEventDeliveries({})).deliveries).toEqual([]);
+    // A second retry of the same delivery finds nothing: each given-up delivery is retried once.
+    expect((await h.actions().retryFailedEventDeliveries({ id: id! })).retried).toBe(0);
+    // The delivery log shows the successful attempt.
+    const crm = await targetIdByName("crm sync");
+    await waitFor(async () => (await h.actions().listTargetCalls({ targetId: crm })).calls.some((c) => c.status === 200), wait, "the retried delivery in the log");
+  });
+
   it("sets an event group execution that includes another event execution", async () => {
     await page.getByRole("link", { name: "Executions" }).click();
     await page.getByRole("tab", { name: "Event" }).click();
@@ -318,6 +349,75 @@ describe("web console in chromium", { timeout: 180_000 }, () => {
     await page.locator("tbody tr.call-failed").first().getByRole("button", { name: /Details of the call/ }).click();
     await page.locator("tr.details-row").waitFor();
     await screenshot("delivery-log");
+  });
+
+  it("explains which execution runs for a method, with the includes expanded and the levels it beat", async () => {
+    await page.getByRole("link", { name: "Executions" }).click();
+    await page.getByRole("tab", { name: "Response" }).click();
+    const preview = page.locator('section[aria-label="Best match"]');
+    await preview.getByLabel("Method name").selectOption("/zitadel.user.v2.UserService/AddHumanUser");
+    await preview.getByRole("button", { name: /^Explain/ }).click();
+    const levels = preview.locator("ol.levels li");
+    await levels.first().waitFor();
+    expect(await levelsShown(levels)).toEqual([
+      ["response/zitadel.user.v2.UserService/AddHumanUser", "runs"],
+      ["response/zitadel.user.v2.UserService", "beaten"],
+      ["response", "not set"],
+    ]);
+    expect(await preview.locator("ol.explained-targets strong").allTextContents()).toEqual(["audit trail", "user-added webhook"]);
+
+    // Another method of the service: the service's execution runs, then the method execution it includes.
+    await preview.getByLabel("Method name").selectOption("/zitadel.user.v2.UserService/GetUserByID");
+    await preview.getByRole("button", { name: /^Explain/ }).click();
+    await preview.getByText("Runs response/zitadel.user.v2.UserService,", { exact: false }).waitFor();
+    expect(await preview.locator("ol.explained-targets strong").allTextContents()).toEqual(["crm sync", "audit trail", "user-added webhook"]);
+    expect(await preview.locator("ol.explained-targets li").nth(1).textContent()).toContain("via response/zitadel.user.v2.UserService/AddHumanUser");
+    expect((await levelsShown(levels)).map(([, shown]) => shown)).toEqual(["not set", "runs", "not set"]);
+    await screenshot("best-match");
+  });
+
+  it("tests a target with a sample payload and shows the answer, marked as a test in the delivery log", async () => {
+    await page.getByRole("link", { name: "Targets" }).click();
+    const hook = await targetIdByName("user-added webhook");
+    const before = (await h.targets.waitFor("/hook", 1, wait)).length;
+    await row("target-id", hook).getByRole("button", { name: /^Test/ }).click();
+    await page.getByRole("heading", { name: "Test target" }).waitFor();
+    expect(page.url()).toContain(`#/test?target=${hook}`);
+    await page.getByLabel("Condition type").selectOption("response");
+    await page.getByLabel("Method name").selectOption("/zitadel.user.v2.UserService/AddHumanUser");
+    await page.getByRole("button", { name: "Send test" }).click();
+    const result = page.locator('section[aria-label="Result"]');
+    await result.getByText("The target answered").waitFor();
+    expect(await result.locator("h2 .badge").textContent()).toBe("200");
+    const payload = JSON.parse((await result.locator('pre[data-excerpt="payload"]').textContent())!);
+    expect(payload).toMatchObject({ fullMethod: "/zitadel.user.v2.UserService/AddHumanUser" });
+    const received = await h.targets.waitFor("/hook", before + 1, wait);
+    expect(received[before]!.headers["zitadel-signature"]).toBeTruthy();
+    expect(JSON.parse(received[before]!.body)).toMatchObject({ fullMethod: "/zitadel.user.v2.UserService/AddHumanUser" });
+    expect(page.url()).toContain("type=response");
+
+    // A call target whose answer is not the message it would replace.
+    const call = await h.actions().createTarget({
+      name: "profile fixer",
+      targetType: { case: "restCall", value: { interruptOnError: true } },
+      endpoint: h.targets.endpoint("/fixer"),
+      timeout: { seconds: 5n },
+    });
+    h.targets.route("/fixer", { status: 200, body: { profile: "not an object" } });
+    await page.goto(`${h.server.url}/console/#/test?target=${call.id}&type=request&value=${encodeURIComponent("/zitadel.user.v2.UserService/AddHumanUser")}`);
+    await page.getByRole("heading", { name: "Test target" }).waitFor();
+    expect(await page.getByLabel("Method name").inputValue()).toBe("/zitadel.user.v2.UserService/AddHumanUser");
+    await page.getByRole("button", { name: "Send test" }).click();
+    await result.getByText("answer does not parse", { exact: true }).waitFor();
+    await result.getByRole("heading", { name: /^The answer does not parse/ }).waitFor();
+    expect(await result.locator('pre[data-excerpt="answer"]').textContent()).toContain("not an object");
+    await screenshot("test-target");
+
+    await result.getByRole("link", { name: "See the call in the delivery log" }).click();
+    const testCall = page.locator("tbody tr.call").filter({ hasText: "profile fixer" });
+    await testCall.waitFor();
+    expect(await testCall.locator(".badge").allTextContents()).toContain("test");
+    await h.actions().deleteTarget({ id: call.id });
   });
 
   it("rotates a target's signing key and shows the new key once", async () => {
@@ -375,7 +475,7 @@ describe("web console in chromium", { timeout: 180_000 }, () => {
   });
 
   it("took a PNG of each page and reported no script, CSP or Trusted Types error", () => {
-    expect([...shots.keys()].sort()).toEqual(["delivery-log", "execution-editor", "executions", "failed-deliveries", "login", "targets"]);
+    expect([...shots.keys()].sort()).toEqual(["best-match", "delivery-log", "execution-editor", "executions", "failed-deliveries", "login", "targets", "test-target"]);
     for (const [name, png] of shots) {
       expect(png.subarray(1, 4).toString("latin1"), name).toBe("PNG");
       expect(png.readUInt32BE(16), `${name} width`).toBe(1280);

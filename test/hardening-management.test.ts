@@ -143,6 +143,15 @@ const apis: readonly Api[] = [
     sample: (ids, g) => ({ targetId: g.pick(ids), failedOnly: true, since: "2020-01-01T00:00:00Z", pagination: { limit: 5 } }),
   },
   { rpc: "ListFailedEventDeliveries", httpMethod: "GET", path: "/events/failed", body: false, sample: () => ({ limit: 5 }) },
+  { rpc: "ExplainExecution", httpMethod: "POST", path: "/executions/explain", body: true, sample: (_, g) => ({ condition: g.pick(conditions) }) },
+  {
+    rpc: "TestTarget", httpMethod: "POST", path: "/targets/{id}/test", body: true,
+    sample: (ids, g) => ({ id: g.pick(ids), condition: g.pick([conditions[0], { event: { event: "user.human.added" } }, { function: { name: "preuserinfo" } }]) }),
+  },
+  {
+    rpc: "RetryFailedEventDeliveries", httpMethod: "POST", path: "/events/failed/retry", body: true,
+    sample: (ids, g) => ({ targetId: g.pick(ids), eventType: "user.human.added" }),
+  },
 ];
 
 /** Strings that have broken services before. */

@@ -189,6 +189,9 @@ describe.each(Object.keys(backends))("management per instance (%s)", (backendNam
       listPublicKeys: { targetId: b.targetId },
       listTargetCalls: {},
       listFailedEventDeliveries: {},
+      explainExecution: { condition: { request: { method: addHuman } } },
+      testTarget: { id: b.targetId, condition: { request: { method: addHuman } } },
+      retryFailedEventDeliveries: { targetId: b.targetId },
     };
     const request = requests[method];
     if (request === undefined) throw new Error(`no request for ${method}`);
@@ -199,7 +202,7 @@ describe.each(Object.keys(backends))("management per instance (%s)", (backendNam
     const methods = version.service.methods.map((m) => m.localName);
 
     it(`${version.name}: serves ${methods.length} RPCs, all tried below`, () => {
-      expect(methods.length).toBe(version.name === "v2" ? 17 : 12);
+      expect(methods.length).toBe(version.name === "v2" ? 20 : 15);
     });
 
     for (const protocol of protocols) {
@@ -287,6 +290,14 @@ describe.each(Object.keys(backends))("management per instance (%s)", (backendNam
         expect(failed.code).toBe("ok");
         const deadIds = ((failed as { json: { deliveries?: { id: string }[] } }).json.deliveries ?? []).map((d) => d.id);
         expect(deadIds).toEqual([seeded.a.deadId]);
+        // a's own execution explained, b's not seen; b's target not found to test; b's deliveries not retried.
+        const explained = await as("explainExecution");
+        expect(explained.code).toBe("ok");
+        expect(JSON.stringify(explained)).toContain(seeded.a.targetId);
+        expect(JSON.stringify(explained)).not.toContain(seeded.b.targetId);
+        expect((await as("testTarget")).code).toBe(Code.NotFound);
+        expect(await as("retryFailedEventDeliveries")).toEqual({ code: "ok", json: {} });
+        expect(await as("retryFailedEventDeliveries", { id: seeded.b.deadId })).toEqual({ code: "ok", json: {} });
 
         expect([...tried].sort()).toEqual([...methods].sort());
         expect(await contents(actions, b)).toEqual(bBefore);

@@ -68,7 +68,11 @@ describe.each(actionCases.map((c) => [c.version, c] as const))("zitadel.action.%
 
   it("adds only the documented extensions", () => {
     const added = additions(z, p);
-    expect(added.methods.sort()).toEqual([`${pkg}.ActionService/ListFailedEventDeliveries`, `${pkg}.ActionService/ListTargetCalls`]);
+    expect(added.methods.sort()).toEqual(
+      ["ExplainExecution", "ListFailedEventDeliveries", "ListTargetCalls", "RetryFailedEventDeliveries", "TestTarget"].map(
+        (name) => `${pkg}.ActionService/${name}`,
+      ),
+    );
     expect(added.fields.map((f) => f.where).sort()).toEqual([
       `${pkg}.Execution.includes (1000)`,
       `${pkg}.ExecutionSearchFilter.include_filter (1000)`,
@@ -77,13 +81,21 @@ describe.each(actionCases.map((c) => [c.version, c] as const))("zitadel.action.%
     expect(added.enumValues).toEqual([]);
     expect(added.types.sort()).toEqual(
       [
+        "ExplainExecutionRequest",
+        "ExplainExecutionResponse",
+        "ExplainedLevel",
+        "ExplainedTarget",
         "FailedEventDelivery",
         "IncludeFilter",
         "ListFailedEventDeliveriesRequest",
         "ListFailedEventDeliveriesResponse",
         "ListTargetCallsRequest",
         "ListTargetCallsResponse",
+        "RetryFailedEventDeliveriesRequest",
+        "RetryFailedEventDeliveriesResponse",
         "TargetCall",
+        "TestTargetRequest",
+        "TestTargetResponse",
       ].map((name) => `${pkg}.${name}`),
     );
   });
@@ -119,7 +131,7 @@ describe.each(actionCases.map((c) => [c.version, c] as const))("zitadel.action.%
         .flatMap((m) => restRules(m).map((r) => ({ method: m.name, verb: r.split(" ")[0]!, path: r.split(" ")[1]! })));
     const extensionNames = new Set(additions(z, p).methods.map((m) => m.slice(m.lastIndexOf("/") + 1)));
     const extensionRules = rules(project, extensionNames);
-    expect(extensionRules).toHaveLength(2);
+    expect(extensionRules).toHaveLength(5);
     for (const e of extensionRules) {
       for (const r of rules(zitadel)) {
         const clash = e.verb === r.verb && (restPathMatches(r.path, concrete(e.path)) || restPathMatches(e.path, concrete(r.path)));

@@ -2,6 +2,17 @@
 export { defaultMaxHops, hopHeader, hopsOf } from "./hop.js";
 export { createEndpointGuard, type EndpointGuard, type EndpointGuardOptions } from "./endpoint-guard.js";
 export {
+  createExcerpter,
+  defaultExcerptBytes,
+  type ExcerptOptions,
+  type Excerpter,
+  maxExcerptBytes,
+  minExcerptBytes,
+  redacted,
+  truncateUtf8,
+  truncationMark,
+} from "./excerpt.js";
+export {
   canonicalHeaderName,
   defaultPayloadHeaders,
   encodeRequestPayload,

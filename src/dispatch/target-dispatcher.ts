@@ -2,6 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { context, propagation, type Span, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { Agent, type Dispatcher } from "undici";
 import { createEndpointGuard, type EndpointGuard } from "./endpoint-guard.js";
+import type { Excerpter } from "./excerpt.js";
 import { createFairQueue } from "./fair-queue.js";
 import { hopHeader } from "./hop.js";
 import { ExchangeError, exchange } from "./http-exchange.js";
@@ -38,6 +39,15 @@ export interface TargetCall {
    * led to it, itself included. Default 1.
    */
   readonly hop?: number;
+  /** Marks the call as a test (TestTarget): its record has `test: true`. Default false. */
+  readonly test?: boolean;
+  /**
+   * Makes the excerpts of this call's record, instead of the dispatcher's
+   * `excerpts` option (TestTarget always keeps excerpts). Default that option.
+   */
+  readonly excerpts?: Excerpter;
+  /** Called with this call's record, before the dispatcher's onCall. Must not throw. Default none. */
+  readonly onRecord?: (record: TargetCallRecord) => void;
 }
 
 /**
@@ -69,6 +79,20 @@ export interface TargetCallRecord {
   readonly attempt: number;
   readonly async: boolean;
   readonly startTime: Date;
+  /**
+   * The start of the payload sent, JSON before signing or encryption,
+   * redacted and size-bounded (see Excerpter.payload); only when the
+   * dispatcher (or the call) has an excerpter.
+   */
+  readonly requestExcerpt?: string;
+  /**
+   * The start of the answer's body, redacted and size-bounded (see
+   * Excerpter.answer); only when the dispatcher (or the call) has an
+   * excerpter and the target answered.
+   */
+  readonly responseExcerpt?: string;
+  /** True for calls made by TestTarget; left out for real calls. */
+  readonly test?: boolean;
 }
 
 /**
@@ -157,6 +181,12 @@ export interface TargetDispatcherOptions {
    * targets; default none: calls of such targets fail (permanently).
    */
   readonly signingKeys?: SigningKeySource;
+  /**
+   * Keeps excerpts of the payload and the answer in the records of calls
+   * (requestExcerpt, responseExcerpt), see createExcerpter. Default none: no
+   * excerpt is made, and calls do no work for them.
+   */
+  readonly excerpts?: Excerpter;
 }
 
 /**
@@ -203,6 +233,14 @@ export function errorDetail(error: unknown): string {
     return error.cause instanceof Error ? error.cause.message : error.rawMessage;
   }
   return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * notJsonAnswerDetail is what a call of a "call" target reports when the
+ * target answered 2xx with a body that is not JSON.
+ */
+export function notJsonAnswerDetail(target: Target): string {
+  return `target "${target.name}" answered a body that is not JSON`;
 }
 
 const forwardedCodes: Record<number, Code> = {
@@ -303,8 +341,16 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
     }
   };
 
-  const record = (call: TargetCall, startTime: Date, start: number, status: number, error: string | undefined, async: boolean) => {
-    const r: TargetCallRecord = {
+  const record = (
+    call: TargetCall,
+    startTime: Date,
+    start: number,
+    status: number,
+    error: string | undefined,
+    async: boolean,
+    answer?: Uint8Array,
+  ) => {
+    const r: { -readonly [K in keyof TargetCallRecord]: TargetCallRecord[K] } = {
       instanceId: call.target.instanceId,
       targetId: call.target.id,
       targetName: call.target.name,
@@ -318,6 +364,21 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
       async,
       startTime,
     };
+    const excerpts = call.excerpts ?? options.excerpts;
+    if (excerpts !== undefined) {
+      try {
+        r.requestExcerpt = excerpts.payload(call.body);
+        if (answer !== undefined) r.responseExcerpt = excerpts.answer(answer);
+      } catch (e) {
+        logger.error("excerpts of a target call failed", { error: e });
+      }
+    }
+    if (call.test === true) r.test = true;
+    try {
+      call.onRecord?.(r);
+    } catch (e) {
+      logger.error("onRecord listener failed", { error: e });
+    }
     try {
       options.onCall?.(r);
     } catch (e) {
@@ -363,6 +424,7 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
     const startTime = new Date();
     const start = performance.now();
     let status = 0;
+    let answerBody: Uint8Array | undefined;
     try {
       if (call.signal?.aborted) {
         throw new ConnectError("the RPC was cancelled before the target was called", Code.Canceled);
@@ -400,6 +462,7 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
         signal: call.signal,
       });
       status = answer.status;
+      answerBody = answer.body;
       if (status < 200 || status > 299) {
         throw executionFailed(`target "${target.name}" answered status ${status}`, status);
       }
@@ -410,9 +473,7 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
           try {
             json = JSON.parse(text);
           } catch {
-            if (target.type === "call") {
-              throw executionFailed(`target "${target.name}" answered a body that is not JSON`, status);
-            }
+            if (target.type === "call") throw executionFailed(notJsonAnswerDetail(target), status);
           }
         }
         const forwarded = forwardedErrorOf(json);
@@ -420,11 +481,11 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
           throw forwardedError(target, status, forwarded);
         }
       }
-      record(call, startTime, start, status, undefined, async);
+      record(call, startTime, start, status, undefined, async, answerBody);
       return { status, json };
     } catch (e) {
       const error = e instanceof ExchangeError ? exchangeFailure(target, e) : e;
-      record(call, startTime, start, targetStatusOf(error) || status, errorDetail(error), async);
+      record(call, startTime, start, targetStatusOf(error) || status, errorDetail(error), async, answerBody);
       throw error;
     }
   };

@@ -107,15 +107,7 @@ export async function runClaimsFunction(
   const response = await runner.runCombined<ClaimsResponse>(
     name,
     payload,
-    (soFar, answer) => {
-      const a = goObject(name, answer);
-      return {
-        ...soFar,
-        ...member(a, "set_user_metadata", (v) => goList(name, v, "set_user_metadata", (e, i) => goMetadata(name, e, `set_user_metadata[${i}]`))),
-        ...member(a, "append_claims", (v) => goList(name, v, "append_claims", (e, i) => goClaim(name, e, `append_claims[${i}]`))),
-        ...member(a, "append_log_claims", (v) => goList(name, v, "append_log_claims", (e, i) => goString(name, e, `append_log_claims[${i}]`))),
-      };
-    },
+    (soFar, answer) => ({ ...soFar, ...readClaimsAnswer(name, answer) }),
     encodeResponse,
     options,
   );
@@ -154,14 +146,7 @@ export async function runSamlFunction(
   const response = await runner.runCombined<SamlResponse>(
     name,
     payload,
-    (soFar, answer) => {
-      const a = goObject(name, answer);
-      return {
-        ...soFar,
-        ...member(a, "set_user_metadata", (v) => goList(name, v, "set_user_metadata", (e, i) => goMetadata(name, e, `set_user_metadata[${i}]`))),
-        ...member(a, "append_attribute", (v) => goList(name, v, "append_attribute", (e, i) => goAttribute(name, e, `append_attribute[${i}]`))),
-      };
-    },
+    (soFar, answer) => ({ ...soFar, ...readSamlAnswer(answer) }),
     encodeResponse,
     options,
   );
@@ -169,6 +154,76 @@ export async function runSamlFunction(
     attributes: [...attributes, ...(response?.append_attribute ?? [])],
     metadata: (response?.set_user_metadata ?? []).filter((m) => m.key !== ""),
   };
+}
+
+/** readClaimsAnswer reads one target's answer of a claims function: the members it sets (see runClaimsFunction). */
+function readClaimsAnswer(name: string, answer: unknown): Partial<ClaimsResponse> {
+  const a = goObject(name, answer);
+  return {
+    ...member(a, "set_user_metadata", (v) => goList(name, v, "set_user_metadata", (e, i) => goMetadata(name, e, `set_user_metadata[${i}]`))),
+    ...member(a, "append_claims", (v) => goList(name, v, "append_claims", (e, i) => goClaim(name, e, `append_claims[${i}]`))),
+    ...member(a, "append_log_claims", (v) => goList(name, v, "append_log_claims", (e, i) => goString(name, e, `append_log_claims[${i}]`))),
+  };
+}
+
+/** readSamlAnswer reads one target's answer of presamlresponse: the members it sets (see runSamlFunction). */
+function readSamlAnswer(answer: unknown): Partial<SamlResponse> {
+  const name = "presamlresponse";
+  const a = goObject(name, answer);
+  return {
+    ...member(a, "set_user_metadata", (v) => goList(name, v, "set_user_metadata", (e, i) => goMetadata(name, e, `set_user_metadata[${i}]`))),
+    ...member(a, "append_attribute", (v) => goList(name, v, "append_attribute", (e, i) => goAttribute(name, e, `append_attribute[${i}]`))),
+  };
+}
+
+/**
+ * checkFunctionAnswer reads a call target's JSON answer of function `name`
+ * as runClaimsFunction ("preuserinfo", "preaccesstoken") and runSamlFunction
+ * ("presamlresponse") read it, leniently as Go's encoding/json: it throws
+ * what would fail the target there (Code.FailedPrecondition "Execution
+ * failed", the reason in the cause). Any JSON answer passes for other
+ * functions, whose answers FunctionRunner.run hands over as they are.
+ */
+export function checkFunctionAnswer(name: string, answer: unknown): void {
+  if (name === "preuserinfo" || name === "preaccesstoken") readClaimsAnswer(name, answer);
+  else if (name === "presamlresponse") readSamlAnswer(answer);
+}
+
+/**
+ * functionSamplePayload returns a payload of function `name` as its targets
+ * get it, with sample values (a user "sample-user" of the organization
+ * "sample-org"): the payload of runClaimsFunction for "preuserinfo" and
+ * "preaccesstoken", of runSamlFunction for "presamlresponse", and
+ * `{"function": "function/<name>"}` for other functions, whose payload the
+ * application decides. For TestTarget.
+ */
+export function functionSamplePayload(name: string): Record<string, unknown> {
+  const user = {
+    id: "sample-user",
+    state: "USER_STATE_ACTIVE",
+    username: "sample@example.com",
+    loginNames: ["sample@example.com"],
+    preferredLoginName: "sample@example.com",
+    human: {
+      profile: { givenName: "Sample", familyName: "User", displayName: "Sample User" },
+      email: { email: "sample@example.com", isVerified: true },
+    },
+  };
+  switch (name) {
+    case "preuserinfo":
+    case "preaccesstoken":
+      return omitEmpty({
+        function: `function/${name}`,
+        userinfo: { sub: "sample-user", email: "sample@example.com", email_verified: true },
+        user,
+        org: { id: "sample-org", name: "Sample Org", primary_domain: "sample.example.com" },
+        application: { client_id: "sample-client" },
+      });
+    case "presamlresponse":
+      return { function: `function/${name}`, user };
+    default:
+      return { function: `function/${name}` };
+  }
 }
 
 /** encodeResponse writes the combined response for the next target's payload: metadata values as base64, empty members left out. */

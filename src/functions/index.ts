@@ -2,6 +2,8 @@
 export {
   type ClaimsFunctionRequest,
   type ClaimsFunctionResult,
+  checkFunctionAnswer,
+  functionSamplePayload,
   knownFunctions,
   type MetadataEntry,
   runClaimsFunction,

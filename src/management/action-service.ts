@@ -1,4 +1,4 @@
-import { create, type DescMessage, type DescMethod, type DescService, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import { create, type DescMessage, fromJson, type JsonValue, toJson, type DescMethod, type DescService, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import {
@@ -17,8 +17,11 @@ import {
   ListPublicKeysResponseSchema,
   ListTargetCallsResponseSchema,
   ListTargetsResponseSchema,
+  ExplainExecutionResponseSchema,
   RemovePublicKeyResponseSchema,
+  RetryFailedEventDeliveriesResponseSchema,
   SetExecutionResponseSchema,
+  TestTargetResponseSchema,
   UpdateTargetResponseSchema,
 } from "../../gen/zitadel/action/v2/action_service_pb.js";
 import {
@@ -34,6 +37,7 @@ import { callerContextKey } from "../caller-context.js";
 import { authorizeCall, type ManagementAuthorizer, managementPrincipalKey, managementRequestOf } from "./authorize.js";
 import {
   conditionFromMessage,
+  conditionToMessage,
   durationFromMs,
   durationMs,
   executionIdOf,
@@ -53,12 +57,23 @@ import {
   sortPublicKeys,
   sortTargets,
 } from "./action-service-list.js";
-import { type Condition, type ExecutionType as ConditionType, executionTypeOf } from "../condition.js";
+import { type Condition, type ExecutionType as ConditionType, executionTypeOf, parseExecutionId } from "../condition.js";
 import type { Execution, ExecutionTarget } from "../execution.js";
 import { checkDeliveryQuery, type DeliveryLog } from "../store/delivery-log.js";
 import type { EndpointGuard } from "../dispatch/endpoint-guard.js";
+import { createExcerpter, type Excerpter } from "../dispatch/excerpt.js";
+import { encodeRequestPayload, pickPayloadHeaders } from "../dispatch/payload.js";
+import {
+  errorDetail,
+  notJsonAnswerDetail,
+  type TargetCallRecord,
+  type TargetDispatcher,
+} from "../dispatch/target-dispatcher.js";
+import { encodeEventPayload } from "../events/action-event.js";
 import type { EventQueue } from "../events/event-queue.js";
-import { knownFunctions } from "../functions/function-contracts.js";
+import { checkFunctionAnswer, functionSamplePayload, knownFunctions } from "../functions/function-contracts.js";
+import { compileExecutionPlan } from "../plan/execution-plan.js";
+import type { ExecutionPlanner } from "../plan/execution-planner.js";
 import type { Target, TargetPatch } from "../target.js";
 import type { TargetPublicKey } from "../target-key.js";
 
@@ -103,8 +118,30 @@ export interface ActionServiceOptions {
   readonly endpointGuard?: EndpointGuard;
   /** Where target calls are recorded; ListTargetCalls is Code.Unimplemented without it. */
   readonly deliveryLog?: DeliveryLog;
-  /** The event queue; ListFailedEventDeliveries is Code.Unimplemented without it. */
+  /**
+   * The event queue; ListFailedEventDeliveries and RetryFailedEventDeliveries
+   * are Code.Unimplemented without it.
+   */
   readonly eventQueue?: EventQueue;
+  /**
+   * The plans ExplainExecution explains, the ones the interceptor, the event
+   * publisher and the function runner use. Default none: each
+   * ExplainExecution compiles the instance's plan from a snapshot of the
+   * store, with the same code.
+   */
+  readonly planner?: ExecutionPlanner;
+  /**
+   * Sends TestTarget's calls: the dispatcher of real calls (signing,
+   * payload types, endpoint guard, timeouts, and its onCall, which records
+   * the call in the delivery log in createActions). TestTarget is
+   * Code.Unimplemented without it.
+   */
+  readonly dispatcher?: TargetDispatcher;
+  /**
+   * Makes the excerpts TestTarget reports (and records), default
+   * createExcerpter() (2048 bytes, no secret fields).
+   */
+  readonly excerpts?: Excerpter;
   /** Clock for set and deletion dates, default `() => new Date()`. */
   readonly now?: () => Date;
   /**
@@ -138,6 +175,14 @@ export type ActionServiceImpl = ServiceImpl<typeof ActionServiceV2> & ServiceImp
  *   active one.
  * - Code.ResourceExhausted: a target's 101st public key.
  *
+ * The extensions of connect-actions: ListTargetCalls and ListFailedEventDeliveries
+ * (Code.Unimplemented without deliveryLog, eventQueue); ExplainExecution (which
+ * execution runs for a condition, from `planner`'s plans, see
+ * ExecutionPlan.explain); TestTarget (a signed sample call of a target through
+ * `dispatcher`, Code.Unimplemented without it; a failing target is reported,
+ * not an error); RetryFailedEventDeliveries (EventQueue.requeueDead in the
+ * caller's instance, Code.Unimplemented without eventQueue).
+ *
  * SetExecution appends `includes` after `targets`; an empty list removes the
  * execution (even when its condition no longer exists). DeleteTarget removes
  * the target from every execution, and its public keys. The public-key RPCs
@@ -153,6 +198,7 @@ export function createActionService(options: ActionServiceOptions): ActionServic
   const scope = (ctx: HandlerContext): InstanceStore => options.store.forInstance(instanceOf(ctx));
   const now = options.now ?? (() => new Date());
   const functions = options.functions ?? knownFunctions;
+  const excerpter = options.excerpts ?? createExcerpter();
   const eventTypes = new Set(options.eventTypes ?? []);
   const protectedServices = new Set(options.protectedServices ?? defaultProtectedServices);
   /** The served services, methods and unary method names, indexed once per list of services. */
@@ -212,6 +258,12 @@ export function createActionService(options: ActionServiceOptions): ActionServic
         throw new ConnectError(`${field}: no event type belongs to the group "${c.group}"`, Code.NotFound);
       }
     }
+  };
+
+  /** requireCondition returns the validated `condition` of a request, or throws Code.InvalidArgument. */
+  const requireCondition = (message: Parameters<typeof conditionFromMessage>[0]): Condition => {
+    if (message === undefined) throw new ConnectError("condition is required", Code.InvalidArgument);
+    return conditionFromMessage(message, "condition");
   };
 
   /** requireTrimmedId is requireId of the trimmed ID, as ZITADEL trims the IDs of the public-key RPCs. */
@@ -471,6 +523,9 @@ export function createActionService(options: ActionServiceOptions): ActionServic
       if (options.deliveryLog === undefined) {
         throw new ConnectError("this server keeps no delivery log", Code.Unimplemented);
       }
+      if (req.failedOnly && req.succeededOnly) {
+        throw new ConnectError("failed_only and succeeded_only cannot both be set", Code.InvalidArgument);
+      }
       if (req.pagination !== undefined && req.pagination.offset > BigInt(Number.MAX_SAFE_INTEGER)) {
         throw new ConnectError("pagination.offset is too large", Code.InvalidArgument);
       }
@@ -479,6 +534,7 @@ export function createActionService(options: ActionServiceOptions): ActionServic
         targetId: req.targetId === "" ? undefined : requireId(req.targetId, "target_id"),
         executionId: req.executionId === "" ? undefined : req.executionId,
         failedOnly: req.failedOnly,
+        succeededOnly: req.succeededOnly,
         since: req.since === undefined ? undefined : timestampDate(req.since),
         offset: Number(req.pagination?.offset ?? 0n),
         limit: req.pagination?.limit ?? 0,
@@ -500,6 +556,9 @@ export function createActionService(options: ActionServiceOptions): ActionServic
           attempt: r.attempt,
           async: r.async,
           startTime: timestampFromDate(r.startTime),
+          requestExcerpt: r.requestExcerpt ?? "",
+          responseExcerpt: r.responseExcerpt ?? "",
+          test: r.test === true,
         })),
       });
     },
@@ -525,6 +584,183 @@ export function createActionService(options: ActionServiceOptions): ActionServic
           createdDate: timestampFromDate(d.createdAt),
           failedDate: timestampFromDate(d.diedAt),
         })),
+      });
+    },
+
+    async retryFailedEventDeliveries(req, ctx) {
+      if (options.eventQueue === undefined) {
+        throw new ConnectError("this server has no event queue", Code.Unimplemented);
+      }
+      if (req.id === "" && req.targetId === "" && req.eventType === "") {
+        throw new ConnectError("one of id, target_id or event_type is required", Code.InvalidArgument);
+      }
+      if (req.eventType.length > 1000) {
+        throw new ConnectError("event_type must be at most 1000 characters", Code.InvalidArgument);
+      }
+      const retried = await options.eventQueue.requeueDead({
+        instanceId: instanceOf(ctx),
+        id: req.id === "" ? undefined : requireId(req.id, "id"),
+        targetId: req.targetId === "" ? undefined : requireId(req.targetId, "target_id"),
+        eventType: req.eventType === "" ? undefined : req.eventType,
+      });
+      return reply(ctx, RetryFailedEventDeliveriesResponseSchema, { retried });
+    },
+
+    async explainExecution(req, ctx) {
+      const condition = requireCondition(req.condition);
+      // As SetExecution: what it would refuse to set (an unknown or protected method, ...) is refused here.
+      checkConditionExists(condition, "condition");
+      const view = scope(ctx);
+      let plan;
+      let stored: (id: string) => Promise<Execution | undefined>;
+      if (options.planner !== undefined) {
+        plan = await options.planner.plan(instanceOf(ctx));
+        stored = (id) => view.getExecution(id);
+      } else {
+        const snapshot = await view.snapshot();
+        plan = compileExecutionPlan(snapshot);
+        stored = async (id) => snapshot.executions.find((e) => e.id === id);
+      }
+      const explanation = plan.explain(condition);
+      const execution = explanation.match === undefined ? undefined : await stored(explanation.match.executionId);
+      return reply(ctx, ExplainExecutionResponseSchema, {
+        execution: execution === undefined ? undefined : executionToMessage(execution),
+        targets: explanation.targets.map(({ target, via }) => ({
+          targetId: target.id,
+          targetName: target.name,
+          via: [...via],
+          targetType: `rest_${target.type}`,
+          endpoint: target.endpoint,
+          interruptOnError: target.interruptOnError,
+          timeout: durationFromMs(target.timeoutMs),
+        })),
+        levels: explanation.levels.map((level) => ({
+          executionId: level.executionId,
+          condition: conditionToMessage(parseExecutionId(level.executionId)),
+          exists: level.exists,
+          matched: level.matched,
+        })),
+      });
+    },
+
+    async testTarget(req, ctx) {
+      const { dispatcher } = options;
+      if (dispatcher === undefined) {
+        throw new ConnectError("this server has no target dispatcher", Code.Unimplemented);
+      }
+      const id = requireId(req.id);
+      const condition = requireCondition(req.condition);
+      if ((condition.type === "request" || condition.type === "response") && !("method" in condition)) {
+        throw new ConnectError(
+          `condition.${condition.type}.method is required: TestTarget sends the payload of one method`,
+          Code.InvalidArgument,
+        );
+      }
+      if (condition.type === "event" && !("event" in condition)) {
+        throw new ConnectError("condition.event.event is required: TestTarget sends the payload of one event type", Code.InvalidArgument);
+      }
+      checkConditionExists(condition, "condition");
+      const target = await scope(ctx).getTarget(id);
+      if (target === undefined) {
+        throw new ConnectError(`target "${id}" not found`, Code.NotFound);
+      }
+      const instanceId = instanceOf(ctx);
+      let body: string;
+      let trigger: string;
+      /** checkAnswer throws what the real path would fail a call target's JSON answer with; undefined: nothing parses it. */
+      let checkAnswer: ((json: unknown) => void) | undefined;
+      if ("method" in condition) {
+        const method = servedNow().methods.get(condition.method)!;
+        trigger = condition.method;
+        const context = { ...ctx.values.get(callerContextKey), instanceID: instanceId };
+        const headers = pickPayloadHeaders(ctx.requestHeader, ctx.url);
+        const request = toJson(method.input, create(method.input));
+        body =
+          condition.type === "request"
+            ? encodeRequestPayload({ fullMethod: condition.method, context, request, headers })
+            : encodeRequestPayload({ fullMethod: condition.method, context, request, response: toJson(method.output, create(method.output)), headers });
+        const schema = condition.type === "request" ? method.input : method.output;
+        // As the interceptor reads a call target's answer: strictly, unknown fields refused.
+        checkAnswer = (json) => {
+          try {
+            fromJson(schema, json as JsonValue, { ignoreUnknownFields: false });
+          } catch (e) {
+            throw new Error(`target "${target.name}" answered a body that is not a ${schema.typeName}: ${errorDetail(e)}`);
+          }
+        };
+      } else if ("event" in condition) {
+        trigger = condition.event;
+        body = encodeEventPayload({
+          aggregateID: "sample-aggregate",
+          aggregateType: condition.event.split(".")[0]!,
+          resourceOwner: "sample-org",
+          instanceID: instanceId,
+          version: "v2",
+          sequence: 1,
+          eventType: condition.event,
+          createdAt: now(),
+          userID: "sample-user",
+          payload: {},
+        });
+      } else if ("name" in condition) {
+        const name = condition.name;
+        trigger = name;
+        body = JSON.stringify(functionSamplePayload(name));
+        checkAnswer = (json) => checkFunctionAnswer(name, json);
+      } else {
+        throw new ConnectError("condition must name a method, an event type or a function", Code.InvalidArgument);
+      }
+      let record: TargetCallRecord | undefined;
+      let json: unknown;
+      let failed = false;
+      try {
+        ({ json } = await dispatcher.call({
+          target,
+          executionId: "",
+          trigger,
+          body,
+          signal: ctx.signal,
+          hop: 1,
+          // Event deliveries only look at the status.
+          ignoreBody: condition.type === "event" ? true : undefined,
+          test: true,
+          excerpts: excerpter,
+          onRecord: (r) => {
+            record = r;
+          },
+        }));
+      } catch {
+        failed = true;
+      }
+      if (record === undefined) {
+        throw new ConnectError("the dispatcher reported no record of the test call", Code.Internal);
+      }
+      let answerParses: boolean | undefined;
+      let parseError = "";
+      if (target.type === "call" && checkAnswer !== undefined) {
+        if (!failed) {
+          answerParses = true;
+          if (json !== undefined && json !== null) {
+            try {
+              checkAnswer(json);
+            } catch (e) {
+              answerParses = false;
+              parseError = errorDetail(e);
+            }
+          }
+        } else if (record.error === notJsonAnswerDetail(target)) {
+          answerParses = false;
+          parseError = record.error;
+        }
+      }
+      return reply(ctx, TestTargetResponseSchema, {
+        status: record.status,
+        latency: durationFromMs(record.durationMs),
+        error: record.error ?? "",
+        payloadExcerpt: record.requestExcerpt ?? "",
+        answerExcerpt: record.responseExcerpt ?? "",
+        answerParses,
+        parseError,
       });
     },
   };

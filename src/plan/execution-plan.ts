@@ -1,6 +1,7 @@
+import type { Condition } from "../condition.js";
 import type { ActionSnapshot } from "../store/action-store.js";
 import type { Target } from "../target.js";
-import { buildPlanState, type PlanState } from "./plan-state.js";
+import { buildPlanState, type PlanState, type ResolvedTarget, resolveWithPaths } from "./plan-state.js";
 
 /**
  * ExecutionMatch is the execution chosen for a trigger: its ID (the ID of the
@@ -17,6 +18,92 @@ export interface ExecutionMatch {
 export interface MethodMatches {
   readonly request: ExecutionMatch | undefined;
   readonly response: ExecutionMatch | undefined;
+}
+
+/**
+ * ExplainedLevel is one level of a best match (see ExecutionPlan.explain).
+ */
+export interface ExplainedLevel {
+  /** The execution ID of the level, for example "request/pkg.Service". */
+  readonly executionId: string;
+  /** True when an execution is set at this level. */
+  readonly exists: boolean;
+  /** True for the level whose execution runs: the first that exists. */
+  readonly matched: boolean;
+}
+
+/**
+ * ExecutionExplanation tells which execution runs for a condition and why
+ * (see ExecutionPlan.explain).
+ */
+export interface ExecutionExplanation {
+  /** The execution that runs, undefined when no level has one. */
+  readonly match: ExecutionMatch | undefined;
+  /**
+   * The targets that run, in order, each with the path of execution IDs
+   * that reaches it (the matched execution first, then each include down to
+   * the execution whose list names the target). The same targets as
+   * `match.targets`, in the same order.
+   */
+  readonly targets: readonly ResolvedTarget[];
+  /** The levels looked at, most specific first (see matchLevels). */
+  readonly levels: readonly ExplainedLevel[];
+}
+
+/**
+ * matchLevels returns the execution IDs that the best match of a condition
+ * looks at, most specific first; the first that has an execution runs. It is
+ * the one definition of "best match" that forMethod, forEvent, forFunction
+ * and explain follow:
+ *
+ * - request/response method "/p.S/M": "request/p.S/M", "request/p.S", "request";
+ *   a service: the service, then the type; `all`: the type alone.
+ * - event "user.human.added": "event/user.human.added", then every group,
+ *   longest first ("event/user.human.*", "event/user.*"), then "event"; a
+ *   group: that group, the shorter groups, then "event"; `all`: "event".
+ * - function "name": "function/name" only.
+ *
+ * The condition is not validated (see validateCondition).
+ */
+export function matchLevels(condition: Condition): string[] {
+  const c = condition;
+  if (c.type === "request" || c.type === "response") {
+    if ("method" in c) return methodLevels(c.type, c.method);
+    return "service" in c ? [`${c.type}/${c.service}`, c.type] : [c.type];
+  }
+  if (c.type === "function") return functionLevels(c.name);
+  if ("event" in c) return eventLevels(c.event);
+  if ("group" in c) return [...groupLevels(c.group), "event"];
+  return ["event"];
+}
+
+/** methodLevels returns the levels of a full method "/p.S/M": the method, its service, the type. */
+function methodLevels(type: "request" | "response", fullMethod: string): string[] {
+  const serviceEnd = fullMethod.lastIndexOf("/");
+  return serviceEnd > 0 ? [type + fullMethod, type + fullMethod.slice(0, serviceEnd), type] : [type + fullMethod, type];
+}
+
+/** functionLevels returns the one level of a function: "function/name". */
+function functionLevels(name: string): string[] {
+  return [`function/${name}`];
+}
+
+/** eventLevels returns the levels of an event type: the event, its groups longest first, then "event". */
+function eventLevels(eventType: string): string[] {
+  const levels = [`event/${eventType}`];
+  const lastDot = eventType.lastIndexOf(".");
+  if (lastDot > 0) levels.push(...groupLevels(eventType.slice(0, lastDot)));
+  levels.push("event");
+  return levels;
+}
+
+/** groupLevels returns the group "prefix" and every shorter group, longest first: "event/a.b.*", "event/a.*". */
+function groupLevels(prefix: string): string[] {
+  const levels = [`event/${prefix}.*`];
+  for (let end = prefix.lastIndexOf("."); end > 0; end = prefix.lastIndexOf(".", end - 1)) {
+    levels.push(`event/${prefix.slice(0, end)}.*`);
+  }
+  return levels;
 }
 
 /**
@@ -42,6 +129,13 @@ export interface ExecutionPlan {
   byId(executionId: string): ExecutionMatch | undefined;
   /** target returns the target with this ID as of the snapshot. */
   target(targetId: string): Target | undefined;
+  /**
+   * explain tells which execution runs for a condition, following the same
+   * levels (matchLevels) as forMethod, forEvent and forFunction: every level
+   * looked at, whether it exists and which matched, and the matched
+   * execution's targets with the includes that reach them.
+   */
+  explain(condition: Condition): ExecutionExplanation;
 }
 
 /**
@@ -60,7 +154,7 @@ export function compileExecutionPlan(snapshot: ActionSnapshot): ExecutionPlan {
  * may answer from later state than its memo.
  */
 export function planOf(state: PlanState): ExecutionPlan {
-  return new CompiledPlan(state.matches, state.targets);
+  return new CompiledPlan(state);
 }
 
 /**
@@ -69,20 +163,18 @@ export function planOf(state: PlanState): ExecutionPlan {
  * read in turn, mostly from cold memory).
  */
 class CompiledPlan implements ExecutionPlan {
-  readonly #matches: ReadonlyMap<string, ExecutionMatch>;
-  readonly #targets: ReadonlyMap<string, Target>;
+  readonly #state: PlanState;
   readonly #methodMemo = new Map<string, MethodMatches>();
 
-  constructor(matches: ReadonlyMap<string, ExecutionMatch>, targets: ReadonlyMap<string, Target>) {
-    this.#matches = matches;
-    this.#targets = targets;
+  constructor(state: PlanState) {
+    this.#state = state;
   }
 
   forMethod(fullMethod: string): MethodMatches {
     let m = this.#methodMemo.get(fullMethod);
     if (m === undefined) {
-      const request = this.#bestForMethod("request", fullMethod);
-      const response = this.#bestForMethod("response", fullMethod);
+      const request = this.#best(methodLevels("request", fullMethod));
+      const response = this.#best(methodLevels("response", fullMethod));
       m = request === undefined && response === undefined ? noMatches : Object.freeze({ request, response });
       this.#methodMemo.set(fullMethod, m);
     }
@@ -90,38 +182,43 @@ class CompiledPlan implements ExecutionPlan {
   }
 
   forEvent(eventType: string): ExecutionMatch | undefined {
-    const matches = this.#matches;
-    const exact = matches.get(`event/${eventType}`);
-    if (exact !== undefined) return exact;
-    for (let end = eventType.lastIndexOf("."); end > 0; end = eventType.lastIndexOf(".", end - 1)) {
-      const group = matches.get(`event/${eventType.slice(0, end)}.*`);
-      if (group !== undefined) return group;
-    }
-    return matches.get("event");
+    // The exact event first, without building the levels: most events have an execution of their own or none.
+    return this.#state.matches.get(`event/${eventType}`) ?? this.#best(eventLevels(eventType));
   }
 
   forFunction(name: string): ExecutionMatch | undefined {
-    return this.#matches.get(`function/${name}`);
+    return this.#best(functionLevels(name));
   }
 
   byId(executionId: string): ExecutionMatch | undefined {
-    return this.#matches.get(executionId);
+    return this.#state.matches.get(executionId);
   }
 
   target(targetId: string): Target | undefined {
-    return this.#targets.get(targetId);
+    return this.#state.targets.get(targetId);
   }
 
-  #bestForMethod(type: "request" | "response", fullMethod: string): ExecutionMatch | undefined {
-    const matches = this.#matches;
-    const exact = matches.get(type + fullMethod);
-    if (exact !== undefined) return exact;
-    const serviceEnd = fullMethod.lastIndexOf("/");
-    if (serviceEnd > 0) {
-      const service = matches.get(type + fullMethod.slice(0, serviceEnd));
-      if (service !== undefined) return service;
+  explain(condition: Condition): ExecutionExplanation {
+    const matches = this.#state.matches;
+    let match: ExecutionMatch | undefined;
+    const levels = matchLevels(condition).map((executionId): ExplainedLevel => {
+      const level = matches.get(executionId);
+      const matched = level !== undefined && match === undefined;
+      if (matched) match = level;
+      return Object.freeze({ executionId, exists: level !== undefined, matched });
+    });
+    const targets = match === undefined ? [] : resolveWithPaths(this.#state, match.executionId);
+    return Object.freeze({ match, targets: Object.freeze(targets), levels: Object.freeze(levels) });
+  }
+
+  /** #best returns the match of the first level that has one. */
+  #best(levels: readonly string[]): ExecutionMatch | undefined {
+    const matches = this.#state.matches;
+    for (const id of levels) {
+      const match = matches.get(id);
+      if (match !== undefined) return match;
     }
-    return matches.get(type);
+    return undefined;
   }
 }
 

@@ -109,19 +109,59 @@ function expand(state: PlanState, id: string, list: readonly ExecutionTarget[]):
   return Object.freeze({ executionId: id, targets: Object.freeze(out) });
 }
 
-/** walk appends the targets of execution `from`'s list to `out`, includes expanded (see expand). */
-function walk(state: PlanState, from: string, depth: number, path: string[], out: Target[], seen: Set<string>): void {
+/**
+ * walk appends the targets of execution `from`'s list to `out`, includes
+ * expanded (see expand). With `vias`, it also appends, for each target it
+ * appends, the path that reached it: the execution IDs from the first
+ * execution down to the one whose list names the target.
+ */
+function walk(
+  state: PlanState,
+  from: string,
+  depth: number,
+  path: string[],
+  out: Target[],
+  seen: Set<string>,
+  vias?: (readonly string[])[],
+): void {
   for (const entry of state.lists.get(from) ?? []) {
     if ("target" in entry) {
       const target = state.targets.get(entry.target);
       if (target !== undefined && !seen.has(target.id)) {
         seen.add(target.id);
         out.push(target);
+        vias?.push(Object.freeze(path));
       }
     } else if (depth < maxIncludeDepth && !path.includes(entry.include)) {
-      walk(state, entry.include, depth + 1, [...path, entry.include], out, seen);
+      walk(state, entry.include, depth + 1, [...path, entry.include], out, seen, vias);
     }
   }
+}
+
+/**
+ * ResolvedTarget is a target of an execution's match and the path that
+ * reaches it (see resolveWithPaths).
+ */
+export interface ResolvedTarget {
+  readonly target: Target;
+  /** The execution IDs from the execution down to the one whose list names the target. */
+  readonly via: readonly string[];
+}
+
+/**
+ * resolveWithPaths resolves the list of execution `id` as its match does
+ * (the same walk: targets in order, includes expanded in place up to
+ * maxIncludeDepth levels, each target once, unknown targets and include
+ * cycles skipped), and tells for each target the includes that reach it.
+ * Empty when the execution does not exist. For explanations: the match
+ * itself is computed without the paths.
+ */
+export function resolveWithPaths(state: PlanState, id: string): ResolvedTarget[] {
+  if (!state.lists.has(id)) return [];
+  const targets: Target[] = [];
+  const vias: (readonly string[])[] = [];
+  walk(state, id, 0, [id], targets, new Set(), vias);
+  return targets.map((target, i) => Object.freeze({ target, via: vias[i]! }));
 }
 
 /** recompute sets the match of execution `id` from its list, or removes it. */

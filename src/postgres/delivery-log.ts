@@ -80,7 +80,12 @@ const maxTimerMs = 2 ** 31 - 1;
 const toConnectError = postgresErrorMapper("postgres delivery log", (sqlState) => sqlState.startsWith("22"));
 
 /** A record as inserted: a missing error is NULL. */
-type Row = Omit<TargetCallRecord, "error"> & { readonly error: string | null };
+type Row = Omit<TargetCallRecord, "error" | "requestExcerpt" | "responseExcerpt" | "test"> & {
+  readonly error: string | null;
+  readonly requestExcerpt: string | null;
+  readonly responseExcerpt: string | null;
+  readonly test: boolean | null;
+};
 
 interface Buffered {
   /** Position in recording order, from 1. */
@@ -110,6 +115,9 @@ interface LogRow {
   attempt: number;
   async: boolean;
   start_time: Date | string;
+  request_excerpt: string | null;
+  response_excerpt: string | null;
+  test: boolean | null;
 }
 
 /**
@@ -181,18 +189,22 @@ export async function createPostgresDeliveryLog(options: PostgresDeliveryLogOpti
   const insert = async (batch: readonly Buffered[]) => {
     const columns = unnestColumns(
       batch.map((b) => b.row),
-      ["instanceId", "targetId", "targetName", "executionId", "trigger", "endpoint", "status", "durationMs", "error", "attempt", "async", "startTime"],
+      [
+        "instanceId", "targetId", "targetName", "executionId", "trigger", "endpoint", "status", "durationMs", "error", "attempt", "async",
+        "startTime", "requestExcerpt", "responseExcerpt", "test",
+      ],
     );
     await pool.query(
       `INSERT INTO ${q}.delivery_log
          (instance_id, target_id, target_name, execution_id, trigger, endpoint, status, duration_ms, error, attempt, async,
-          start_time)
+          start_time, request_excerpt, response_excerpt, test)
        SELECT instance_id, target_id, target_name, execution_id, trigger, endpoint, status, duration_ms, error, attempt, async,
-         start_time
+         start_time, request_excerpt, response_excerpt, test
        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::integer[],
-                   $8::double precision[], $9::text[], $10::integer[], $11::boolean[], $12::timestamptz[])
+                   $8::double precision[], $9::text[], $10::integer[], $11::boolean[], $12::timestamptz[],
+                   $13::text[], $14::text[], $15::boolean[])
          WITH ORDINALITY AS t(instance_id, target_id, target_name, execution_id, trigger, endpoint, status, duration_ms, error,
-                              attempt, async, start_time, n)
+                              attempt, async, start_time, request_excerpt, response_excerpt, test, n)
        ORDER BY n`,
       columns,
     );
@@ -411,6 +423,7 @@ export async function createPostgresDeliveryLog(options: PostgresDeliveryLogOpti
         where((p) => `${column} = ${p}`, value);
       }
       if (query.failedOnly === true) conditions.push("error IS NOT NULL");
+      if (query.succeededOnly === true) conditions.push("error IS NULL");
       if (query.since !== undefined) {
         if (!(query.since instanceof Date) || Number.isNaN(query.since.getTime())) {
           throw new ConnectError("since must be a valid date", Code.InvalidArgument);
@@ -424,7 +437,7 @@ export async function createPostgresDeliveryLog(options: PostgresDeliveryLogOpti
         `SELECT c.total, r.* FROM (SELECT count(*) AS total FROM ${q}.delivery_log ${filter}) c
          LEFT JOIN LATERAL (
            SELECT id, instance_id, target_id, target_name, execution_id, trigger, endpoint, status, duration_ms, error, attempt,
-             async, start_time
+             async, start_time, request_excerpt, response_excerpt, test
            FROM ${q}.delivery_log ${filter}
            ORDER BY id DESC OFFSET ${o} LIMIT ${l}
          ) r ON true`,
@@ -503,11 +516,20 @@ function rowOf(r: TargetCallRecord): Row {
     attempt: int32(r.attempt),
     async: r.async === true,
     startTime: start,
+    requestExcerpt: typeof r.requestExcerpt === "string" ? storableText(r.requestExcerpt) : null,
+    responseExcerpt: typeof r.responseExcerpt === "string" ? storableText(r.responseExcerpt) : null,
+    test: typeof r.test === "boolean" ? r.test : null,
   };
 }
 
+/** recordFromRow returns the record of a row; the excerpts and the test mark only when the row has them, as recorded. */
 function recordFromRow(row: LogRow): DeliveryRecord {
+  const optional: { requestExcerpt?: string; responseExcerpt?: string; test?: boolean } = {};
+  if (row.request_excerpt !== null) optional.requestExcerpt = row.request_excerpt;
+  if (row.response_excerpt !== null) optional.responseExcerpt = row.response_excerpt;
+  if (row.test !== null) optional.test = row.test;
   return Object.freeze({
+    ...optional,
     instanceId: row.instance_id,
     targetId: row.target_id,
     targetName: row.target_name,

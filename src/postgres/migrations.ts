@@ -54,6 +54,9 @@ export interface PostgresMigration {
  *    enqueues add jobs; and the function `event_queue_cycle`, which takes in
  *    enqueued jobs, settles a batch of claimed jobs and claims more in one
  *    call.
+ * 8. Delivery log excerpts: `request_excerpt`, `response_excerpt` and
+ *    `test` on `delivery_log`, nullable (records without excerpts, and the
+ *    rows written before, have NULL).
  */
 export const postgresMigrations: readonly PostgresMigration[] = Object.freeze([
   {
@@ -516,6 +519,16 @@ export const postgresMigrations: readonly PostgresMigration[] = Object.freeze([
         END IF;
       END
       $fn$;
+    `,
+  },
+  {
+    version: 8,
+    name: "delivery-log-excerpts",
+    sql: (schema: string) => `
+      ALTER TABLE ${schema}.delivery_log
+        ADD COLUMN request_excerpt text,
+        ADD COLUMN response_excerpt text,
+        ADD COLUMN test boolean;
     `,
   },
 ]);

@@ -102,6 +102,13 @@ export interface SampleServerOptions {
 }
 
 /**
+ * sampleSecretFields are the JSON keys whose values the sample leaves out of
+ * the excerpts of its delivery log: "password", "secret" and "token", at any
+ * depth, in any case.
+ */
+export const sampleSecretFields: readonly string[] = ["password", "secret", "token"];
+
+/**
  * SampleShutdownOptions configures SampleServer.shutdown.
  */
 export interface SampleShutdownOptions {
@@ -276,6 +283,8 @@ export async function startSampleServer(options: SampleServerOptions = {}): Prom
     eventTypes: userEventTypes,
     endpointGuard: options.endpointGuard,
     signingKeys: options.signingKeys ?? postgres?.signingKeys ?? createMemorySigningKeySource(),
+    // The console shows what targets got and answered, without the values of headers and secret fields.
+    excerpts: { secretFields: sampleSecretFields },
     dispatcher: {
       onCall: (record) => {
         metrics.record(record);

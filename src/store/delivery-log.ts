@@ -2,7 +2,9 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { TargetCallRecord } from "../dispatch/target-dispatcher.js";
 
 /**
- * DeliveryRecord is a TargetCallRecord as kept by a DeliveryLog.
+ * DeliveryRecord is a TargetCallRecord as kept by a DeliveryLog, with its
+ * excerpts (requestExcerpt, responseExcerpt) and test mark when the record
+ * has them.
  */
 export interface DeliveryRecord extends TargetCallRecord {
   /** Increasing with recording order. */
@@ -19,6 +21,8 @@ export interface DeliveryQuery {
   readonly executionId?: string;
   /** Only calls that failed. Default false. */
   readonly failedOnly?: boolean;
+  /** Only calls that succeeded. Default false; not together with failedOnly. */
+  readonly succeededOnly?: boolean;
   /** Only calls started at or after this time. */
   readonly since?: Date;
   /** Default 0. */
@@ -59,9 +63,13 @@ export interface MemoryDeliveryLogOptions {
 
 /**
  * checkDeliveryQuery returns the offset and limit of a query, defaults
- * applied, or throws Code.InvalidArgument.
+ * applied, or throws Code.InvalidArgument (also for failedOnly together with
+ * succeededOnly).
  */
 export function checkDeliveryQuery(query: DeliveryQuery): { offset: number; limit: number } {
+  if (query.failedOnly === true && query.succeededOnly === true) {
+    throw new ConnectError("failedOnly and succeededOnly exclude each other", Code.InvalidArgument);
+  }
   const limit = query.limit === undefined || query.limit === 0 ? 100 : query.limit;
   const offset = query.offset ?? 0;
   if (!Number.isInteger(limit) || limit < 0 || limit > 1000) {
@@ -98,6 +106,7 @@ export function createMemoryDeliveryLog(options: MemoryDeliveryLogOptions = {}):
         if (query.targetId !== undefined && r.targetId !== query.targetId) continue;
         if (query.executionId !== undefined && r.executionId !== query.executionId) continue;
         if (query.failedOnly === true && r.error === undefined) continue;
+        if (query.succeededOnly === true && r.error !== undefined) continue;
         if (since !== undefined && r.startTime.getTime() < since) continue;
         matched.push(i);
       }

@@ -91,6 +91,35 @@ export function describeDeliveryLogContract(name: string, factory: () => Promise
       expect((await log.list()).total).toBe(4);
     });
 
+    it("keeps excerpts and the test mark, and leaves them out of records that have none", async () => {
+      const withExcerpts = deliveryRecord(1, {
+        requestExcerpt: '{"fullMethod":"/a.B/C","headers":{"Host":"[redacted]"},"request":{"name":"é…',
+        responseExcerpt: "not json: \u00e9 \ud83e\udd84",
+        test: true,
+      });
+      const plain = deliveryRecord(2);
+      const emptyExcerpts = deliveryRecord(3, { requestExcerpt: "", responseExcerpt: "", test: false, status: 0, error: "timed out" });
+      for (const r of [withExcerpts, plain, emptyExcerpts]) log.record(r);
+      await log.flush();
+      const [third, second, first] = (await log.list()).records;
+      expect(first).toEqual({ ...withExcerpts, id: expect.any(String) });
+      expect(second).toEqual({ ...plain, id: expect.any(String) });
+      expect(second).not.toHaveProperty("requestExcerpt");
+      expect(second).not.toHaveProperty("responseExcerpt");
+      expect(second).not.toHaveProperty("test");
+      expect(third).toMatchObject({ requestExcerpt: "", responseExcerpt: "", test: false });
+    });
+
+    it("lists only succeeded or only failed calls, and refuses both at once", async () => {
+      for (let i = 0; i < 6; i++) log.record(deliveryRecord(i, i % 3 === 0 ? { status: 500, error: "status 500" } : {}));
+      await log.flush();
+      expect((await log.list({ succeededOnly: true })).records.map((r) => r.durationMs)).toEqual([5, 4, 2, 1]);
+      expect((await log.list({ succeededOnly: true, targetId: "t1" })).total).toBe(2);
+      expect((await log.list({ failedOnly: true })).records.map((r) => r.durationMs)).toEqual([3, 0]);
+      expect((await log.list({ succeededOnly: false, failedOnly: false })).total).toBe(6);
+      await expect(log.list({ failedOnly: true, succeededOnly: true })).rejects.toMatchObject({ code: Code.InvalidArgument });
+    });
+
     it("rejects a limit over 1000 or a negative offset", async () => {
       await expect(log.list({ limit: 1001 })).rejects.toMatchObject({ code: Code.InvalidArgument });
       await expect(log.list({ offset: -1 })).rejects.toMatchObject({ code: Code.InvalidArgument });

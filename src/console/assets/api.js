@@ -1,9 +1,7 @@
 // The console's client of the ActionService: plain fetch calls to its REST paths (/v2/actions/...), with
 // "Authorization: Bearer <token>". Messages are protobuf JSON (lowerCamelCase names, 64-bit integers as
 // strings, durations as "10s", timestamps as RFC 3339).
-//
-// Extension point (issue 11): ExplainExecution, TestTarget and RetryFailedEventDeliveries get their
-// methods here once the ActionService serves them; the pages only call methods of this client.
+// The pages only call methods of this client.
 
 /** Names of the Connect/gRPC status codes, by number. */
 export const codeNames = [
@@ -154,7 +152,7 @@ export function createApi(options) {
     listExecutionFunctions: () => call("GET", "/v2/actions/executions/functions").then((r) => r.functions ?? []),
     /**
      * ListTargetCalls, newest first: { calls, total }.
-     * @param {{ targetId?: string, executionId?: string, failedOnly?: boolean, limit?: number }} filter
+     * @param {{ targetId?: string, executionId?: string, failedOnly?: boolean, succeededOnly?: boolean, limit?: number }} filter
      */
     listTargetCalls: async (filter) => {
       const answer = await call("POST", "/v2/actions/targets/calls/search", {
@@ -162,10 +160,42 @@ export function createApi(options) {
         targetId: filter.targetId || undefined,
         executionId: filter.executionId || undefined,
         failedOnly: filter.failedOnly || undefined,
+        succeededOnly: filter.succeededOnly || undefined,
       });
       return { calls: answer.calls ?? [], total: Number(answer.pagination?.totalResult ?? 0) };
     },
     /** ListFailedEventDeliveries, newest first. */
     listFailedEventDeliveries: (limit = 100) => call("GET", `/v2/actions/events/failed?limit=${limit}`).then((r) => r.deliveries ?? []),
+    /**
+     * RetryFailedEventDeliveries: requeues the given-up deliveries the selection names (one by `id`, or all
+     * of `targetId` and/or `eventType`); resolves how many went back into the queue.
+     * @param {{ id?: string, targetId?: string, eventType?: string }} selection
+     */
+    retryFailedEventDeliveries: (selection) =>
+      call("POST", "/v2/actions/events/failed/retry", {
+        id: selection.id || undefined,
+        targetId: selection.targetId || undefined,
+        eventType: selection.eventType || undefined,
+      }).then((r) => Number(r.retried ?? 0)),
+    /**
+     * ExplainExecution: { execution?, targets: [{ targetId, targetName, via, targetType, endpoint, interruptOnError, timeout }],
+     * levels: [{ executionId, condition, exists, matched }] } for a condition.
+     */
+    explainExecution: (condition) =>
+      call("POST", "/v2/actions/executions/explain", { condition }).then((r) => ({ execution: r.execution, targets: r.targets ?? [], levels: r.levels ?? [] })),
+    /**
+     * TestTarget: sends a sample payload of the condition to the target; resolves { status, latency, error,
+     * payloadExcerpt, answerExcerpt, answerParses?, parseError }.
+     */
+    testTarget: (targetId, condition) =>
+      call("POST", `/v2/actions/targets/${id(targetId)}/test`, { condition }).then((r) => ({
+        status: Number(r.status ?? 0),
+        latency: r.latency,
+        error: r.error ?? "",
+        payloadExcerpt: r.payloadExcerpt ?? "",
+        answerExcerpt: r.answerExcerpt ?? "",
+        answerParses: r.answerParses,
+        parseError: r.parseError ?? "",
+      })),
   };
 }

@@ -6,22 +6,20 @@ import { deliveryLogPage } from "./pages/delivery-log.js";
 import { executionsPage } from "./pages/executions.js";
 import { failedDeliveriesPage } from "./pages/failed-deliveries.js";
 import { targetsPage } from "./pages/targets.js";
+import { testTargetPage } from "./pages/test-target.js";
 import { alertBox, errorText } from "./ui.js";
 
 /**
  * The pages. Each `mount(container, context)` fills the container and returns { unmount() }; `context`
  * has the api client, the route's parameters (`params`: URLSearchParams, `rest`: path after the page's
  * own) and `navigate(hash)`.
- *
- * Extension point (issue 11): a "Test target" page (TestTarget) is one more entry here, with its own
- * module under pages/; retrying failed deliveries and the best-match preview belong to the existing
- * failed-deliveries and executions pages.
  */
 const routes = [
   { path: "targets", title: "Targets", page: targetsPage },
   { path: "executions", title: "Executions", page: executionsPage },
   { path: "deliveries", title: "Delivery log", page: deliveryLogPage },
   { path: "failed", title: "Failed deliveries", page: failedDeliveriesPage },
+  { path: "test", title: "Test target", page: testTargetPage },
 ];
 
 const tokenKey = "connect-actions.console.token";

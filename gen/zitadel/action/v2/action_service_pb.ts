@@ -1,6 +1,7 @@
 // zitadel.action.v2.ActionService of connect-actions: manages targets and executions.
 // RPC names, messages, field names and numbers and REST paths follow ZITADEL's public API (v4);
-// ListTargetCalls, ListFailedEventDeliveries and the fields numbered from 1000 are extensions of
+// ListTargetCalls, ListFailedEventDeliveries, ExplainExecution, TestTarget, RetryFailedEventDeliveries
+// and the fields numbered from 1000 are extensions of
 // connect-actions (see README "Extensions of ZITADEL's API").
 // Every call needs "Authorization: Bearer <token>".
 
@@ -27,7 +28,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file zitadel/action/v2/action_service.proto.
  */
 export const file_zitadel_action_v2_action_service: GenFile = /*@__PURE__*/
-  fileDesc("CiZ6aXRhZGVsL2FjdGlvbi92Mi9hY3Rpb25fc2VydmljZS5wcm90bxIReml0YWRlbC5hY3Rpb24udjIixAIKE0NyZWF0ZVRhcmdldFJlcXVlc3QSDAoEbmFtZRgBIAEoCRI2CgxyZXN0X3dlYmhvb2sYAiABKAsyHi56aXRhZGVsLmFjdGlvbi52Mi5SRVNUV2ViaG9va0gAEjAKCXJlc3RfY2FsbBgDIAEoCzIbLnppdGFkZWwuYWN0aW9uLnYyLlJFU1RDYWxsSAASMgoKcmVzdF9hc3luYxgEIAEoCzIcLnppdGFkZWwuYWN0aW9uLnYyLlJFU1RBc3luY0gAEioKB3RpbWVvdXQYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIZW5kcG9pbnQYBiABKAkSNAoMcGF5bG9hZF90eXBlGAcgASgOMh4ueml0YWRlbC5hY3Rpb24udjIuUGF5bG9hZFR5cGVCDQoLdGFyZ2V0X3R5cGUiagoUQ3JlYXRlVGFyZ2V0UmVzcG9uc2USCgoCaWQYASABKAkSMQoNY3JlYXRpb25fZGF0ZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLc2lnbmluZ19rZXkYAyABKAki3AMKE1VwZGF0ZVRhcmdldFJlcXVlc3QSCgoCaWQYASABKAkSEQoEbmFtZRgCIAEoCUgBiAEBEjYKDHJlc3Rfd2ViaG9vaxgDIAEoCzIeLnppdGFkZWwuYWN0aW9uLnYyLlJFU1RXZWJob29rSAASMAoJcmVzdF9jYWxsGAQgASgLMhsueml0YWRlbC5hY3Rpb24udjIuUkVTVENhbGxIABIyCgpyZXN0X2FzeW5jGAUgASgLMhwueml0YWRlbC5hY3Rpb24udjIuUkVTVEFzeW5jSAASLwoHdGltZW91dBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkgCiAEBEhUKCGVuZHBvaW50GAcgASgJSAOIAQESPgoWZXhwaXJhdGlvbl9zaWduaW5nX2tleRgIIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkgEiAEBEjQKDHBheWxvYWRfdHlwZRgJIAEoDjIeLnppdGFkZWwuYWN0aW9uLnYyLlBheWxvYWRUeXBlQg0KC3RhcmdldF90eXBlQgcKBV9uYW1lQgoKCF90aW1lb3V0QgsKCV9lbmRwb2ludEIZChdfZXhwaXJhdGlvbl9zaWduaW5nX2tleSJxChRVcGRhdGVUYXJnZXRSZXNwb25zZRIvCgtjaGFuZ2VfZGF0ZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoLc2lnbmluZ19rZXkYAiABKAlIAIgBAUIOCgxfc2lnbmluZ19rZXkiIQoTRGVsZXRlVGFyZ2V0UmVxdWVzdBIKCgJpZBgBIAEoCSJJChREZWxldGVUYXJnZXRSZXNwb25zZRIxCg1kZWxldGlvbl9kYXRlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIeChBHZXRUYXJnZXRSZXF1ZXN0EgoKAmlkGAEgASgJIj4KEUdldFRhcmdldFJlc3BvbnNlEikKBnRhcmdldBgBIAEoCzIZLnppdGFkZWwuYWN0aW9uLnYyLlRhcmdldCLuAQoSTGlzdFRhcmdldHNSZXF1ZXN0Ej0KCnBhZ2luYXRpb24YASABKAsyJC56aXRhZGVsLmZpbHRlci52Mi5QYWdpbmF0aW9uUmVxdWVzdEgAiAEBEj8KDnNvcnRpbmdfY29sdW1uGAIgASgOMiIueml0YWRlbC5hY3Rpb24udjIuVGFyZ2V0RmllbGROYW1lSAGIAQESNgoHZmlsdGVycxgDIAMoCzIlLnppdGFkZWwuYWN0aW9uLnYyLlRhcmdldFNlYXJjaEZpbHRlckINCgtfcGFnaW5hdGlvbkIRCg9fc29ydGluZ19jb2x1bW4ifAoTTGlzdFRhcmdldHNSZXNwb25zZRI5CgpwYWdpbmF0aW9uGAEgASgLMiUueml0YWRlbC5maWx0ZXIudjIuUGFnaW5hdGlvblJlc3BvbnNlEioKB3RhcmdldHMYAiADKAsyGS56aXRhZGVsLmFjdGlvbi52Mi5UYXJnZXQiigEKE0FkZFB1YmxpY0tleVJlcXVlc3QSEQoJdGFyZ2V0X2lkGAEgASgJEhIKCnB1YmxpY19rZXkYAiABKAwSOAoPZXhwaXJhdGlvbl9kYXRlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgAiAEBQhIKEF9leHBpcmF0aW9uX2RhdGUiWQoUQWRkUHVibGljS2V5UmVzcG9uc2USDgoGa2V5X2lkGAEgASgJEjEKDWNyZWF0aW9uX2RhdGUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIj0KGEFjdGl2YXRlUHVibGljS2V5UmVxdWVzdBIRCgl0YXJnZXRfaWQYASABKAkSDgoGa2V5X2lkGAIgASgJIkwKGUFjdGl2YXRlUHVibGljS2V5UmVzcG9uc2USLwoLY2hhbmdlX2RhdGUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIj8KGkRlYWN0aXZhdGVQdWJsaWNLZXlSZXF1ZXN0EhEKCXRhcmdldF9pZBgBIAEoCRIOCgZrZXlfaWQYAiABKAkiTgobRGVhY3RpdmF0ZVB1YmxpY0tleVJlc3BvbnNlEi8KC2NoYW5nZV9kYXRlGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI7ChZSZW1vdmVQdWJsaWNLZXlSZXF1ZXN0EhEKCXRhcmdldF9pZBgBIAEoCRIOCgZrZXlfaWQYAiABKAkiTAoXUmVtb3ZlUHVibGljS2V5UmVzcG9uc2USMQoNZGVsZXRpb25fZGF0ZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi8gEKFUxpc3RQdWJsaWNLZXlzUmVxdWVzdBIRCgl0YXJnZXRfaWQYASABKAkSPQoKcGFnaW5hdGlvbhgCIAEoCzIkLnppdGFkZWwuZmlsdGVyLnYyLlBhZ2luYXRpb25SZXF1ZXN0SACIAQESPQoOc29ydGluZ19jb2x1bW4YAyABKA4yJS56aXRhZGVsLmFjdGlvbi52Mi5QdWJsaWNLZXlGaWVsZE5hbWUSOQoHZmlsdGVycxgEIAMoCzIoLnppdGFkZWwuYWN0aW9uLnYyLlB1YmxpY0tleVNlYXJjaEZpbHRlckINCgtfcGFnaW5hdGlvbiKGAQoWTGlzdFB1YmxpY0tleXNSZXNwb25zZRI5CgpwYWdpbmF0aW9uGAEgASgLMiUueml0YWRlbC5maWx0ZXIudjIuUGFnaW5hdGlvblJlc3BvbnNlEjEKC3B1YmxpY19rZXlzGAIgAygLMhwueml0YWRlbC5hY3Rpb24udjIuUHVibGljS2V5IogBChNTZXRFeGVjdXRpb25SZXF1ZXN0Ei8KCWNvbmRpdGlvbhgBIAEoCzIcLnppdGFkZWwuYWN0aW9uLnYyLkNvbmRpdGlvbhIPCgd0YXJnZXRzGAIgAygJEi8KCGluY2x1ZGVzGOgHIAMoCzIcLnppdGFkZWwuYWN0aW9uLnYyLkNvbmRpdGlvbiJEChRTZXRFeGVjdXRpb25SZXNwb25zZRIsCghzZXRfZGF0ZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi9wEKFUxpc3RFeGVjdXRpb25zUmVxdWVzdBI9CgpwYWdpbmF0aW9uGAEgASgLMiQueml0YWRlbC5maWx0ZXIudjIuUGFnaW5hdGlvblJlcXVlc3RIAIgBARJCCg5zb3J0aW5nX2NvbHVtbhgCIAEoDjIlLnppdGFkZWwuYWN0aW9uLnYyLkV4ZWN1dGlvbkZpZWxkTmFtZUgBiAEBEjkKB2ZpbHRlcnMYAyADKAsyKC56aXRhZGVsLmFjdGlvbi52Mi5FeGVjdXRpb25TZWFyY2hGaWx0ZXJCDQoLX3BhZ2luYXRpb25CEQoPX3NvcnRpbmdfY29sdW1uIoUBChZMaXN0RXhlY3V0aW9uc1Jlc3BvbnNlEjkKCnBhZ2luYXRpb24YASABKAsyJS56aXRhZGVsLmZpbHRlci52Mi5QYWdpbmF0aW9uUmVzcG9uc2USMAoKZXhlY3V0aW9ucxgCIAMoCzIcLnppdGFkZWwuYWN0aW9uLnYyLkV4ZWN1dGlvbiIfCh1MaXN0RXhlY3V0aW9uRnVuY3Rpb25zUmVxdWVzdCIzCh5MaXN0RXhlY3V0aW9uRnVuY3Rpb25zUmVzcG9uc2USEQoJZnVuY3Rpb25zGAEgAygJIh0KG0xpc3RFeGVjdXRpb25NZXRob2RzUmVxdWVzdCIvChxMaXN0RXhlY3V0aW9uTWV0aG9kc1Jlc3BvbnNlEg8KB21ldGhvZHMYASADKAkiHgocTGlzdEV4ZWN1dGlvblNlcnZpY2VzUmVxdWVzdCIxCh1MaXN0RXhlY3V0aW9uU2VydmljZXNSZXNwb25zZRIQCghzZXJ2aWNlcxgBIAMoCSLPAQoWTGlzdFRhcmdldENhbGxzUmVxdWVzdBI9CgpwYWdpbmF0aW9uGAEgASgLMiQueml0YWRlbC5maWx0ZXIudjIuUGFnaW5hdGlvblJlcXVlc3RIAIgBARIRCgl0YXJnZXRfaWQYAiABKAkSFAoMZXhlY3V0aW9uX2lkGAMgASgJEhMKC2ZhaWxlZF9vbmx5GAQgASgIEikKBXNpbmNlGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEINCgtfcGFnaW5hdGlvbiKVAgoKVGFyZ2V0Q2FsbBIKCgJpZBgBIAEoCRIRCgl0YXJnZXRfaWQYAiABKAkSEwoLdGFyZ2V0X25hbWUYAyABKAkSFAoMZXhlY3V0aW9uX2lkGAQgASgJEg8KB3RyaWdnZXIYBSABKAkSEAoIZW5kcG9pbnQYBiABKAkSDgoGc3RhdHVzGAcgASgFEisKCGR1cmF0aW9uGAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg0KBWVycm9yGAkgASgJEg8KB2F0dGVtcHQYCiABKA0SDQoFYXN5bmMYCyABKAgSLgoKc3RhcnRfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiggEKF0xpc3RUYXJnZXRDYWxsc1Jlc3BvbnNlEjkKCnBhZ2luYXRpb24YASABKAsyJS56aXRhZGVsLmZpbHRlci52Mi5QYWdpbmF0aW9uUmVzcG9uc2USLAoFY2FsbHMYAiADKAsyHS56aXRhZGVsLmFjdGlvbi52Mi5UYXJnZXRDYWxsIjEKIExpc3RGYWlsZWRFdmVudERlbGl2ZXJpZXNSZXF1ZXN0Eg0KBWxpbWl0GAEgASgNIoYCChNGYWlsZWRFdmVudERlbGl2ZXJ5EgoKAmlkGAEgASgJEhEKCXRhcmdldF9pZBgCIAEoCRIUCgxleGVjdXRpb25faWQYAyABKAkSEgoKZXZlbnRfdHlwZRgEIAEoCRIUCgxvcmRlcmluZ19rZXkYBSABKAkSDAoEYm9keRgGIAEoCRIQCghhdHRlbXB0cxgHIAEoDRINCgVlcnJvchgIIAEoCRIwCgxjcmVhdGVkX2RhdGUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZhaWxlZF9kYXRlGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJfCiFMaXN0RmFpbGVkRXZlbnREZWxpdmVyaWVzUmVzcG9uc2USOgoKZGVsaXZlcmllcxgBIAMoCzImLnppdGFkZWwuYWN0aW9uLnYyLkZhaWxlZEV2ZW50RGVsaXZlcnkyxRQKDUFjdGlvblNlcnZpY2USfwoMQ3JlYXRlVGFyZ2V0EiYueml0YWRlbC5hY3Rpb24udjIuQ3JlYXRlVGFyZ2V0UmVxdWVzdBonLnppdGFkZWwuYWN0aW9uLnYyLkNyZWF0ZVRhcmdldFJlc3BvbnNlIh6C0+STAhg6ASoiEy92Mi9hY3Rpb25zL3RhcmdldHMShAEKDFVwZGF0ZVRhcmdldBImLnppdGFkZWwuYWN0aW9uLnYyLlVwZGF0ZVRhcmdldFJlcXVlc3QaJy56aXRhZGVsLmFjdGlvbi52Mi5VcGRhdGVUYXJnZXRSZXNwb25zZSIjgtPkkwIdOgEqIhgvdjIvYWN0aW9ucy90YXJnZXRzL3tpZH0SgQEKDERlbGV0ZVRhcmdldBImLnppdGFkZWwuYWN0aW9uLnYyLkRlbGV0ZVRhcmdldFJlcXVlc3QaJy56aXRhZGVsLmFjdGlvbi52Mi5EZWxldGVUYXJnZXRSZXNwb25zZSIggtPkkwIaKhgvdjIvYWN0aW9ucy90YXJnZXRzL3tpZH0SeAoJR2V0VGFyZ2V0EiMueml0YWRlbC5hY3Rpb24udjIuR2V0VGFyZ2V0UmVxdWVzdBokLnppdGFkZWwuYWN0aW9uLnYyLkdldFRhcmdldFJlc3BvbnNlIiCC0+STAhoSGC92Mi9hY3Rpb25zL3RhcmdldHMve2lkfRKDAQoLTGlzdFRhcmdldHMSJS56aXRhZGVsLmFjdGlvbi52Mi5MaXN0VGFyZ2V0c1JlcXVlc3QaJi56aXRhZGVsLmFjdGlvbi52Mi5MaXN0VGFyZ2V0c1Jlc3BvbnNlIiWC0+STAh86ASoiGi92Mi9hY3Rpb25zL3RhcmdldHMvc2VhcmNoEpYBCgxBZGRQdWJsaWNLZXkSJi56aXRhZGVsLmFjdGlvbi52Mi5BZGRQdWJsaWNLZXlSZXF1ZXN0Gicueml0YWRlbC5hY3Rpb24udjIuQWRkUHVibGljS2V5UmVzcG9uc2UiNYLT5JMCLzoBKiIqL3YyL2FjdGlvbnMvdGFyZ2V0cy97dGFyZ2V0X2lkfS9wdWJsaWNrZXlzErQBChFBY3RpdmF0ZVB1YmxpY0tleRIrLnppdGFkZWwuYWN0aW9uLnYyLkFjdGl2YXRlUHVibGljS2V5UmVxdWVzdBosLnppdGFkZWwuYWN0aW9uLnYyLkFjdGl2YXRlUHVibGljS2V5UmVzcG9uc2UiRILT5JMCPiI8L3YyL2FjdGlvbnMvdGFyZ2V0cy97dGFyZ2V0X2lkfS9wdWJsaWNrZXlzL3trZXlfaWR9L2FjdGl2YXRlErwBChNEZWFjdGl2YXRlUHVibGljS2V5Ei0ueml0YWRlbC5hY3Rpb24udjIuRGVhY3RpdmF0ZVB1YmxpY0tleVJlcXVlc3QaLi56aXRhZGVsLmFjdGlvbi52Mi5EZWFjdGl2YXRlUHVibGljS2V5UmVzcG9uc2UiRoLT5JMCQCI+L3YyL2FjdGlvbnMvdGFyZ2V0cy97dGFyZ2V0X2lkfS9wdWJsaWNrZXlzL3trZXlfaWR9L2RlYWN0aXZhdGUSpQEKD1JlbW92ZVB1YmxpY0tleRIpLnppdGFkZWwuYWN0aW9uLnYyLlJlbW92ZVB1YmxpY0tleVJlcXVlc3QaKi56aXRhZGVsLmFjdGlvbi52Mi5SZW1vdmVQdWJsaWNLZXlSZXNwb25zZSI7gtPkkwI1KjMvdjIvYWN0aW9ucy90YXJnZXRzL3t0YXJnZXRfaWR9L3B1YmxpY2tleXMve2tleV9pZH0SowEKDkxpc3RQdWJsaWNLZXlzEigueml0YWRlbC5hY3Rpb24udjIuTGlzdFB1YmxpY0tleXNSZXF1ZXN0Gikueml0YWRlbC5hY3Rpb24udjIuTGlzdFB1YmxpY0tleXNSZXNwb25zZSI8gtPkkwI2OgEqIjEvdjIvYWN0aW9ucy90YXJnZXRzL3t0YXJnZXRfaWR9L3B1YmxpY2tleXMvc2VhcmNoEoIBCgxTZXRFeGVjdXRpb24SJi56aXRhZGVsLmFjdGlvbi52Mi5TZXRFeGVjdXRpb25SZXF1ZXN0Gicueml0YWRlbC5hY3Rpb24udjIuU2V0RXhlY3V0aW9uUmVzcG9uc2UiIYLT5JMCGzoBKhoWL3YyL2FjdGlvbnMvZXhlY3V0aW9ucxKPAQoOTGlzdEV4ZWN1dGlvbnMSKC56aXRhZGVsLmFjdGlvbi52Mi5MaXN0RXhlY3V0aW9uc1JlcXVlc3QaKS56aXRhZGVsLmFjdGlvbi52Mi5MaXN0RXhlY3V0aW9uc1Jlc3BvbnNlIiiC0+STAiI6ASoiHS92Mi9hY3Rpb25zL2V4ZWN1dGlvbnMvc2VhcmNoEqcBChZMaXN0RXhlY3V0aW9uRnVuY3Rpb25zEjAueml0YWRlbC5hY3Rpb24udjIuTGlzdEV4ZWN1dGlvbkZ1bmN0aW9uc1JlcXVlc3QaMS56aXRhZGVsLmFjdGlvbi52Mi5MaXN0RXhlY3V0aW9uRnVuY3Rpb25zUmVzcG9uc2UiKILT5JMCIhIgL3YyL2FjdGlvbnMvZXhlY3V0aW9ucy9mdW5jdGlvbnMSnwEKFExpc3RFeGVjdXRpb25NZXRob2RzEi4ueml0YWRlbC5hY3Rpb24udjIuTGlzdEV4ZWN1dGlvbk1ldGhvZHNSZXF1ZXN0Gi8ueml0YWRlbC5hY3Rpb24udjIuTGlzdEV4ZWN1dGlvbk1ldGhvZHNSZXNwb25zZSImgtPkkwIgEh4vdjIvYWN0aW9ucy9leGVjdXRpb25zL21ldGhvZHMSowEKFUxpc3RFeGVjdXRpb25TZXJ2aWNlcxIvLnppdGFkZWwuYWN0aW9uLnYyLkxpc3RFeGVjdXRpb25TZXJ2aWNlc1JlcXVlc3QaMC56aXRhZGVsLmFjdGlvbi52Mi5MaXN0RXhlY3V0aW9uU2VydmljZXNSZXNwb25zZSIngtPkkwIhEh8vdjIvYWN0aW9ucy9leGVjdXRpb25zL3NlcnZpY2VzEpUBCg9MaXN0VGFyZ2V0Q2FsbHMSKS56aXRhZGVsLmFjdGlvbi52Mi5MaXN0VGFyZ2V0Q2FsbHNSZXF1ZXN0Gioueml0YWRlbC5hY3Rpb24udjIuTGlzdFRhcmdldENhbGxzUmVzcG9uc2UiK4LT5JMCJToBKiIgL3YyL2FjdGlvbnMvdGFyZ2V0cy9jYWxscy9zZWFyY2gSqQEKGUxpc3RGYWlsZWRFdmVudERlbGl2ZXJpZXMSMy56aXRhZGVsLmFjdGlvbi52Mi5MaXN0RmFpbGVkRXZlbnREZWxpdmVyaWVzUmVxdWVzdBo0LnppdGFkZWwuYWN0aW9uLnYyLkxpc3RGYWlsZWRFdmVudERlbGl2ZXJpZXNSZXNwb25zZSIhgtPkkwIbEhkvdjIvYWN0aW9ucy9ldmVudHMvZmFpbGVkQjZaNGdpdGh1Yi5jb20veml0YWRlbC96aXRhZGVsL3BrZy9ncnBjL2FjdGlvbi92MjthY3Rpb25iBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_timestamp, file_zitadel_action_v2_execution, file_zitadel_action_v2_query, file_zitadel_action_v2_target, file_zitadel_filter_v2_filter]);
+  fileDesc("CiZ6aXRhZGVsL2FjdGlvbi92Mi9hY3Rpb25fc2VydmljZS5wcm90bxIReml0YWRlbC5hY3Rpb24udjIixAIKE0NyZWF0ZVRhcmdldFJlcXVlc3QSDAoEbmFtZRgBIAEoCRI2CgxyZXN0X3dlYmhvb2sYAiABKAsyHi56aXRhZGVsLmFjdGlvbi52Mi5SRVNUV2ViaG9va0gAEjAKCXJlc3RfY2FsbBgDIAEoCzIbLnppdGFkZWwuYWN0aW9uLnYyLlJFU1RDYWxsSAASMgoKcmVzdF9hc3luYxgEIAEoCzIcLnppdGFkZWwuYWN0aW9uLnYyLlJFU1RBc3luY0gAEioKB3RpbWVvdXQYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEAoIZW5kcG9pbnQYBiABKAkSNAoMcGF5bG9hZF90eXBlGAcgASgOMh4ueml0YWRlbC5hY3Rpb24udjIuUGF5bG9hZFR5cGVCDQoLdGFyZ2V0X3R5cGUiagoUQ3JlYXRlVGFyZ2V0UmVzcG9uc2USCgoCaWQYASABKAkSMQoNY3JlYXRpb25fZGF0ZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLc2lnbmluZ19rZXkYAyABKAki3AMKE1VwZGF0ZVRhcmdldFJlcXVlc3QSCgoCaWQYASABKAkSEQoEbmFtZRgCIAEoCUgBiAEBEjYKDHJlc3Rfd2ViaG9vaxgDIAEoCzIeLnppdGFkZWwuYWN0aW9uLnYyLlJFU1RXZWJob29rSAASMAoJcmVzdF9jYWxsGAQgASgLMhsueml0YWRlbC5hY3Rpb24udjIuUkVTVENhbGxIABIyCgpyZXN0X2FzeW5jGAUgASgLMhwueml0YWRlbC5hY3Rpb24udjIuUkVTVEFzeW5jSAASLwoHdGltZW91dBgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkgCiAEBEhUKCGVuZHBvaW50GAcgASgJSAOIAQESPgoWZXhwaXJhdGlvbl9zaWduaW5nX2tleRgIIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkgEiAEBEjQKDHBheWxvYWRfdHlwZRgJIAEoDjIeLnppdGFkZWwuYWN0aW9uLnYyLlBheWxvYWRUeXBlQg0KC3RhcmdldF90eXBlQgcKBV9uYW1lQgoKCF90aW1lb3V0QgsKCV9lbmRwb2ludEIZChdfZXhwaXJhdGlvbl9zaWduaW5nX2tleSJxChRVcGRhdGVUYXJnZXRSZXNwb25zZRIvCgtjaGFuZ2VfZGF0ZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoLc2lnbmluZ19rZXkYAiABKAlIAIgBAUIOCgxfc2lnbmluZ19rZXkiIQoTRGVsZXRlVGFyZ2V0UmVxdWVzdBIKCgJpZBgBIAEoCSJJChREZWxldGVUYXJnZXRSZXNwb25zZRIxCg1kZWxldGlvbl9kYXRlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIeChBHZXRUYXJnZXRSZXF1ZXN0EgoKAmlkGAEgASgJIj4KEUdldFRhcmdldFJlc3BvbnNlEikKBnRhcmdldBgBIAEoCzIZLnppdGFkZWwuYWN0aW9uLnYyLlRhcmdldCLuAQoSTGlzdFRhcmdldHNSZXF1ZXN0Ej0KCnBhZ2luYXRpb24YASABKAsyJC56aXRhZGVsLmZpbHRlci52Mi5QYWdpbmF0aW9uUmVxdWVzdEgAiAEBEj8KDnNvcnRpbmdfY29sdW1uGAIgASgOMiIueml0YWRlbC5hY3Rpb24udjIuVGFyZ2V0RmllbGROYW1lSAGIAQESNgoHZmlsdGVycxgDIAMoCzIlLnppdGFkZWwuYWN0aW9uLnYyLlRhcmdldFNlYXJjaEZpbHRlckINCgtfcGFnaW5hdGlvbkIRCg9fc29ydGluZ19jb2x1bW4ifAoTTGlzdFRhcmdldHNSZXNwb25zZRI5CgpwYWdpbmF0aW9uGAEgASgLMiUueml0YWRlbC5maWx0ZXIudjIuUGFnaW5hdGlvblJlc3BvbnNlEioKB3RhcmdldHMYAiADKAsyGS56aXRhZGVsLmFjdGlvbi52Mi5UYXJnZXQiigEKE0FkZFB1YmxpY0tleVJlcXVlc3QSEQoJdGFyZ2V0X2lkGAEgASgJEhIKCnB1YmxpY19rZXkYAiABKAwSOAoPZXhwaXJhdGlvbl9kYXRlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgAiAEBQhIKEF9leHBpcmF0aW9uX2RhdGUiWQoUQWRkUHVibGljS2V5UmVzcG9uc2USDgoGa2V5X2lkGAEgASgJEjEKDWNyZWF0aW9uX2RhdGUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIj0KGEFjdGl2YXRlUHVibGljS2V5UmVxdWVzdBIRCgl0YXJnZXRfaWQYASABKAkSDgoGa2V5X2lkGAIgASgJIkwKGUFjdGl2YXRlUHVibGljS2V5UmVzcG9uc2USLwoLY2hhbmdlX2RhdGUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIj8KGkRlYWN0aXZhdGVQdWJsaWNLZXlSZXF1ZXN0EhEKCXRhcmdldF9pZBgBIAEoCRIOCgZrZXlfaWQYAiABKAkiTgobRGVhY3RpdmF0ZVB1YmxpY0tleVJlc3BvbnNlEi8KC2NoYW5nZV9kYXRlGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI7ChZSZW1vdmVQdWJsaWNLZXlSZXF1ZXN0EhEKCXRhcmdldF9pZBgBIAEoCRIOCgZrZXlfaWQYAiABKAkiTAoXUmVtb3ZlUHVibGljS2V5UmVzcG9uc2USMQoNZGVsZXRpb25fZGF0ZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi8gEKFUxpc3RQdWJsaWNLZXlzUmVxdWVzdBIRCgl0YXJnZXRfaWQYASABKAkSPQoKcGFnaW5hdGlvbhgCIAEoCzIkLnppdGFkZWwuZmlsdGVyLnYyLlBhZ2luYXRpb25SZXF1ZXN0SACIAQESPQoOc29ydGluZ19jb2x1bW4YAyABKA4yJS56aXRhZGVsLmFjdGlvbi52Mi5QdWJsaWNLZXlGaWVsZE5hbWUSOQoHZmlsdGVycxgEIAMoCzIoLnppdGFkZWwuYWN0aW9uLnYyLlB1YmxpY0tleVNlYXJjaEZpbHRlckINCgtfcGFnaW5hdGlvbiKGAQoWTGlzdFB1YmxpY0tleXNSZXNwb25zZRI5CgpwYWdpbmF0aW9uGAEgASgLMiUueml0YWRlbC5maWx0ZXIudjIuUGFnaW5hdGlvblJlc3BvbnNlEjEKC3B1YmxpY19rZXlzGAIgAygLMhwueml0YWRlbC5hY3Rpb24udjIuUHVibGljS2V5IogBChNTZXRFeGVjdXRpb25SZXF1ZXN0Ei8KCWNvbmRpdGlvbhgBIAEoCzIcLnppdGFkZWwuYWN0aW9uLnYyLkNvbmRpdGlvbhIPCgd0YXJnZXRzGAIgAygJEi8KCGluY2x1ZGVzGOgHIAMoCzIcLnppdGFkZWwuYWN0aW9uLnYyLkNvbmRpdGlvbiJEChRTZXRFeGVjdXRpb25SZXNwb25zZRIsCghzZXRfZGF0ZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi9wEKFUxpc3RFeGVjdXRpb25zUmVxdWVzdBI9CgpwYWdpbmF0aW9uGAEgASgLMiQueml0YWRlbC5maWx0ZXIudjIuUGFnaW5hdGlvblJlcXVlc3RIAIgBARJCCg5zb3J0aW5nX2NvbHVtbhgCIAEoDjIlLnppdGFkZWwuYWN0aW9uLnYyLkV4ZWN1dGlvbkZpZWxkTmFtZUgBiAEBEjkKB2ZpbHRlcnMYAyADKAsyKC56aXRhZGVsLmFjdGlvbi52Mi5FeGVjdXRpb25TZWFyY2hGaWx0ZXJCDQoLX3BhZ2luYXRpb25CEQoPX3NvcnRpbmdfY29sdW1uIoUBChZMaXN0RXhlY3V0aW9uc1Jlc3BvbnNlEjkKCnBhZ2luYXRpb24YASABKAsyJS56aXRhZGVsLmZpbHRlci52Mi5QYWdpbmF0aW9uUmVzcG9uc2USMAoKZXhlY3V0aW9ucxgCIAMoCzIcLnppdGFkZWwuYWN0aW9uLnYyLkV4ZWN1dGlvbiIfCh1MaXN0RXhlY3V0aW9uRnVuY3Rpb25zUmVxdWVzdCIzCh5MaXN0RXhlY3V0aW9uRnVuY3Rpb25zUmVzcG9uc2USEQoJZnVuY3Rpb25zGAEgAygJIh0KG0xpc3RFeGVjdXRpb25NZXRob2RzUmVxdWVzdCIvChxMaXN0RXhlY3V0aW9uTWV0aG9kc1Jlc3BvbnNlEg8KB21ldGhvZHMYASADKAkiHgocTGlzdEV4ZWN1dGlvblNlcnZpY2VzUmVxdWVzdCIxCh1MaXN0RXhlY3V0aW9uU2VydmljZXNSZXNwb25zZRIQCghzZXJ2aWNlcxgBIAMoCSLnAQoWTGlzdFRhcmdldENhbGxzUmVxdWVzdBI9CgpwYWdpbmF0aW9uGAEgASgLMiQueml0YWRlbC5maWx0ZXIudjIuUGFnaW5hdGlvblJlcXVlc3RIAIgBARIRCgl0YXJnZXRfaWQYAiABKAkSFAoMZXhlY3V0aW9uX2lkGAMgASgJEhMKC2ZhaWxlZF9vbmx5GAQgASgIEikKBXNpbmNlGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5zdWNjZWVkZWRfb25seRgGIAEoCEINCgtfcGFnaW5hdGlvbiLWAgoKVGFyZ2V0Q2FsbBIKCgJpZBgBIAEoCRIRCgl0YXJnZXRfaWQYAiABKAkSEwoLdGFyZ2V0X25hbWUYAyABKAkSFAoMZXhlY3V0aW9uX2lkGAQgASgJEg8KB3RyaWdnZXIYBSABKAkSEAoIZW5kcG9pbnQYBiABKAkSDgoGc3RhdHVzGAcgASgFEisKCGR1cmF0aW9uGAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEg0KBWVycm9yGAkgASgJEg8KB2F0dGVtcHQYCiABKA0SDQoFYXN5bmMYCyABKAgSLgoKc3RhcnRfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPcmVxdWVzdF9leGNlcnB0GA0gASgJEhgKEHJlc3BvbnNlX2V4Y2VycHQYDiABKAkSDAoEdGVzdBgPIAEoCCKCAQoXTGlzdFRhcmdldENhbGxzUmVzcG9uc2USOQoKcGFnaW5hdGlvbhgBIAEoCzIlLnppdGFkZWwuZmlsdGVyLnYyLlBhZ2luYXRpb25SZXNwb25zZRIsCgVjYWxscxgCIAMoCzIdLnppdGFkZWwuYWN0aW9uLnYyLlRhcmdldENhbGwiMQogTGlzdEZhaWxlZEV2ZW50RGVsaXZlcmllc1JlcXVlc3QSDQoFbGltaXQYASABKA0ihgIKE0ZhaWxlZEV2ZW50RGVsaXZlcnkSCgoCaWQYASABKAkSEQoJdGFyZ2V0X2lkGAIgASgJEhQKDGV4ZWN1dGlvbl9pZBgDIAEoCRISCgpldmVudF90eXBlGAQgASgJEhQKDG9yZGVyaW5nX2tleRgFIAEoCRIMCgRib2R5GAYgASgJEhAKCGF0dGVtcHRzGAcgASgNEg0KBWVycm9yGAggASgJEjAKDGNyZWF0ZWRfZGF0ZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmFpbGVkX2RhdGUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIl8KIUxpc3RGYWlsZWRFdmVudERlbGl2ZXJpZXNSZXNwb25zZRI6CgpkZWxpdmVyaWVzGAEgAygLMiYueml0YWRlbC5hY3Rpb24udjIuRmFpbGVkRXZlbnREZWxpdmVyeSJKChdFeHBsYWluRXhlY3V0aW9uUmVxdWVzdBIvCgljb25kaXRpb24YASABKAsyHC56aXRhZGVsLmFjdGlvbi52Mi5Db25kaXRpb24iswEKGEV4cGxhaW5FeGVjdXRpb25SZXNwb25zZRIvCglleGVjdXRpb24YASABKAsyHC56aXRhZGVsLmFjdGlvbi52Mi5FeGVjdXRpb24SMwoHdGFyZ2V0cxgCIAMoCzIiLnppdGFkZWwuYWN0aW9uLnYyLkV4cGxhaW5lZFRhcmdldBIxCgZsZXZlbHMYAyADKAsyIS56aXRhZGVsLmFjdGlvbi52Mi5FeHBsYWluZWRMZXZlbCK1AQoPRXhwbGFpbmVkVGFyZ2V0EhEKCXRhcmdldF9pZBgBIAEoCRITCgt0YXJnZXRfbmFtZRgCIAEoCRILCgN2aWEYAyADKAkSEwoLdGFyZ2V0X3R5cGUYBCABKAkSEAoIZW5kcG9pbnQYBSABKAkSGgoSaW50ZXJydXB0X29uX2Vycm9yGAYgASgIEioKB3RpbWVvdXQYByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24ieAoORXhwbGFpbmVkTGV2ZWwSFAoMZXhlY3V0aW9uX2lkGAEgASgJEi8KCWNvbmRpdGlvbhgCIAEoCzIcLnppdGFkZWwuYWN0aW9uLnYyLkNvbmRpdGlvbhIOCgZleGlzdHMYAyABKAgSDwoHbWF0Y2hlZBgEIAEoCCJQChFUZXN0VGFyZ2V0UmVxdWVzdBIKCgJpZBgBIAEoCRIvCgljb25kaXRpb24YAiABKAsyHC56aXRhZGVsLmFjdGlvbi52Mi5Db25kaXRpb24i0wEKElRlc3RUYXJnZXRSZXNwb25zZRIOCgZzdGF0dXMYASABKAUSKgoHbGF0ZW5jeRgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhINCgVlcnJvchgDIAEoCRIXCg9wYXlsb2FkX2V4Y2VycHQYBCABKAkSFgoOYW5zd2VyX2V4Y2VycHQYBSABKAkSGgoNYW5zd2VyX3BhcnNlcxgGIAEoCEgAiAEBEhMKC3BhcnNlX2Vycm9yGAcgASgJQhAKDl9hbnN3ZXJfcGFyc2VzIlYKIVJldHJ5RmFpbGVkRXZlbnREZWxpdmVyaWVzUmVxdWVzdBIKCgJpZBgBIAEoCRIRCgl0YXJnZXRfaWQYAiABKAkSEgoKZXZlbnRfdHlwZRgDIAEoCSI1CiJSZXRyeUZhaWxlZEV2ZW50RGVsaXZlcmllc1Jlc3BvbnNlEg8KB3JldHJpZWQYASABKA0ynBgKDUFjdGlvblNlcnZpY2USfwoMQ3JlYXRlVGFyZ2V0EiYueml0YWRlbC5hY3Rpb24udjIuQ3JlYXRlVGFyZ2V0UmVxdWVzdBonLnppdGFkZWwuYWN0aW9uLnYyLkNyZWF0ZVRhcmdldFJlc3BvbnNlIh6C0+STAhg6ASoiEy92Mi9hY3Rpb25zL3RhcmdldHMShAEKDFVwZGF0ZVRhcmdldBImLnppdGFkZWwuYWN0aW9uLnYyLlVwZGF0ZVRhcmdldFJlcXVlc3QaJy56aXRhZGVsLmFjdGlvbi52Mi5VcGRhdGVUYXJnZXRSZXNwb25zZSIjgtPkkwIdOgEqIhgvdjIvYWN0aW9ucy90YXJnZXRzL3tpZH0SgQEKDERlbGV0ZVRhcmdldBImLnppdGFkZWwuYWN0aW9uLnYyLkRlbGV0ZVRhcmdldFJlcXVlc3QaJy56aXRhZGVsLmFjdGlvbi52Mi5EZWxldGVUYXJnZXRSZXNwb25zZSIggtPkkwIaKhgvdjIvYWN0aW9ucy90YXJnZXRzL3tpZH0SeAoJR2V0VGFyZ2V0EiMueml0YWRlbC5hY3Rpb24udjIuR2V0VGFyZ2V0UmVxdWVzdBokLnppdGFkZWwuYWN0aW9uLnYyLkdldFRhcmdldFJlc3BvbnNlIiCC0+STAhoSGC92Mi9hY3Rpb25zL3RhcmdldHMve2lkfRKDAQoLTGlzdFRhcmdldHMSJS56aXRhZGVsLmFjdGlvbi52Mi5MaXN0VGFyZ2V0c1JlcXVlc3QaJi56aXRhZGVsLmFjdGlvbi52Mi5MaXN0VGFyZ2V0c1Jlc3BvbnNlIiWC0+STAh86ASoiGi92Mi9hY3Rpb25zL3RhcmdldHMvc2VhcmNoEpYBCgxBZGRQdWJsaWNLZXkSJi56aXRhZGVsLmFjdGlvbi52Mi5BZGRQdWJsaWNLZXlSZXF1ZXN0Gicueml0YWRlbC5hY3Rpb24udjIuQWRkUHVibGljS2V5UmVzcG9uc2UiNYLT5JMCLzoBKiIqL3YyL2FjdGlvbnMvdGFyZ2V0cy97dGFyZ2V0X2lkfS9wdWJsaWNrZXlzErQBChFBY3RpdmF0ZVB1YmxpY0tleRIrLnppdGFkZWwuYWN0aW9uLnYyLkFjdGl2YXRlUHVibGljS2V5UmVxdWVzdBosLnppdGFkZWwuYWN0aW9uLnYyLkFjdGl2YXRlUHVibGljS2V5UmVzcG9uc2UiRILT5JMCPiI8L3YyL2FjdGlvbnMvdGFyZ2V0cy97dGFyZ2V0X2lkfS9wdWJsaWNrZXlzL3trZXlfaWR9L2FjdGl2YXRlErwBChNEZWFjdGl2YXRlUHVibGljS2V5Ei0ueml0YWRlbC5hY3Rpb24udjIuRGVhY3RpdmF0ZVB1YmxpY0tleVJlcXVlc3QaLi56aXRhZGVsLmFjdGlvbi52Mi5EZWFjdGl2YXRlUHVibGljS2V5UmVzcG9uc2UiRoLT5JMCQCI+L3YyL2FjdGlvbnMvdGFyZ2V0cy97dGFyZ2V0X2lkfS9wdWJsaWNrZXlzL3trZXlfaWR9L2RlYWN0aXZhdGUSpQEKD1JlbW92ZVB1YmxpY0tleRIpLnppdGFkZWwuYWN0aW9uLnYyLlJlbW92ZVB1YmxpY0tleVJlcXVlc3QaKi56aXRhZGVsLmFjdGlvbi52Mi5SZW1vdmVQdWJsaWNLZXlSZXNwb25zZSI7gtPkkwI1KjMvdjIvYWN0aW9ucy90YXJnZXRzL3t0YXJnZXRfaWR9L3B1YmxpY2tleXMve2tleV9pZH0SowEKDkxpc3RQdWJsaWNLZXlzEigueml0YWRlbC5hY3Rpb24udjIuTGlzdFB1YmxpY0tleXNSZXF1ZXN0Gikueml0YWRlbC5hY3Rpb24udjIuTGlzdFB1YmxpY0tleXNSZXNwb25zZSI8gtPkkwI2OgEqIjEvdjIvYWN0aW9ucy90YXJnZXRzL3t0YXJnZXRfaWR9L3B1YmxpY2tleXMvc2VhcmNoEoIBCgxTZXRFeGVjdXRpb24SJi56aXRhZGVsLmFjdGlvbi52Mi5TZXRFeGVjdXRpb25SZXF1ZXN0Gicueml0YWRlbC5hY3Rpb24udjIuU2V0RXhlY3V0aW9uUmVzcG9uc2UiIYLT5JMCGzoBKhoWL3YyL2FjdGlvbnMvZXhlY3V0aW9ucxKPAQoOTGlzdEV4ZWN1dGlvbnMSKC56aXRhZGVsLmFjdGlvbi52Mi5MaXN0RXhlY3V0aW9uc1JlcXVlc3QaKS56aXRhZGVsLmFjdGlvbi52Mi5MaXN0RXhlY3V0aW9uc1Jlc3BvbnNlIiiC0+STAiI6ASoiHS92Mi9hY3Rpb25zL2V4ZWN1dGlvbnMvc2VhcmNoEqcBChZMaXN0RXhlY3V0aW9uRnVuY3Rpb25zEjAueml0YWRlbC5hY3Rpb24udjIuTGlzdEV4ZWN1dGlvbkZ1bmN0aW9uc1JlcXVlc3QaMS56aXRhZGVsLmFjdGlvbi52Mi5MaXN0RXhlY3V0aW9uRnVuY3Rpb25zUmVzcG9uc2UiKILT5JMCIhIgL3YyL2FjdGlvbnMvZXhlY3V0aW9ucy9mdW5jdGlvbnMSnwEKFExpc3RFeGVjdXRpb25NZXRob2RzEi4ueml0YWRlbC5hY3Rpb24udjIuTGlzdEV4ZWN1dGlvbk1ldGhvZHNSZXF1ZXN0Gi8ueml0YWRlbC5hY3Rpb24udjIuTGlzdEV4ZWN1dGlvbk1ldGhvZHNSZXNwb25zZSImgtPkkwIgEh4vdjIvYWN0aW9ucy9leGVjdXRpb25zL21ldGhvZHMSowEKFUxpc3RFeGVjdXRpb25TZXJ2aWNlcxIvLnppdGFkZWwuYWN0aW9uLnYyLkxpc3RFeGVjdXRpb25TZXJ2aWNlc1JlcXVlc3QaMC56aXRhZGVsLmFjdGlvbi52Mi5MaXN0RXhlY3V0aW9uU2VydmljZXNSZXNwb25zZSIngtPkkwIhEh8vdjIvYWN0aW9ucy9leGVjdXRpb25zL3NlcnZpY2VzEpUBCg9MaXN0VGFyZ2V0Q2FsbHMSKS56aXRhZGVsLmFjdGlvbi52Mi5MaXN0VGFyZ2V0Q2FsbHNSZXF1ZXN0Gioueml0YWRlbC5hY3Rpb24udjIuTGlzdFRhcmdldENhbGxzUmVzcG9uc2UiK4LT5JMCJToBKiIgL3YyL2FjdGlvbnMvdGFyZ2V0cy9jYWxscy9zZWFyY2gSqQEKGUxpc3RGYWlsZWRFdmVudERlbGl2ZXJpZXMSMy56aXRhZGVsLmFjdGlvbi52Mi5MaXN0RmFpbGVkRXZlbnREZWxpdmVyaWVzUmVxdWVzdBo0LnppdGFkZWwuYWN0aW9uLnYyLkxpc3RGYWlsZWRFdmVudERlbGl2ZXJpZXNSZXNwb25zZSIhgtPkkwIbEhkvdjIvYWN0aW9ucy9ldmVudHMvZmFpbGVkEpYBChBFeHBsYWluRXhlY3V0aW9uEioueml0YWRlbC5hY3Rpb24udjIuRXhwbGFpbkV4ZWN1dGlvblJlcXVlc3QaKy56aXRhZGVsLmFjdGlvbi52Mi5FeHBsYWluRXhlY3V0aW9uUmVzcG9uc2UiKYLT5JMCIzoBKiIeL3YyL2FjdGlvbnMvZXhlY3V0aW9ucy9leHBsYWluEoMBCgpUZXN0VGFyZ2V0EiQueml0YWRlbC5hY3Rpb24udjIuVGVzdFRhcmdldFJlcXVlc3QaJS56aXRhZGVsLmFjdGlvbi52Mi5UZXN0VGFyZ2V0UmVzcG9uc2UiKILT5JMCIjoBKiIdL3YyL2FjdGlvbnMvdGFyZ2V0cy97aWR9L3Rlc3QStQEKGlJldHJ5RmFpbGVkRXZlbnREZWxpdmVyaWVzEjQueml0YWRlbC5hY3Rpb24udjIuUmV0cnlGYWlsZWRFdmVudERlbGl2ZXJpZXNSZXF1ZXN0GjUueml0YWRlbC5hY3Rpb24udjIuUmV0cnlGYWlsZWRFdmVudERlbGl2ZXJpZXNSZXNwb25zZSIqgtPkkwIkOgEqIh8vdjIvYWN0aW9ucy9ldmVudHMvZmFpbGVkL3JldHJ5QjZaNGdpdGh1Yi5jb20veml0YWRlbC96aXRhZGVsL3BrZy9ncnBjL2FjdGlvbi92MjthY3Rpb25iBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_timestamp, file_zitadel_action_v2_execution, file_zitadel_action_v2_query, file_zitadel_action_v2_target, file_zitadel_filter_v2_filter]);
 
 /**
  * CreateTargetRequest describes a new target.
@@ -852,6 +853,13 @@ export type ListTargetCallsRequest = Message<"zitadel.action.v2.ListTargetCallsR
    * @generated from field: google.protobuf.Timestamp since = 5;
    */
   since?: Timestamp | undefined;
+
+  /**
+   * Only calls that succeeded; with failed_only, an error.
+   *
+   * @generated from field: bool succeeded_only = 6;
+   */
+  succeededOnly: boolean;
 };
 
 /**
@@ -938,6 +946,28 @@ export type TargetCall = Message<"zitadel.action.v2.TargetCall"> & {
    * @generated from field: google.protobuf.Timestamp start_time = 12;
    */
   startTime?: Timestamp | undefined;
+
+  /**
+   * The start of the payload sent, when the delivery log keeps excerpts (opt-in): JSON before
+   * signing or encryption, header values and the fields named secret left out, size-bounded.
+   *
+   * @generated from field: string request_excerpt = 13;
+   */
+  requestExcerpt: string;
+
+  /**
+   * The start of the answer's body, when the delivery log keeps excerpts, bounded and redacted alike.
+   *
+   * @generated from field: string response_excerpt = 14;
+   */
+  responseExcerpt: string;
+
+  /**
+   * True for calls made by TestTarget.
+   *
+   * @generated from field: bool test = 15;
+   */
+  test: boolean;
 };
 
 /**
@@ -1078,6 +1108,309 @@ export type ListFailedEventDeliveriesResponse = Message<"zitadel.action.v2.ListF
  */
 export const ListFailedEventDeliveriesResponseSchema: GenMessage<ListFailedEventDeliveriesResponse> = /*@__PURE__*/
   messageDesc(file_zitadel_action_v2_action_service, 35);
+
+/**
+ * ExplainExecutionRequest names what to explain.
+ *
+ * @generated from message zitadel.action.v2.ExplainExecutionRequest
+ */
+export type ExplainExecutionRequest = Message<"zitadel.action.v2.ExplainExecutionRequest"> & {
+  /**
+   * Required. A request or response condition names a method (its service and "all" are the
+   * levels below it), or a service, or all; an event condition an event, a group or all; a
+   * function condition a function.
+   *
+   * @generated from field: zitadel.action.v2.Condition condition = 1;
+   */
+  condition?: Condition | undefined;
+};
+
+/**
+ * Describes the message zitadel.action.v2.ExplainExecutionRequest.
+ * Use `create(ExplainExecutionRequestSchema)` to create a new message.
+ */
+export const ExplainExecutionRequestSchema: GenMessage<ExplainExecutionRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_action_v2_action_service, 36);
+
+/**
+ * ExplainExecutionResponse tells which execution runs and why.
+ *
+ * @generated from message zitadel.action.v2.ExplainExecutionResponse
+ */
+export type ExplainExecutionResponse = Message<"zitadel.action.v2.ExplainExecutionResponse"> & {
+  /**
+   * The execution that runs: the one at the most specific level that has one. Unset when no
+   * level has one, and then no target runs.
+   *
+   * @generated from field: zitadel.action.v2.Execution execution = 1;
+   */
+  execution?: Execution | undefined;
+
+  /**
+   * The targets that run, in order: the execution's own targets, then those of its includes,
+   * expanded depth first.
+   *
+   * @generated from field: repeated zitadel.action.v2.ExplainedTarget targets = 2;
+   */
+  targets: ExplainedTarget[];
+
+  /**
+   * The levels looked at, most specific first, for example the method, its service and all.
+   *
+   * @generated from field: repeated zitadel.action.v2.ExplainedLevel levels = 3;
+   */
+  levels: ExplainedLevel[];
+};
+
+/**
+ * Describes the message zitadel.action.v2.ExplainExecutionResponse.
+ * Use `create(ExplainExecutionResponseSchema)` to create a new message.
+ */
+export const ExplainExecutionResponseSchema: GenMessage<ExplainExecutionResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_action_v2_action_service, 37);
+
+/**
+ * ExplainedTarget is a target that runs, and how the execution reaches it.
+ *
+ * @generated from message zitadel.action.v2.ExplainedTarget
+ */
+export type ExplainedTarget = Message<"zitadel.action.v2.ExplainedTarget"> & {
+  /**
+   * @generated from field: string target_id = 1;
+   */
+  targetId: string;
+
+  /**
+   * @generated from field: string target_name = 2;
+   */
+  targetName: string;
+
+  /**
+   * The executions it is reached through: the execution that runs first, then each include down
+   * to the execution that lists the target, for example ["request", "function/shared"].
+   *
+   * @generated from field: repeated string via = 3;
+   */
+  via: string[];
+
+  /**
+   * "rest_webhook", "rest_call" or "rest_async".
+   *
+   * @generated from field: string target_type = 4;
+   */
+  targetType: string;
+
+  /**
+   * @generated from field: string endpoint = 5;
+   */
+  endpoint: string;
+
+  /**
+   * For rest_webhook and rest_call targets: whether a failure fails the call.
+   *
+   * @generated from field: bool interrupt_on_error = 6;
+   */
+  interruptOnError: boolean;
+
+  /**
+   * @generated from field: google.protobuf.Duration timeout = 7;
+   */
+  timeout?: Duration | undefined;
+};
+
+/**
+ * Describes the message zitadel.action.v2.ExplainedTarget.
+ * Use `create(ExplainedTargetSchema)` to create a new message.
+ */
+export const ExplainedTargetSchema: GenMessage<ExplainedTarget> = /*@__PURE__*/
+  messageDesc(file_zitadel_action_v2_action_service, 38);
+
+/**
+ * ExplainedLevel is one level of the best match.
+ *
+ * @generated from message zitadel.action.v2.ExplainedLevel
+ */
+export type ExplainedLevel = Message<"zitadel.action.v2.ExplainedLevel"> & {
+  /**
+   * The execution ID of the level, for example "request/zitadel.user.v2.UserService".
+   *
+   * @generated from field: string execution_id = 1;
+   */
+  executionId: string;
+
+  /**
+   * @generated from field: zitadel.action.v2.Condition condition = 2;
+   */
+  condition?: Condition | undefined;
+
+  /**
+   * True when an execution is set at this level.
+   *
+   * @generated from field: bool exists = 3;
+   */
+  exists: boolean;
+
+  /**
+   * True for the level whose execution runs; every other level that exists was beaten by it.
+   *
+   * @generated from field: bool matched = 4;
+   */
+  matched: boolean;
+};
+
+/**
+ * Describes the message zitadel.action.v2.ExplainedLevel.
+ * Use `create(ExplainedLevelSchema)` to create a new message.
+ */
+export const ExplainedLevelSchema: GenMessage<ExplainedLevel> = /*@__PURE__*/
+  messageDesc(file_zitadel_action_v2_action_service, 39);
+
+/**
+ * TestTargetRequest selects a target and the condition of the sample payload.
+ *
+ * @generated from message zitadel.action.v2.TestTargetRequest
+ */
+export type TestTargetRequest = Message<"zitadel.action.v2.TestTargetRequest"> & {
+  /**
+   * The target's ID.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Required: the condition whose payload the target gets, naming a method (request, response),
+   * an event or a function. The request and response messages are empty.
+   *
+   * @generated from field: zitadel.action.v2.Condition condition = 2;
+   */
+  condition?: Condition | undefined;
+};
+
+/**
+ * Describes the message zitadel.action.v2.TestTargetRequest.
+ * Use `create(TestTargetRequestSchema)` to create a new message.
+ */
+export const TestTargetRequestSchema: GenMessage<TestTargetRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_action_v2_action_service, 40);
+
+/**
+ * TestTargetResponse tells what the target answered.
+ *
+ * @generated from message zitadel.action.v2.TestTargetResponse
+ */
+export type TestTargetResponse = Message<"zitadel.action.v2.TestTargetResponse"> & {
+  /**
+   * HTTP status, 0 when the target did not answer.
+   *
+   * @generated from field: int32 status = 1;
+   */
+  status: number;
+
+  /**
+   * From sending the request to the end of the answer.
+   *
+   * @generated from field: google.protobuf.Duration latency = 2;
+   */
+  latency?: Duration | undefined;
+
+  /**
+   * What went wrong, as it would fail or be logged in a real call; empty when the call succeeded.
+   *
+   * @generated from field: string error = 3;
+   */
+  error: string;
+
+  /**
+   * The payload sent, JSON before signing or encryption, size-bounded, header values left out.
+   *
+   * @generated from field: string payload_excerpt = 4;
+   */
+  payloadExcerpt: string;
+
+  /**
+   * The start of the answer's body, size-bounded.
+   *
+   * @generated from field: string answer_excerpt = 5;
+   */
+  answerExcerpt: string;
+
+  /**
+   * For rest_call targets: whether the answer parses as the message the target may replace (the
+   * request, the response, or the function's answer). Unset for other target types.
+   *
+   * @generated from field: optional bool answer_parses = 6;
+   */
+  answerParses?: boolean | undefined;
+
+  /**
+   * Why the answer does not parse, when it does not.
+   *
+   * @generated from field: string parse_error = 7;
+   */
+  parseError: string;
+};
+
+/**
+ * Describes the message zitadel.action.v2.TestTargetResponse.
+ * Use `create(TestTargetResponseSchema)` to create a new message.
+ */
+export const TestTargetResponseSchema: GenMessage<TestTargetResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_action_v2_action_service, 41);
+
+/**
+ * RetryFailedEventDeliveriesRequest selects given-up deliveries; at least one field is required.
+ *
+ * @generated from message zitadel.action.v2.RetryFailedEventDeliveriesRequest
+ */
+export type RetryFailedEventDeliveriesRequest = Message<"zitadel.action.v2.RetryFailedEventDeliveriesRequest"> & {
+  /**
+   * One given-up delivery, by the ID ListFailedEventDeliveries gives.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * All given-up deliveries to this target.
+   *
+   * @generated from field: string target_id = 2;
+   */
+  targetId: string;
+
+  /**
+   * All given-up deliveries of this event type.
+   *
+   * @generated from field: string event_type = 3;
+   */
+  eventType: string;
+};
+
+/**
+ * Describes the message zitadel.action.v2.RetryFailedEventDeliveriesRequest.
+ * Use `create(RetryFailedEventDeliveriesRequestSchema)` to create a new message.
+ */
+export const RetryFailedEventDeliveriesRequestSchema: GenMessage<RetryFailedEventDeliveriesRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_action_v2_action_service, 42);
+
+/**
+ * RetryFailedEventDeliveriesResponse tells how many deliveries went back into the queue.
+ *
+ * @generated from message zitadel.action.v2.RetryFailedEventDeliveriesResponse
+ */
+export type RetryFailedEventDeliveriesResponse = Message<"zitadel.action.v2.RetryFailedEventDeliveriesResponse"> & {
+  /**
+   * @generated from field: uint32 retried = 1;
+   */
+  retried: number;
+};
+
+/**
+ * Describes the message zitadel.action.v2.RetryFailedEventDeliveriesResponse.
+ * Use `create(RetryFailedEventDeliveriesResponseSchema)` to create a new message.
+ */
+export const RetryFailedEventDeliveriesResponseSchema: GenMessage<RetryFailedEventDeliveriesResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_action_v2_action_service, 43);
 
 /**
  * ActionService manages targets (endpoints) and executions (which targets run when).
@@ -1260,6 +1593,46 @@ export const ActionService: GenService<{
     methodKind: "unary";
     input: typeof ListFailedEventDeliveriesRequestSchema;
     output: typeof ListFailedEventDeliveriesResponseSchema;
+  },
+  /**
+   * ExplainExecution tells which execution runs for a method, service, event or function, and why:
+   * the execution that matches best, its targets in the order they run with the includes expanded,
+   * and every level that was looked at, most specific first.
+   * A connect-actions extension, for debugging executions.
+   *
+   * @generated from rpc zitadel.action.v2.ActionService.ExplainExecution
+   */
+  explainExecution: {
+    methodKind: "unary";
+    input: typeof ExplainExecutionRequestSchema;
+    output: typeof ExplainExecutionResponseSchema;
+  },
+  /**
+   * TestTarget sends a signed sample payload for a condition to a target, without any execution,
+   * and tells what came back: the status, the latency, the start of the answer and, for call
+   * targets, whether the answer parses as the message. The call is kept in the delivery log,
+   * marked as a test.
+   * A connect-actions extension.
+   *
+   * @generated from rpc zitadel.action.v2.ActionService.TestTarget
+   */
+  testTarget: {
+    methodKind: "unary";
+    input: typeof TestTargetRequestSchema;
+    output: typeof TestTargetResponseSchema;
+  },
+  /**
+   * RetryFailedEventDeliveries puts given-up event deliveries back into the queue: one by its ID,
+   * or all of a target or of an event type (several fields: those that match all). Each given-up
+   * delivery is retried once: of two retries of the same delivery, one requeues it.
+   * A connect-actions extension.
+   *
+   * @generated from rpc zitadel.action.v2.ActionService.RetryFailedEventDeliveries
+   */
+  retryFailedEventDeliveries: {
+    methodKind: "unary";
+    input: typeof RetryFailedEventDeliveriesRequestSchema;
+    output: typeof RetryFailedEventDeliveriesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_zitadel_action_v2_action_service, 0);

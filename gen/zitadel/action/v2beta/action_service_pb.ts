@@ -1,6 +1,7 @@
 // zitadel.action.v2beta.ActionService of connect-actions: manages targets and executions.
 // RPC names, messages, field names and numbers and REST paths follow ZITADEL's public API;
-// ListTargetCalls, ListFailedEventDeliveries and the fields numbered from 1000 are extensions of
+// ListTargetCalls, ListFailedEventDeliveries, ExplainExecution, TestTarget, RetryFailedEventDeliveries
+// and the fields numbered from 1000 are extensions of
 // connect-actions (see README "Extensions of ZITADEL's API").
 // Every call needs "Authorization: Bearer <token>".
 
@@ -27,7 +28,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file zitadel/action/v2beta/action_service.proto.
  */
 export const file_zitadel_action_v2beta_action_service: GenFile = /*@__PURE__*/
-  fileDesc("Cip6aXRhZGVsL2FjdGlvbi92MmJldGEvYWN0aW9uX3NlcnZpY2UucHJvdG8SFXppdGFkZWwuYWN0aW9uLnYyYmV0YSKaAgoTQ3JlYXRlVGFyZ2V0UmVxdWVzdBIMCgRuYW1lGAEgASgJEjoKDHJlc3Rfd2ViaG9vaxgCIAEoCzIiLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5SRVNUV2ViaG9va0gAEjQKCXJlc3RfY2FsbBgDIAEoCzIfLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5SRVNUQ2FsbEgAEjYKCnJlc3RfYXN5bmMYBCABKAsyIC56aXRhZGVsLmFjdGlvbi52MmJldGEuUkVTVEFzeW5jSAASKgoHdGltZW91dBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIQCghlbmRwb2ludBgGIAEoCUINCgt0YXJnZXRfdHlwZSJqChRDcmVhdGVUYXJnZXRSZXNwb25zZRIKCgJpZBgBIAEoCRIxCg1jcmVhdGlvbl9kYXRlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtzaWduaW5nX2tleRgDIAEoCSKyAwoTVXBkYXRlVGFyZ2V0UmVxdWVzdBIKCgJpZBgBIAEoCRIRCgRuYW1lGAIgASgJSAGIAQESOgoMcmVzdF93ZWJob29rGAMgASgLMiIueml0YWRlbC5hY3Rpb24udjJiZXRhLlJFU1RXZWJob29rSAASNAoJcmVzdF9jYWxsGAQgASgLMh8ueml0YWRlbC5hY3Rpb24udjJiZXRhLlJFU1RDYWxsSAASNgoKcmVzdF9hc3luYxgFIAEoCzIgLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5SRVNUQXN5bmNIABIvCgd0aW1lb3V0GAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uSAKIAQESFQoIZW5kcG9pbnQYByABKAlIA4gBARI+ChZleHBpcmF0aW9uX3NpZ25pbmdfa2V5GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uSASIAQFCDQoLdGFyZ2V0X3R5cGVCBwoFX25hbWVCCgoIX3RpbWVvdXRCCwoJX2VuZHBvaW50QhkKF19leHBpcmF0aW9uX3NpZ25pbmdfa2V5InEKFFVwZGF0ZVRhcmdldFJlc3BvbnNlEi8KC2NoYW5nZV9kYXRlGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIYCgtzaWduaW5nX2tleRgCIAEoCUgAiAEBQg4KDF9zaWduaW5nX2tleSIhChNEZWxldGVUYXJnZXRSZXF1ZXN0EgoKAmlkGAEgASgJIkkKFERlbGV0ZVRhcmdldFJlc3BvbnNlEjEKDWRlbGV0aW9uX2RhdGUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIh4KEEdldFRhcmdldFJlcXVlc3QSCgoCaWQYASABKAkiQgoRR2V0VGFyZ2V0UmVzcG9uc2USLQoGdGFyZ2V0GAEgASgLMh0ueml0YWRlbC5hY3Rpb24udjJiZXRhLlRhcmdldCL6AQoSTGlzdFRhcmdldHNSZXF1ZXN0EkEKCnBhZ2luYXRpb24YASABKAsyKC56aXRhZGVsLmZpbHRlci52MmJldGEuUGFnaW5hdGlvblJlcXVlc3RIAIgBARJDCg5zb3J0aW5nX2NvbHVtbhgCIAEoDjImLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5UYXJnZXRGaWVsZE5hbWVIAYgBARI6CgdmaWx0ZXJzGAMgAygLMikueml0YWRlbC5hY3Rpb24udjJiZXRhLlRhcmdldFNlYXJjaEZpbHRlckINCgtfcGFnaW5hdGlvbkIRCg9fc29ydGluZ19jb2x1bW4ihAEKE0xpc3RUYXJnZXRzUmVzcG9uc2USPQoKcGFnaW5hdGlvbhgBIAEoCzIpLnppdGFkZWwuZmlsdGVyLnYyYmV0YS5QYWdpbmF0aW9uUmVzcG9uc2USLgoHdGFyZ2V0cxgCIAMoCzIdLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5UYXJnZXQikAEKE1NldEV4ZWN1dGlvblJlcXVlc3QSMwoJY29uZGl0aW9uGAEgASgLMiAueml0YWRlbC5hY3Rpb24udjJiZXRhLkNvbmRpdGlvbhIPCgd0YXJnZXRzGAIgAygJEjMKCGluY2x1ZGVzGOgHIAMoCzIgLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5Db25kaXRpb24iRAoUU2V0RXhlY3V0aW9uUmVzcG9uc2USLAoIc2V0X2RhdGUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIoMCChVMaXN0RXhlY3V0aW9uc1JlcXVlc3QSQQoKcGFnaW5hdGlvbhgBIAEoCzIoLnppdGFkZWwuZmlsdGVyLnYyYmV0YS5QYWdpbmF0aW9uUmVxdWVzdEgAiAEBEkYKDnNvcnRpbmdfY29sdW1uGAIgASgOMikueml0YWRlbC5hY3Rpb24udjJiZXRhLkV4ZWN1dGlvbkZpZWxkTmFtZUgBiAEBEj0KB2ZpbHRlcnMYAyADKAsyLC56aXRhZGVsLmFjdGlvbi52MmJldGEuRXhlY3V0aW9uU2VhcmNoRmlsdGVyQg0KC19wYWdpbmF0aW9uQhEKD19zb3J0aW5nX2NvbHVtbiKNAQoWTGlzdEV4ZWN1dGlvbnNSZXNwb25zZRI9CgpwYWdpbmF0aW9uGAEgASgLMikueml0YWRlbC5maWx0ZXIudjJiZXRhLlBhZ2luYXRpb25SZXNwb25zZRI0CgpleGVjdXRpb25zGAIgAygLMiAueml0YWRlbC5hY3Rpb24udjJiZXRhLkV4ZWN1dGlvbiIfCh1MaXN0RXhlY3V0aW9uRnVuY3Rpb25zUmVxdWVzdCIzCh5MaXN0RXhlY3V0aW9uRnVuY3Rpb25zUmVzcG9uc2USEQoJZnVuY3Rpb25zGAEgAygJIh0KG0xpc3RFeGVjdXRpb25NZXRob2RzUmVxdWVzdCIvChxMaXN0RXhlY3V0aW9uTWV0aG9kc1Jlc3BvbnNlEg8KB21ldGhvZHMYASADKAkiHgocTGlzdEV4ZWN1dGlvblNlcnZpY2VzUmVxdWVzdCIxCh1MaXN0RXhlY3V0aW9uU2VydmljZXNSZXNwb25zZRIQCghzZXJ2aWNlcxgBIAMoCSLTAQoWTGlzdFRhcmdldENhbGxzUmVxdWVzdBJBCgpwYWdpbmF0aW9uGAEgASgLMigueml0YWRlbC5maWx0ZXIudjJiZXRhLlBhZ2luYXRpb25SZXF1ZXN0SACIAQESEQoJdGFyZ2V0X2lkGAIgASgJEhQKDGV4ZWN1dGlvbl9pZBgDIAEoCRITCgtmYWlsZWRfb25seRgEIAEoCBIpCgVzaW5jZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCDQoLX3BhZ2luYXRpb24ilQIKClRhcmdldENhbGwSCgoCaWQYASABKAkSEQoJdGFyZ2V0X2lkGAIgASgJEhMKC3RhcmdldF9uYW1lGAMgASgJEhQKDGV4ZWN1dGlvbl9pZBgEIAEoCRIPCgd0cmlnZ2VyGAUgASgJEhAKCGVuZHBvaW50GAYgASgJEg4KBnN0YXR1cxgHIAEoBRIrCghkdXJhdGlvbhgIIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhINCgVlcnJvchgJIAEoCRIPCgdhdHRlbXB0GAogASgNEg0KBWFzeW5jGAsgASgIEi4KCnN0YXJ0X3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIooBChdMaXN0VGFyZ2V0Q2FsbHNSZXNwb25zZRI9CgpwYWdpbmF0aW9uGAEgASgLMikueml0YWRlbC5maWx0ZXIudjJiZXRhLlBhZ2luYXRpb25SZXNwb25zZRIwCgVjYWxscxgCIAMoCzIhLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5UYXJnZXRDYWxsIjEKIExpc3RGYWlsZWRFdmVudERlbGl2ZXJpZXNSZXF1ZXN0Eg0KBWxpbWl0GAEgASgNIoYCChNGYWlsZWRFdmVudERlbGl2ZXJ5EgoKAmlkGAEgASgJEhEKCXRhcmdldF9pZBgCIAEoCRIUCgxleGVjdXRpb25faWQYAyABKAkSEgoKZXZlbnRfdHlwZRgEIAEoCRIUCgxvcmRlcmluZ19rZXkYBSABKAkSDAoEYm9keRgGIAEoCRIQCghhdHRlbXB0cxgHIAEoDRINCgVlcnJvchgIIAEoCRIwCgxjcmVhdGVkX2RhdGUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2ZhaWxlZF9kYXRlGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJjCiFMaXN0RmFpbGVkRXZlbnREZWxpdmVyaWVzUmVzcG9uc2USPgoKZGVsaXZlcmllcxgBIAMoCzIqLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5GYWlsZWRFdmVudERlbGl2ZXJ5MvoOCg1BY3Rpb25TZXJ2aWNlEosBCgxDcmVhdGVUYXJnZXQSKi56aXRhZGVsLmFjdGlvbi52MmJldGEuQ3JlYXRlVGFyZ2V0UmVxdWVzdBorLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5DcmVhdGVUYXJnZXRSZXNwb25zZSIigtPkkwIcOgEqIhcvdjJiZXRhL2FjdGlvbnMvdGFyZ2V0cxKQAQoMVXBkYXRlVGFyZ2V0Eioueml0YWRlbC5hY3Rpb24udjJiZXRhLlVwZGF0ZVRhcmdldFJlcXVlc3QaKy56aXRhZGVsLmFjdGlvbi52MmJldGEuVXBkYXRlVGFyZ2V0UmVzcG9uc2UiJ4LT5JMCIToBKiIcL3YyYmV0YS9hY3Rpb25zL3RhcmdldHMve2lkfRKNAQoMRGVsZXRlVGFyZ2V0Eioueml0YWRlbC5hY3Rpb24udjJiZXRhLkRlbGV0ZVRhcmdldFJlcXVlc3QaKy56aXRhZGVsLmFjdGlvbi52MmJldGEuRGVsZXRlVGFyZ2V0UmVzcG9uc2UiJILT5JMCHiocL3YyYmV0YS9hY3Rpb25zL3RhcmdldHMve2lkfRKEAQoJR2V0VGFyZ2V0Eicueml0YWRlbC5hY3Rpb24udjJiZXRhLkdldFRhcmdldFJlcXVlc3QaKC56aXRhZGVsLmFjdGlvbi52MmJldGEuR2V0VGFyZ2V0UmVzcG9uc2UiJILT5JMCHhIcL3YyYmV0YS9hY3Rpb25zL3RhcmdldHMve2lkfRKPAQoLTGlzdFRhcmdldHMSKS56aXRhZGVsLmFjdGlvbi52MmJldGEuTGlzdFRhcmdldHNSZXF1ZXN0Gioueml0YWRlbC5hY3Rpb24udjJiZXRhLkxpc3RUYXJnZXRzUmVzcG9uc2UiKYLT5JMCIzoBKiIeL3YyYmV0YS9hY3Rpb25zL3RhcmdldHMvc2VhcmNoEo4BCgxTZXRFeGVjdXRpb24SKi56aXRhZGVsLmFjdGlvbi52MmJldGEuU2V0RXhlY3V0aW9uUmVxdWVzdBorLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5TZXRFeGVjdXRpb25SZXNwb25zZSIlgtPkkwIfOgEqGhovdjJiZXRhL2FjdGlvbnMvZXhlY3V0aW9ucxKbAQoOTGlzdEV4ZWN1dGlvbnMSLC56aXRhZGVsLmFjdGlvbi52MmJldGEuTGlzdEV4ZWN1dGlvbnNSZXF1ZXN0Gi0ueml0YWRlbC5hY3Rpb24udjJiZXRhLkxpc3RFeGVjdXRpb25zUmVzcG9uc2UiLILT5JMCJjoBKiIhL3YyYmV0YS9hY3Rpb25zL2V4ZWN1dGlvbnMvc2VhcmNoErMBChZMaXN0RXhlY3V0aW9uRnVuY3Rpb25zEjQueml0YWRlbC5hY3Rpb24udjJiZXRhLkxpc3RFeGVjdXRpb25GdW5jdGlvbnNSZXF1ZXN0GjUueml0YWRlbC5hY3Rpb24udjJiZXRhLkxpc3RFeGVjdXRpb25GdW5jdGlvbnNSZXNwb25zZSIsgtPkkwImEiQvdjJiZXRhL2FjdGlvbnMvZXhlY3V0aW9ucy9mdW5jdGlvbnMSqwEKFExpc3RFeGVjdXRpb25NZXRob2RzEjIueml0YWRlbC5hY3Rpb24udjJiZXRhLkxpc3RFeGVjdXRpb25NZXRob2RzUmVxdWVzdBozLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5MaXN0RXhlY3V0aW9uTWV0aG9kc1Jlc3BvbnNlIiqC0+STAiQSIi92MmJldGEvYWN0aW9ucy9leGVjdXRpb25zL21ldGhvZHMSrwEKFUxpc3RFeGVjdXRpb25TZXJ2aWNlcxIzLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5MaXN0RXhlY3V0aW9uU2VydmljZXNSZXF1ZXN0GjQueml0YWRlbC5hY3Rpb24udjJiZXRhLkxpc3RFeGVjdXRpb25TZXJ2aWNlc1Jlc3BvbnNlIiuC0+STAiUSIy92MmJldGEvYWN0aW9ucy9leGVjdXRpb25zL3NlcnZpY2VzEqEBCg9MaXN0VGFyZ2V0Q2FsbHMSLS56aXRhZGVsLmFjdGlvbi52MmJldGEuTGlzdFRhcmdldENhbGxzUmVxdWVzdBouLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5MaXN0VGFyZ2V0Q2FsbHNSZXNwb25zZSIvgtPkkwIpOgEqIiQvdjJiZXRhL2FjdGlvbnMvdGFyZ2V0cy9jYWxscy9zZWFyY2gStQEKGUxpc3RGYWlsZWRFdmVudERlbGl2ZXJpZXMSNy56aXRhZGVsLmFjdGlvbi52MmJldGEuTGlzdEZhaWxlZEV2ZW50RGVsaXZlcmllc1JlcXVlc3QaOC56aXRhZGVsLmFjdGlvbi52MmJldGEuTGlzdEZhaWxlZEV2ZW50RGVsaXZlcmllc1Jlc3BvbnNlIiWC0+STAh8SHS92MmJldGEvYWN0aW9ucy9ldmVudHMvZmFpbGVkQjpaOGdpdGh1Yi5jb20veml0YWRlbC96aXRhZGVsL3BrZy9ncnBjL2FjdGlvbi92MmJldGE7YWN0aW9uYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_timestamp, file_zitadel_action_v2beta_execution, file_zitadel_action_v2beta_query, file_zitadel_action_v2beta_target, file_zitadel_filter_v2beta_filter]);
+  fileDesc("Cip6aXRhZGVsL2FjdGlvbi92MmJldGEvYWN0aW9uX3NlcnZpY2UucHJvdG8SFXppdGFkZWwuYWN0aW9uLnYyYmV0YSKaAgoTQ3JlYXRlVGFyZ2V0UmVxdWVzdBIMCgRuYW1lGAEgASgJEjoKDHJlc3Rfd2ViaG9vaxgCIAEoCzIiLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5SRVNUV2ViaG9va0gAEjQKCXJlc3RfY2FsbBgDIAEoCzIfLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5SRVNUQ2FsbEgAEjYKCnJlc3RfYXN5bmMYBCABKAsyIC56aXRhZGVsLmFjdGlvbi52MmJldGEuUkVTVEFzeW5jSAASKgoHdGltZW91dBgFIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIQCghlbmRwb2ludBgGIAEoCUINCgt0YXJnZXRfdHlwZSJqChRDcmVhdGVUYXJnZXRSZXNwb25zZRIKCgJpZBgBIAEoCRIxCg1jcmVhdGlvbl9kYXRlGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgtzaWduaW5nX2tleRgDIAEoCSKyAwoTVXBkYXRlVGFyZ2V0UmVxdWVzdBIKCgJpZBgBIAEoCRIRCgRuYW1lGAIgASgJSAGIAQESOgoMcmVzdF93ZWJob29rGAMgASgLMiIueml0YWRlbC5hY3Rpb24udjJiZXRhLlJFU1RXZWJob29rSAASNAoJcmVzdF9jYWxsGAQgASgLMh8ueml0YWRlbC5hY3Rpb24udjJiZXRhLlJFU1RDYWxsSAASNgoKcmVzdF9hc3luYxgFIAEoCzIgLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5SRVNUQXN5bmNIABIvCgd0aW1lb3V0GAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uSAKIAQESFQoIZW5kcG9pbnQYByABKAlIA4gBARI+ChZleHBpcmF0aW9uX3NpZ25pbmdfa2V5GAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uSASIAQFCDQoLdGFyZ2V0X3R5cGVCBwoFX25hbWVCCgoIX3RpbWVvdXRCCwoJX2VuZHBvaW50QhkKF19leHBpcmF0aW9uX3NpZ25pbmdfa2V5InEKFFVwZGF0ZVRhcmdldFJlc3BvbnNlEi8KC2NoYW5nZV9kYXRlGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIYCgtzaWduaW5nX2tleRgCIAEoCUgAiAEBQg4KDF9zaWduaW5nX2tleSIhChNEZWxldGVUYXJnZXRSZXF1ZXN0EgoKAmlkGAEgASgJIkkKFERlbGV0ZVRhcmdldFJlc3BvbnNlEjEKDWRlbGV0aW9uX2RhdGUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIh4KEEdldFRhcmdldFJlcXVlc3QSCgoCaWQYASABKAkiQgoRR2V0VGFyZ2V0UmVzcG9uc2USLQoGdGFyZ2V0GAEgASgLMh0ueml0YWRlbC5hY3Rpb24udjJiZXRhLlRhcmdldCL6AQoSTGlzdFRhcmdldHNSZXF1ZXN0EkEKCnBhZ2luYXRpb24YASABKAsyKC56aXRhZGVsLmZpbHRlci52MmJldGEuUGFnaW5hdGlvblJlcXVlc3RIAIgBARJDCg5zb3J0aW5nX2NvbHVtbhgCIAEoDjImLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5UYXJnZXRGaWVsZE5hbWVIAYgBARI6CgdmaWx0ZXJzGAMgAygLMikueml0YWRlbC5hY3Rpb24udjJiZXRhLlRhcmdldFNlYXJjaEZpbHRlckINCgtfcGFnaW5hdGlvbkIRCg9fc29ydGluZ19jb2x1bW4ihAEKE0xpc3RUYXJnZXRzUmVzcG9uc2USPQoKcGFnaW5hdGlvbhgBIAEoCzIpLnppdGFkZWwuZmlsdGVyLnYyYmV0YS5QYWdpbmF0aW9uUmVzcG9uc2USLgoHdGFyZ2V0cxgCIAMoCzIdLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5UYXJnZXQikAEKE1NldEV4ZWN1dGlvblJlcXVlc3QSMwoJY29uZGl0aW9uGAEgASgLMiAueml0YWRlbC5hY3Rpb24udjJiZXRhLkNvbmRpdGlvbhIPCgd0YXJnZXRzGAIgAygJEjMKCGluY2x1ZGVzGOgHIAMoCzIgLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5Db25kaXRpb24iRAoUU2V0RXhlY3V0aW9uUmVzcG9uc2USLAoIc2V0X2RhdGUYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIoMCChVMaXN0RXhlY3V0aW9uc1JlcXVlc3QSQQoKcGFnaW5hdGlvbhgBIAEoCzIoLnppdGFkZWwuZmlsdGVyLnYyYmV0YS5QYWdpbmF0aW9uUmVxdWVzdEgAiAEBEkYKDnNvcnRpbmdfY29sdW1uGAIgASgOMikueml0YWRlbC5hY3Rpb24udjJiZXRhLkV4ZWN1dGlvbkZpZWxkTmFtZUgBiAEBEj0KB2ZpbHRlcnMYAyADKAsyLC56aXRhZGVsLmFjdGlvbi52MmJldGEuRXhlY3V0aW9uU2VhcmNoRmlsdGVyQg0KC19wYWdpbmF0aW9uQhEKD19zb3J0aW5nX2NvbHVtbiKNAQoWTGlzdEV4ZWN1dGlvbnNSZXNwb25zZRI9CgpwYWdpbmF0aW9uGAEgASgLMikueml0YWRlbC5maWx0ZXIudjJiZXRhLlBhZ2luYXRpb25SZXNwb25zZRI0CgpleGVjdXRpb25zGAIgAygLMiAueml0YWRlbC5hY3Rpb24udjJiZXRhLkV4ZWN1dGlvbiIfCh1MaXN0RXhlY3V0aW9uRnVuY3Rpb25zUmVxdWVzdCIzCh5MaXN0RXhlY3V0aW9uRnVuY3Rpb25zUmVzcG9uc2USEQoJZnVuY3Rpb25zGAEgAygJIh0KG0xpc3RFeGVjdXRpb25NZXRob2RzUmVxdWVzdCIvChxMaXN0RXhlY3V0aW9uTWV0aG9kc1Jlc3BvbnNlEg8KB21ldGhvZHMYASADKAkiHgocTGlzdEV4ZWN1dGlvblNlcnZpY2VzUmVxdWVzdCIxCh1MaXN0RXhlY3V0aW9uU2VydmljZXNSZXNwb25zZRIQCghzZXJ2aWNlcxgBIAMoCSLrAQoWTGlzdFRhcmdldENhbGxzUmVxdWVzdBJBCgpwYWdpbmF0aW9uGAEgASgLMigueml0YWRlbC5maWx0ZXIudjJiZXRhLlBhZ2luYXRpb25SZXF1ZXN0SACIAQESEQoJdGFyZ2V0X2lkGAIgASgJEhQKDGV4ZWN1dGlvbl9pZBgDIAEoCRITCgtmYWlsZWRfb25seRgEIAEoCBIpCgVzaW5jZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOc3VjY2VlZGVkX29ubHkYBiABKAhCDQoLX3BhZ2luYXRpb24i1gIKClRhcmdldENhbGwSCgoCaWQYASABKAkSEQoJdGFyZ2V0X2lkGAIgASgJEhMKC3RhcmdldF9uYW1lGAMgASgJEhQKDGV4ZWN1dGlvbl9pZBgEIAEoCRIPCgd0cmlnZ2VyGAUgASgJEhAKCGVuZHBvaW50GAYgASgJEg4KBnN0YXR1cxgHIAEoBRIrCghkdXJhdGlvbhgIIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhINCgVlcnJvchgJIAEoCRIPCgdhdHRlbXB0GAogASgNEg0KBWFzeW5jGAsgASgIEi4KCnN0YXJ0X3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD3JlcXVlc3RfZXhjZXJwdBgNIAEoCRIYChByZXNwb25zZV9leGNlcnB0GA4gASgJEgwKBHRlc3QYDyABKAgiigEKF0xpc3RUYXJnZXRDYWxsc1Jlc3BvbnNlEj0KCnBhZ2luYXRpb24YASABKAsyKS56aXRhZGVsLmZpbHRlci52MmJldGEuUGFnaW5hdGlvblJlc3BvbnNlEjAKBWNhbGxzGAIgAygLMiEueml0YWRlbC5hY3Rpb24udjJiZXRhLlRhcmdldENhbGwiMQogTGlzdEZhaWxlZEV2ZW50RGVsaXZlcmllc1JlcXVlc3QSDQoFbGltaXQYASABKA0ihgIKE0ZhaWxlZEV2ZW50RGVsaXZlcnkSCgoCaWQYASABKAkSEQoJdGFyZ2V0X2lkGAIgASgJEhQKDGV4ZWN1dGlvbl9pZBgDIAEoCRISCgpldmVudF90eXBlGAQgASgJEhQKDG9yZGVyaW5nX2tleRgFIAEoCRIMCgRib2R5GAYgASgJEhAKCGF0dGVtcHRzGAcgASgNEg0KBWVycm9yGAggASgJEjAKDGNyZWF0ZWRfZGF0ZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmFpbGVkX2RhdGUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImMKIUxpc3RGYWlsZWRFdmVudERlbGl2ZXJpZXNSZXNwb25zZRI+CgpkZWxpdmVyaWVzGAEgAygLMioueml0YWRlbC5hY3Rpb24udjJiZXRhLkZhaWxlZEV2ZW50RGVsaXZlcnkiTgoXRXhwbGFpbkV4ZWN1dGlvblJlcXVlc3QSMwoJY29uZGl0aW9uGAEgASgLMiAueml0YWRlbC5hY3Rpb24udjJiZXRhLkNvbmRpdGlvbiK/AQoYRXhwbGFpbkV4ZWN1dGlvblJlc3BvbnNlEjMKCWV4ZWN1dGlvbhgBIAEoCzIgLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5FeGVjdXRpb24SNwoHdGFyZ2V0cxgCIAMoCzImLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5FeHBsYWluZWRUYXJnZXQSNQoGbGV2ZWxzGAMgAygLMiUueml0YWRlbC5hY3Rpb24udjJiZXRhLkV4cGxhaW5lZExldmVsIrUBCg9FeHBsYWluZWRUYXJnZXQSEQoJdGFyZ2V0X2lkGAEgASgJEhMKC3RhcmdldF9uYW1lGAIgASgJEgsKA3ZpYRgDIAMoCRITCgt0YXJnZXRfdHlwZRgEIAEoCRIQCghlbmRwb2ludBgFIAEoCRIaChJpbnRlcnJ1cHRfb25fZXJyb3IYBiABKAgSKgoHdGltZW91dBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJ8Cg5FeHBsYWluZWRMZXZlbBIUCgxleGVjdXRpb25faWQYASABKAkSMwoJY29uZGl0aW9uGAIgASgLMiAueml0YWRlbC5hY3Rpb24udjJiZXRhLkNvbmRpdGlvbhIOCgZleGlzdHMYAyABKAgSDwoHbWF0Y2hlZBgEIAEoCCJUChFUZXN0VGFyZ2V0UmVxdWVzdBIKCgJpZBgBIAEoCRIzCgljb25kaXRpb24YAiABKAsyIC56aXRhZGVsLmFjdGlvbi52MmJldGEuQ29uZGl0aW9uItMBChJUZXN0VGFyZ2V0UmVzcG9uc2USDgoGc3RhdHVzGAEgASgFEioKB2xhdGVuY3kYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SDQoFZXJyb3IYAyABKAkSFwoPcGF5bG9hZF9leGNlcnB0GAQgASgJEhYKDmFuc3dlcl9leGNlcnB0GAUgASgJEhoKDWFuc3dlcl9wYXJzZXMYBiABKAhIAIgBARITCgtwYXJzZV9lcnJvchgHIAEoCUIQCg5fYW5zd2VyX3BhcnNlcyJWCiFSZXRyeUZhaWxlZEV2ZW50RGVsaXZlcmllc1JlcXVlc3QSCgoCaWQYASABKAkSEQoJdGFyZ2V0X2lkGAIgASgJEhIKCmV2ZW50X3R5cGUYAyABKAkiNQoiUmV0cnlGYWlsZWRFdmVudERlbGl2ZXJpZXNSZXNwb25zZRIPCgdyZXRyaWVkGAEgASgNMvUSCg1BY3Rpb25TZXJ2aWNlEosBCgxDcmVhdGVUYXJnZXQSKi56aXRhZGVsLmFjdGlvbi52MmJldGEuQ3JlYXRlVGFyZ2V0UmVxdWVzdBorLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5DcmVhdGVUYXJnZXRSZXNwb25zZSIigtPkkwIcOgEqIhcvdjJiZXRhL2FjdGlvbnMvdGFyZ2V0cxKQAQoMVXBkYXRlVGFyZ2V0Eioueml0YWRlbC5hY3Rpb24udjJiZXRhLlVwZGF0ZVRhcmdldFJlcXVlc3QaKy56aXRhZGVsLmFjdGlvbi52MmJldGEuVXBkYXRlVGFyZ2V0UmVzcG9uc2UiJ4LT5JMCIToBKiIcL3YyYmV0YS9hY3Rpb25zL3RhcmdldHMve2lkfRKNAQoMRGVsZXRlVGFyZ2V0Eioueml0YWRlbC5hY3Rpb24udjJiZXRhLkRlbGV0ZVRhcmdldFJlcXVlc3QaKy56aXRhZGVsLmFjdGlvbi52MmJldGEuRGVsZXRlVGFyZ2V0UmVzcG9uc2UiJILT5JMCHiocL3YyYmV0YS9hY3Rpb25zL3RhcmdldHMve2lkfRKEAQoJR2V0VGFyZ2V0Eicueml0YWRlbC5hY3Rpb24udjJiZXRhLkdldFRhcmdldFJlcXVlc3QaKC56aXRhZGVsLmFjdGlvbi52MmJldGEuR2V0VGFyZ2V0UmVzcG9uc2UiJILT5JMCHhIcL3YyYmV0YS9hY3Rpb25zL3RhcmdldHMve2lkfRKPAQoLTGlzdFRhcmdldHMSKS56aXRhZGVsLmFjdGlvbi52MmJldGEuTGlzdFRhcmdldHNSZXF1ZXN0Gioueml0YWRlbC5hY3Rpb24udjJiZXRhLkxpc3RUYXJnZXRzUmVzcG9uc2UiKYLT5JMCIzoBKiIeL3YyYmV0YS9hY3Rpb25zL3RhcmdldHMvc2VhcmNoEo4BCgxTZXRFeGVjdXRpb24SKi56aXRhZGVsLmFjdGlvbi52MmJldGEuU2V0RXhlY3V0aW9uUmVxdWVzdBorLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5TZXRFeGVjdXRpb25SZXNwb25zZSIlgtPkkwIfOgEqGhovdjJiZXRhL2FjdGlvbnMvZXhlY3V0aW9ucxKbAQoOTGlzdEV4ZWN1dGlvbnMSLC56aXRhZGVsLmFjdGlvbi52MmJldGEuTGlzdEV4ZWN1dGlvbnNSZXF1ZXN0Gi0ueml0YWRlbC5hY3Rpb24udjJiZXRhLkxpc3RFeGVjdXRpb25zUmVzcG9uc2UiLILT5JMCJjoBKiIhL3YyYmV0YS9hY3Rpb25zL2V4ZWN1dGlvbnMvc2VhcmNoErMBChZMaXN0RXhlY3V0aW9uRnVuY3Rpb25zEjQueml0YWRlbC5hY3Rpb24udjJiZXRhLkxpc3RFeGVjdXRpb25GdW5jdGlvbnNSZXF1ZXN0GjUueml0YWRlbC5hY3Rpb24udjJiZXRhLkxpc3RFeGVjdXRpb25GdW5jdGlvbnNSZXNwb25zZSIsgtPkkwImEiQvdjJiZXRhL2FjdGlvbnMvZXhlY3V0aW9ucy9mdW5jdGlvbnMSqwEKFExpc3RFeGVjdXRpb25NZXRob2RzEjIueml0YWRlbC5hY3Rpb24udjJiZXRhLkxpc3RFeGVjdXRpb25NZXRob2RzUmVxdWVzdBozLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5MaXN0RXhlY3V0aW9uTWV0aG9kc1Jlc3BvbnNlIiqC0+STAiQSIi92MmJldGEvYWN0aW9ucy9leGVjdXRpb25zL21ldGhvZHMSrwEKFUxpc3RFeGVjdXRpb25TZXJ2aWNlcxIzLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5MaXN0RXhlY3V0aW9uU2VydmljZXNSZXF1ZXN0GjQueml0YWRlbC5hY3Rpb24udjJiZXRhLkxpc3RFeGVjdXRpb25TZXJ2aWNlc1Jlc3BvbnNlIiuC0+STAiUSIy92MmJldGEvYWN0aW9ucy9leGVjdXRpb25zL3NlcnZpY2VzEqEBCg9MaXN0VGFyZ2V0Q2FsbHMSLS56aXRhZGVsLmFjdGlvbi52MmJldGEuTGlzdFRhcmdldENhbGxzUmVxdWVzdBouLnppdGFkZWwuYWN0aW9uLnYyYmV0YS5MaXN0VGFyZ2V0Q2FsbHNSZXNwb25zZSIvgtPkkwIpOgEqIiQvdjJiZXRhL2FjdGlvbnMvdGFyZ2V0cy9jYWxscy9zZWFyY2gStQEKGUxpc3RGYWlsZWRFdmVudERlbGl2ZXJpZXMSNy56aXRhZGVsLmFjdGlvbi52MmJldGEuTGlzdEZhaWxlZEV2ZW50RGVsaXZlcmllc1JlcXVlc3QaOC56aXRhZGVsLmFjdGlvbi52MmJldGEuTGlzdEZhaWxlZEV2ZW50RGVsaXZlcmllc1Jlc3BvbnNlIiWC0+STAh8SHS92MmJldGEvYWN0aW9ucy9ldmVudHMvZmFpbGVkEqIBChBFeHBsYWluRXhlY3V0aW9uEi4ueml0YWRlbC5hY3Rpb24udjJiZXRhLkV4cGxhaW5FeGVjdXRpb25SZXF1ZXN0Gi8ueml0YWRlbC5hY3Rpb24udjJiZXRhLkV4cGxhaW5FeGVjdXRpb25SZXNwb25zZSItgtPkkwInOgEqIiIvdjJiZXRhL2FjdGlvbnMvZXhlY3V0aW9ucy9leHBsYWluEo8BCgpUZXN0VGFyZ2V0Eigueml0YWRlbC5hY3Rpb24udjJiZXRhLlRlc3RUYXJnZXRSZXF1ZXN0Gikueml0YWRlbC5hY3Rpb24udjJiZXRhLlRlc3RUYXJnZXRSZXNwb25zZSIsgtPkkwImOgEqIiEvdjJiZXRhL2FjdGlvbnMvdGFyZ2V0cy97aWR9L3Rlc3QSwQEKGlJldHJ5RmFpbGVkRXZlbnREZWxpdmVyaWVzEjgueml0YWRlbC5hY3Rpb24udjJiZXRhLlJldHJ5RmFpbGVkRXZlbnREZWxpdmVyaWVzUmVxdWVzdBo5LnppdGFkZWwuYWN0aW9uLnYyYmV0YS5SZXRyeUZhaWxlZEV2ZW50RGVsaXZlcmllc1Jlc3BvbnNlIi6C0+STAig6ASoiIy92MmJldGEvYWN0aW9ucy9ldmVudHMvZmFpbGVkL3JldHJ5QjpaOGdpdGh1Yi5jb20veml0YWRlbC96aXRhZGVsL3BrZy9ncnBjL2FjdGlvbi92MmJldGE7YWN0aW9uYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_timestamp, file_zitadel_action_v2beta_execution, file_zitadel_action_v2beta_query, file_zitadel_action_v2beta_target, file_zitadel_filter_v2beta_filter]);
 
 /**
  * CreateTargetRequest describes a new target.
@@ -590,6 +591,13 @@ export type ListTargetCallsRequest = Message<"zitadel.action.v2beta.ListTargetCa
    * @generated from field: google.protobuf.Timestamp since = 5;
    */
   since?: Timestamp | undefined;
+
+  /**
+   * Only calls that succeeded; with failed_only, an error.
+   *
+   * @generated from field: bool succeeded_only = 6;
+   */
+  succeededOnly: boolean;
 };
 
 /**
@@ -676,6 +684,28 @@ export type TargetCall = Message<"zitadel.action.v2beta.TargetCall"> & {
    * @generated from field: google.protobuf.Timestamp start_time = 12;
    */
   startTime?: Timestamp | undefined;
+
+  /**
+   * The start of the payload sent, when the delivery log keeps excerpts (opt-in): JSON before
+   * signing or encryption, header values and the fields named secret left out, size-bounded.
+   *
+   * @generated from field: string request_excerpt = 13;
+   */
+  requestExcerpt: string;
+
+  /**
+   * The start of the answer's body, when the delivery log keeps excerpts, bounded and redacted alike.
+   *
+   * @generated from field: string response_excerpt = 14;
+   */
+  responseExcerpt: string;
+
+  /**
+   * True for calls made by TestTarget.
+   *
+   * @generated from field: bool test = 15;
+   */
+  test: boolean;
 };
 
 /**
@@ -818,6 +848,309 @@ export const ListFailedEventDeliveriesResponseSchema: GenMessage<ListFailedEvent
   messageDesc(file_zitadel_action_v2beta_action_service, 25);
 
 /**
+ * ExplainExecutionRequest names what to explain.
+ *
+ * @generated from message zitadel.action.v2beta.ExplainExecutionRequest
+ */
+export type ExplainExecutionRequest = Message<"zitadel.action.v2beta.ExplainExecutionRequest"> & {
+  /**
+   * Required. A request or response condition names a method (its service and "all" are the
+   * levels below it), or a service, or all; an event condition an event, a group or all; a
+   * function condition a function.
+   *
+   * @generated from field: zitadel.action.v2beta.Condition condition = 1;
+   */
+  condition?: Condition | undefined;
+};
+
+/**
+ * Describes the message zitadel.action.v2beta.ExplainExecutionRequest.
+ * Use `create(ExplainExecutionRequestSchema)` to create a new message.
+ */
+export const ExplainExecutionRequestSchema: GenMessage<ExplainExecutionRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_action_v2beta_action_service, 26);
+
+/**
+ * ExplainExecutionResponse tells which execution runs and why.
+ *
+ * @generated from message zitadel.action.v2beta.ExplainExecutionResponse
+ */
+export type ExplainExecutionResponse = Message<"zitadel.action.v2beta.ExplainExecutionResponse"> & {
+  /**
+   * The execution that runs: the one at the most specific level that has one. Unset when no
+   * level has one, and then no target runs.
+   *
+   * @generated from field: zitadel.action.v2beta.Execution execution = 1;
+   */
+  execution?: Execution | undefined;
+
+  /**
+   * The targets that run, in order: the execution's own targets, then those of its includes,
+   * expanded depth first.
+   *
+   * @generated from field: repeated zitadel.action.v2beta.ExplainedTarget targets = 2;
+   */
+  targets: ExplainedTarget[];
+
+  /**
+   * The levels looked at, most specific first, for example the method, its service and all.
+   *
+   * @generated from field: repeated zitadel.action.v2beta.ExplainedLevel levels = 3;
+   */
+  levels: ExplainedLevel[];
+};
+
+/**
+ * Describes the message zitadel.action.v2beta.ExplainExecutionResponse.
+ * Use `create(ExplainExecutionResponseSchema)` to create a new message.
+ */
+export const ExplainExecutionResponseSchema: GenMessage<ExplainExecutionResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_action_v2beta_action_service, 27);
+
+/**
+ * ExplainedTarget is a target that runs, and how the execution reaches it.
+ *
+ * @generated from message zitadel.action.v2beta.ExplainedTarget
+ */
+export type ExplainedTarget = Message<"zitadel.action.v2beta.ExplainedTarget"> & {
+  /**
+   * @generated from field: string target_id = 1;
+   */
+  targetId: string;
+
+  /**
+   * @generated from field: string target_name = 2;
+   */
+  targetName: string;
+
+  /**
+   * The executions it is reached through: the execution that runs first, then each include down
+   * to the execution that lists the target, for example ["request", "function/shared"].
+   *
+   * @generated from field: repeated string via = 3;
+   */
+  via: string[];
+
+  /**
+   * "rest_webhook", "rest_call" or "rest_async".
+   *
+   * @generated from field: string target_type = 4;
+   */
+  targetType: string;
+
+  /**
+   * @generated from field: string endpoint = 5;
+   */
+  endpoint: string;
+
+  /**
+   * For rest_webhook and rest_call targets: whether a failure fails the call.
+   *
+   * @generated from field: bool interrupt_on_error = 6;
+   */
+  interruptOnError: boolean;
+
+  /**
+   * @generated from field: google.protobuf.Duration timeout = 7;
+   */
+  timeout?: Duration | undefined;
+};
+
+/**
+ * Describes the message zitadel.action.v2beta.ExplainedTarget.
+ * Use `create(ExplainedTargetSchema)` to create a new message.
+ */
+export const ExplainedTargetSchema: GenMessage<ExplainedTarget> = /*@__PURE__*/
+  messageDesc(file_zitadel_action_v2beta_action_service, 28);
+
+/**
+ * ExplainedLevel is one level of the best match.
+ *
+ * @generated from message zitadel.action.v2beta.ExplainedLevel
+ */
+export type ExplainedLevel = Message<"zitadel.action.v2beta.ExplainedLevel"> & {
+  /**
+   * The execution ID of the level, for example "request/zitadel.user.v2.UserService".
+   *
+   * @generated from field: string execution_id = 1;
+   */
+  executionId: string;
+
+  /**
+   * @generated from field: zitadel.action.v2beta.Condition condition = 2;
+   */
+  condition?: Condition | undefined;
+
+  /**
+   * True when an execution is set at this level.
+   *
+   * @generated from field: bool exists = 3;
+   */
+  exists: boolean;
+
+  /**
+   * True for the level whose execution runs; every other level that exists was beaten by it.
+   *
+   * @generated from field: bool matched = 4;
+   */
+  matched: boolean;
+};
+
+/**
+ * Describes the message zitadel.action.v2beta.ExplainedLevel.
+ * Use `create(ExplainedLevelSchema)` to create a new message.
+ */
+export const ExplainedLevelSchema: GenMessage<ExplainedLevel> = /*@__PURE__*/
+  messageDesc(file_zitadel_action_v2beta_action_service, 29);
+
+/**
+ * TestTargetRequest selects a target and the condition of the sample payload.
+ *
+ * @generated from message zitadel.action.v2beta.TestTargetRequest
+ */
+export type TestTargetRequest = Message<"zitadel.action.v2beta.TestTargetRequest"> & {
+  /**
+   * The target's ID.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Required: the condition whose payload the target gets, naming a method (request, response),
+   * an event or a function. The request and response messages are empty.
+   *
+   * @generated from field: zitadel.action.v2beta.Condition condition = 2;
+   */
+  condition?: Condition | undefined;
+};
+
+/**
+ * Describes the message zitadel.action.v2beta.TestTargetRequest.
+ * Use `create(TestTargetRequestSchema)` to create a new message.
+ */
+export const TestTargetRequestSchema: GenMessage<TestTargetRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_action_v2beta_action_service, 30);
+
+/**
+ * TestTargetResponse tells what the target answered.
+ *
+ * @generated from message zitadel.action.v2beta.TestTargetResponse
+ */
+export type TestTargetResponse = Message<"zitadel.action.v2beta.TestTargetResponse"> & {
+  /**
+   * HTTP status, 0 when the target did not answer.
+   *
+   * @generated from field: int32 status = 1;
+   */
+  status: number;
+
+  /**
+   * From sending the request to the end of the answer.
+   *
+   * @generated from field: google.protobuf.Duration latency = 2;
+   */
+  latency?: Duration | undefined;
+
+  /**
+   * What went wrong, as it would fail or be logged in a real call; empty when the call succeeded.
+   *
+   * @generated from field: string error = 3;
+   */
+  error: string;
+
+  /**
+   * The payload sent, JSON before signing or encryption, size-bounded, header values left out.
+   *
+   * @generated from field: string payload_excerpt = 4;
+   */
+  payloadExcerpt: string;
+
+  /**
+   * The start of the answer's body, size-bounded.
+   *
+   * @generated from field: string answer_excerpt = 5;
+   */
+  answerExcerpt: string;
+
+  /**
+   * For rest_call targets: whether the answer parses as the message the target may replace (the
+   * request, the response, or the function's answer). Unset for other target types.
+   *
+   * @generated from field: optional bool answer_parses = 6;
+   */
+  answerParses?: boolean | undefined;
+
+  /**
+   * Why the answer does not parse, when it does not.
+   *
+   * @generated from field: string parse_error = 7;
+   */
+  parseError: string;
+};
+
+/**
+ * Describes the message zitadel.action.v2beta.TestTargetResponse.
+ * Use `create(TestTargetResponseSchema)` to create a new message.
+ */
+export const TestTargetResponseSchema: GenMessage<TestTargetResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_action_v2beta_action_service, 31);
+
+/**
+ * RetryFailedEventDeliveriesRequest selects given-up deliveries; at least one field is required.
+ *
+ * @generated from message zitadel.action.v2beta.RetryFailedEventDeliveriesRequest
+ */
+export type RetryFailedEventDeliveriesRequest = Message<"zitadel.action.v2beta.RetryFailedEventDeliveriesRequest"> & {
+  /**
+   * One given-up delivery, by the ID ListFailedEventDeliveries gives.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * All given-up deliveries to this target.
+   *
+   * @generated from field: string target_id = 2;
+   */
+  targetId: string;
+
+  /**
+   * All given-up deliveries of this event type.
+   *
+   * @generated from field: string event_type = 3;
+   */
+  eventType: string;
+};
+
+/**
+ * Describes the message zitadel.action.v2beta.RetryFailedEventDeliveriesRequest.
+ * Use `create(RetryFailedEventDeliveriesRequestSchema)` to create a new message.
+ */
+export const RetryFailedEventDeliveriesRequestSchema: GenMessage<RetryFailedEventDeliveriesRequest> = /*@__PURE__*/
+  messageDesc(file_zitadel_action_v2beta_action_service, 32);
+
+/**
+ * RetryFailedEventDeliveriesResponse tells how many deliveries went back into the queue.
+ *
+ * @generated from message zitadel.action.v2beta.RetryFailedEventDeliveriesResponse
+ */
+export type RetryFailedEventDeliveriesResponse = Message<"zitadel.action.v2beta.RetryFailedEventDeliveriesResponse"> & {
+  /**
+   * @generated from field: uint32 retried = 1;
+   */
+  retried: number;
+};
+
+/**
+ * Describes the message zitadel.action.v2beta.RetryFailedEventDeliveriesResponse.
+ * Use `create(RetryFailedEventDeliveriesResponseSchema)` to create a new message.
+ */
+export const RetryFailedEventDeliveriesResponseSchema: GenMessage<RetryFailedEventDeliveriesResponse> = /*@__PURE__*/
+  messageDesc(file_zitadel_action_v2beta_action_service, 33);
+
+/**
  * ActionService manages targets (endpoints) and executions (which targets run when).
  * Executions with an `all` condition never apply to this service itself.
  *
@@ -948,6 +1281,46 @@ export const ActionService: GenService<{
     methodKind: "unary";
     input: typeof ListFailedEventDeliveriesRequestSchema;
     output: typeof ListFailedEventDeliveriesResponseSchema;
+  },
+  /**
+   * ExplainExecution tells which execution runs for a method, service, event or function, and why:
+   * the execution that matches best, its targets in the order they run with the includes expanded,
+   * and every level that was looked at, most specific first.
+   * A connect-actions extension, for debugging executions.
+   *
+   * @generated from rpc zitadel.action.v2beta.ActionService.ExplainExecution
+   */
+  explainExecution: {
+    methodKind: "unary";
+    input: typeof ExplainExecutionRequestSchema;
+    output: typeof ExplainExecutionResponseSchema;
+  },
+  /**
+   * TestTarget sends a signed sample payload for a condition to a target, without any execution,
+   * and tells what came back: the status, the latency, the start of the answer and, for call
+   * targets, whether the answer parses as the message. The call is kept in the delivery log,
+   * marked as a test.
+   * A connect-actions extension.
+   *
+   * @generated from rpc zitadel.action.v2beta.ActionService.TestTarget
+   */
+  testTarget: {
+    methodKind: "unary";
+    input: typeof TestTargetRequestSchema;
+    output: typeof TestTargetResponseSchema;
+  },
+  /**
+   * RetryFailedEventDeliveries puts given-up event deliveries back into the queue: one by its ID,
+   * or all of a target or of an event type (several fields: those that match all). Each given-up
+   * delivery is retried once: of two retries of the same delivery, one requeues it.
+   * A connect-actions extension.
+   *
+   * @generated from rpc zitadel.action.v2beta.ActionService.RetryFailedEventDeliveries
+   */
+  retryFailedEventDeliveries: {
+    methodKind: "unary";
+    input: typeof RetryFailedEventDeliveriesRequestSchema;
+    output: typeof RetryFailedEventDeliveriesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_zitadel_action_v2beta_action_service, 0);

@@ -1,12 +1,12 @@
 // The delivery log (ListTargetCalls): the latest calls of targets, newest first, refreshed every few
-// seconds while live. Filters (target, condition, failed only) are kept in the address
-// ("#/deliveries?target=<id>&condition=<execution ID>&failed=1"), so a filtered view can be linked.
-//
-// Extension point (issue 11): delivery records will carry excerpts of the payload sent and of the answer;
-// `details` below shows them once the calls have them.
+// seconds while live. Filters (target, condition, status) are kept in the address
+// ("#/deliveries?target=<id>&condition=<execution ID>&status=failed"), so a filtered view can be linked.
+// A call's details show the excerpts of the payload sent and of the answer, when the delivery log keeps
+// them (the `excerpts` option of createActions).
 import { badge, breakable, button, field, formatDateTime, formatDuration, formatTime, formatWhen, h, replace } from "../dom.js";
 import { executionId } from "../conditions.js";
 import { emptyState, errorText, pageHeader, table } from "../ui.js";
+import { prettyBody } from "./failed-deliveries.js";
 
 /** How often the live log asks for new calls, in milliseconds. */
 export const pollIntervalMs = 2000;
@@ -36,7 +36,8 @@ export const deliveryLogPage = {
     const filter = {
       targetId: context.params.get("target") ?? "",
       executionId: context.params.get("condition") ?? "",
-      failedOnly: context.params.get("failed") === "1",
+      // "", "failed" or "succeeded"; "failed=1" is the address of earlier versions.
+      status: context.params.get("failed") === "1" ? "failed" : ["failed", "succeeded"].includes(context.params.get("status") ?? "") ? String(context.params.get("status")) : "",
     };
     let live = true;
     let stopped = false;
@@ -60,7 +61,15 @@ export const deliveryLogPage = {
       spellcheck: "false",
     });
     const conditions = h("datalist", { id: "delivery-conditions" });
-    const failedBox = h("input", { type: "checkbox", name: "failed", checked: filter.failedOnly });
+    const statusSelect = h(
+      "select",
+      { name: "status" },
+      [
+        ["", "Any status"],
+        ["failed", "Failed"],
+        ["succeeded", "Succeeded"],
+      ].map(([value, text]) => h("option", { value, text, selected: value === filter.status })),
+    );
     const liveButton = h("button", { type: "button", class: "btn", "aria-pressed": "true" });
     const state = h("span", { class: "live-state", role: "status" });
     const list = h("section", { class: "panel", "aria-label": "Target calls" });
@@ -75,11 +84,11 @@ export const deliveryLogPage = {
         field("Target", targetSelect),
         field("Condition (execution ID)", conditionInput),
         conditions,
-        h("div", { class: "field field-check" }, h("label", null, failedBox, " Failed only")),
+        field("Status", statusSelect),
         button("Clear filters", () => {
           targetSelect.value = "";
           conditionInput.value = "";
-          failedBox.checked = false;
+          statusSelect.value = "";
           filtersChanged();
         }, { kind: "ghost", small: true }),
       ),
@@ -107,18 +116,18 @@ export const deliveryLogPage = {
     function filtersChanged() {
       filter.targetId = targetSelect.value;
       filter.executionId = conditionInput.value.trim();
-      filter.failedOnly = failedBox.checked;
+      filter.status = statusSelect.value;
       const query = new URLSearchParams();
       if (filter.targetId) query.set("target", filter.targetId);
       if (filter.executionId) query.set("condition", filter.executionId);
-      if (filter.failedOnly) query.set("failed", "1");
+      if (filter.status) query.set("status", filter.status);
       const q = query.toString();
       // replaceState, not location.hash: the page stays mounted (no hashchange).
       history.replaceState(null, "", `#/deliveries${q ? `?${q}` : ""}`);
       void refresh();
     }
     targetSelect.addEventListener("change", filtersChanged);
-    failedBox.addEventListener("change", filtersChanged);
+    statusSelect.addEventListener("change", filtersChanged);
     conditionInput.addEventListener("change", filtersChanged);
     conditionInput.addEventListener("search", filtersChanged);
 
@@ -150,7 +159,13 @@ export const deliveryLogPage = {
       inFlight = true;
       list.setAttribute("aria-busy", "true");
       try {
-        const { calls, total } = await api.listTargetCalls({ ...filter, limit });
+        const { calls, total } = await api.listTargetCalls({
+          targetId: filter.targetId,
+          executionId: filter.executionId,
+          failedOnly: filter.status === "failed",
+          succeededOnly: filter.status === "succeeded",
+          limit,
+        });
         if (stopped) return;
         problem.hidden = true;
         render(calls, total);
@@ -177,7 +192,7 @@ export const deliveryLogPage = {
 
     function render(calls, total) {
       if (calls.length === 0) {
-        const filtered = filter.targetId || filter.executionId || filter.failedOnly;
+        const filtered = filter.targetId || filter.executionId || filter.status;
         replace(list, emptyState(filtered ? "No calls match these filters." : "No target calls yet.", live ? "New calls appear here as they happen." : "Resume to see new calls."));
         return;
       }
@@ -205,6 +220,7 @@ export const deliveryLogPage = {
             { class: "target-cell" },
             h("span", { text: call.targetName || names.get(call.targetId) || call.targetId }),
             call.async ? badge("async", "", "Called in the background: did not delay the RPC") : null,
+            call.test ? badge("test", "info", "Sent by Test target, not by an execution") : null,
           ),
           conditionCell(call),
           statusBadge(call),
@@ -246,6 +262,8 @@ export const deliveryLogPage = {
     }
 
     function details(call) {
+      const excerpt = (name, text) =>
+        text ? h("pre", { class: "payload", "data-excerpt": name, text: prettyBody(text) }) : h("span", { class: "muted", text: "Not kept (the delivery log keeps excerpts when createActions' excerpts option is on)." });
       return h(
         "dl",
         { class: "details" },
@@ -257,6 +275,16 @@ export const deliveryLogPage = {
           ["Started", call.startTime],
           ["Error", call.error || "—"],
         ].map(([k, v]) => [h("dt", { text: k }), h("dd", { class: "mono wrap", text: v ?? "" })]),
+        h("dt", { text: "Payload sent" }),
+        h("dd", null, excerpt("request", call.requestExcerpt)),
+        h("dt", { text: "Answer" }),
+        h(
+          "dd",
+          null,
+          call.responseExcerpt || !call.requestExcerpt
+            ? excerpt("response", call.responseExcerpt)
+            : h("span", { class: "muted", "data-excerpt": "response", text: "None: the answer was empty, or not read (webhooks and async targets only need the status)." }),
+        ),
       );
     }
 

@@ -1,13 +1,12 @@
 // Executions: which targets run under which condition, by type (request, response, event, function).
 // Set or replace an execution's ordered targets and includes; delete it by setting an empty list.
-//
-// Extension point (issue 11): the best-match preview (ExplainExecution: for a method, service, event or
-// function, the execution that matches, its targets in order with includes expanded, and the levels it
-// beat) goes into `previewSlot` below, as a form that asks the api client once it has explainExecution.
+// The best-match preview (ExplainExecution) tells, for a method, service, event or function, which
+// execution runs, its targets in order with the includes expanded, and the levels it beat.
 import { badge, breakable, button, formatDateTime, h, replace } from "../dom.js";
-import { describe, executionId, executionTypes, kindLabel, label, make } from "../conditions.js";
+import { describe, executionId, executionTypes, kindLabel, label } from "../conditions.js";
 import { confirmAction, emptyState, errorText, openDialog, pageHeader, setBusy, table, toast } from "../ui.js";
 import { typeOf } from "./targets.js";
+import { conditionPicker, loadConditionChoices } from "../condition-picker.js";
 
 /**
  * executionsPage is the page of executions; the route's rest is the type ("#/executions/event").
@@ -34,8 +33,7 @@ export const executionsPage = {
         }),
       ),
     );
-    // Extension point (issue 11): the ExplainExecution preview is rendered into this element.
-    const previewSlot = h("div", { class: "preview-slot", hidden: true });
+    const preview = h("section", { class: "panel preview", "aria-label": "Best match" });
     replace(
       container,
       pageHeader("Executions", `Which targets run, in order, for each condition. Only the best match runs: method, else service, else all.`, [
@@ -43,7 +41,7 @@ export const executionsPage = {
       ]),
       tabs,
       h("p", { class: "tab-help", text: `${type.label} executions run ${type.help}.` }),
-      previewSlot,
+      preview,
       list,
     );
 
@@ -119,7 +117,7 @@ export const executionsPage = {
         toast(`The choices could not be loaded: ${errorText(e)}`, "error");
         return;
       }
-      const picker = execution ? fixedCondition(execution.condition) : conditionPicker(choices);
+      const picker = execution ? fixedCondition(execution.condition) : conditionPicker(type.key, choices);
       /** @type {string[]} */
       const chosenTargets = [...(execution?.targets ?? [])];
       /** @type {any[]} */
@@ -208,18 +206,8 @@ export const executionsPage = {
       });
     }
 
-    async function loadChoices() {
-      if (type.key === "request" || type.key === "response") {
-        const [methods, services] = await Promise.all([api.listExecutionMethods(), api.listExecutionServices()]);
-        return { methods, services };
-      }
-      if (type.key === "function") return { functions: await api.listExecutionFunctions() };
-      // No RPC lists event types: suggest those of existing executions and given-up deliveries.
-      const [all, failed] = await Promise.all([api.listExecutions(type.enumValue), api.listFailedEventDeliveries(100).catch(() => [])]);
-      const events = new Set();
-      for (const e of all) if (e.condition?.event?.event) events.add(e.condition.event.event);
-      for (const f of failed) if (f.eventType) events.add(f.eventType);
-      return { events: [...events].sort() };
+    function loadChoices() {
+      return loadConditionChoices(api, type.key);
     }
 
     /** fixedCondition shows the condition of an execution being edited (the condition identifies it). */
@@ -229,85 +217,6 @@ export const executionsPage = {
         el: h("p", { class: "condition" }, badge(kindLabel(d.kind)), " ", h("span", { class: "mono", text: d.kind === "all" ? "all" : label(condition) })),
         condition: () => condition,
         onChange() {},
-      };
-    }
-
-    /** conditionPicker chooses a condition of the page's type, fed by the ListExecution* calls. */
-    function conditionPicker(choices) {
-      const listeners = [];
-      const changed = () => listeners.forEach((f) => f());
-      const kinds =
-        type.key === "event"
-          ? [
-              { key: "event", text: "Event type" },
-              { key: "group", text: "Event group" },
-              { key: "all", text: "All events" },
-            ]
-          : type.key === "function"
-            ? [{ key: "function", text: "Function" }]
-            : [
-                { key: "method", text: "Method" },
-                { key: "service", text: "Service" },
-                { key: "all", text: "All" },
-              ];
-      const group = `kind-${Math.random().toString(36).slice(2, 8)}`;
-      const radios = kinds.map((k, i) => h("input", { type: "radio", name: group, value: k.key, checked: i === 0 }));
-      const controls = new Map();
-      let suggestions = null;
-      if (type.key === "request" || type.key === "response") {
-        const byService = new Map();
-        for (const m of choices.methods) {
-          const service = m.slice(1, m.lastIndexOf("/"));
-          if (!byService.has(service)) byService.set(service, []);
-          byService.get(service).push(m);
-        }
-        controls.set(
-          "method",
-          h(
-            "select",
-            { name: "method", "aria-label": "Method name" },
-            [...byService].map(([service, methods]) => h("optgroup", { label: service }, methods.map((m) => h("option", { value: m, text: m })))),
-          ),
-        );
-        controls.set("service", h("select", { name: "service", "aria-label": "Service name" }, choices.services.map((s) => h("option", { value: s, text: s }))));
-      } else if (type.key === "event") {
-        const listId = `${group}-events`;
-        controls.set("event", h("input", { type: "text", name: "event", list: listId, placeholder: "user.human.added", "aria-label": "Event type name", autocomplete: "off" }));
-        suggestions = h("datalist", { id: listId }, choices.events.map((e) => h("option", { value: e })));
-        controls.set("group", h("input", { type: "text", name: "group", placeholder: "user.human", "aria-label": "Event group name", autocomplete: "off" }));
-      } else {
-        controls.set("function", h("select", { name: "function", "aria-label": "Function name" }, choices.functions.map((f) => h("option", { value: f, text: f }))));
-      }
-      const valueOf = (kind) => controls.get(kind)?.value.trim() ?? "";
-      const kindNow = () => radios.find((r) => r.checked)?.value ?? kinds[0].key;
-      const sync = () => {
-        for (const [kind, control] of controls) control.hidden = kind !== kindNow();
-        changed();
-      };
-      for (const r of radios) r.addEventListener("change", sync);
-      for (const control of controls.values()) {
-        control.addEventListener("change", changed);
-        control.addEventListener("input", changed);
-      }
-      const el = h(
-        "div",
-        { class: "condition-picker" },
-        kinds.length > 1 ? h("div", { class: "radio-row", role: "radiogroup", "aria-label": "Kind of condition" }, kinds.map((k, i) => h("label", { class: "radio" }, radios[i], ` ${k.text}`))) : null,
-        [...controls.values()].map((c) => h("div", { class: "picker-control" }, c)),
-        suggestions,
-      );
-      sync();
-      return {
-        el,
-        condition() {
-          const kind = kindNow();
-          const value = valueOf(kind);
-          if (kind !== "all" && value === "") return undefined;
-          return make(type.key, kind, value);
-        },
-        onChange(f) {
-          listeners.push(f);
-        },
       };
     }
 
@@ -325,11 +234,102 @@ export const executionsPage = {
       });
     }
 
+    /** showPreview fills the best-match panel: a picker of the page's type and what ExplainExecution says. */
+    async function showPreview() {
+      let choices;
+      try {
+        choices = await loadChoices();
+      } catch (e) {
+        replace(preview, h("p", { class: "hint", text: `The best-match preview could not load its choices: ${errorText(e)}` }));
+        return;
+      }
+      const picker = conditionPicker(type.key, choices);
+      const result = h("div", { class: "preview-result", role: "status", "aria-live": "polite" });
+      const explain = async () => {
+        const condition = picker.condition();
+        if (condition === undefined) {
+          replace(result, h("p", { class: "hint", text: "Choose what to explain first." }));
+          return;
+        }
+        result.setAttribute("aria-busy", "true");
+        try {
+          renderExplanation(result, await api.explainExecution(condition), condition);
+        } catch (e) {
+          replace(result, h("p", { class: "alert alert-error", text: `Could not explain: ${errorText(e)}` }));
+        } finally {
+          result.setAttribute("aria-busy", "false");
+        }
+      };
+      replace(
+        preview,
+        h("h2", { class: "panel-title", text: "Best match" }),
+        h(
+          "form",
+          { class: "preview-form", onSubmit: (e) => (e.preventDefault(), void explain()) },
+          picker.el,
+          button("Explain", () => void explain(), { type: "submit", title: "Which execution runs, and its targets in order" }),
+        ),
+        result,
+      );
+    }
+
+    /** renderExplanation shows the execution that runs, its targets in order and the levels looked at. */
+    function renderExplanation(el, answer, asked) {
+      const levels = h(
+        "ol",
+        { class: "levels", "aria-label": "Levels, most specific first" },
+        answer.levels.map((level) =>
+          h(
+            "li",
+            { class: ["level", level.matched ? "level-matched" : level.exists ? "level-beaten" : "level-none"], dataset: { executionId: level.executionId } },
+            h("span", { class: "mono" }, breakable(level.executionId)),
+            " ",
+            level.matched ? badge("runs", "ok", "The most specific level with an execution") : level.exists ? badge("beaten", "warn", "Set, but a more specific level wins") : badge("not set", "", "No execution at this level"),
+          ),
+        ),
+      );
+      const matched = answer.execution?.condition ? executionId(answer.execution.condition) : "";
+      const summary =
+        answer.execution === undefined
+          ? h("p", { class: "preview-summary", text: `No execution matches ${executionId(asked)}: no target runs.` })
+          : h("p", { class: "preview-summary" }, "Runs ", h("strong", { class: "mono" }, breakable(matched)), answer.targets.length === 0 ? ", which calls no target." : `, which calls ${answer.targets.length === 1 ? "1 target" : `${answer.targets.length} targets`} in this order:`);
+      const targetsList =
+        answer.targets.length === 0
+          ? null
+          : h(
+              "ol",
+              { class: "explained-targets", "aria-label": "Targets that run, in order" },
+              answer.targets.map((t) => {
+                const type = typeOf({ [toKey(t.targetType)]: {} });
+                return h(
+                  "li",
+                  { dataset: { targetId: t.targetId } },
+                  h("strong", { text: t.targetName || t.targetId }),
+                  " ",
+                  badge(type.name, "info", type.help),
+                  t.interruptOnError ? [" ", badge("interrupt", "warn", "A failed call fails the RPC")] : null,
+                  (t.via ?? []).length > 1 ? h("span", { class: "via" }, " via ", (t.via ?? []).slice(1).map((v, i) => [i > 0 ? " → " : "", h("span", { class: "mono" }, breakable(v))])) : null,
+                );
+              }),
+            );
+      replace(el, summary, targetsList, h("p", { class: "hint", text: "Levels looked at, most specific first:" }), levels);
+    }
+
     setBusy(list);
     void load();
+    void showPreview();
     return { unmount() {} };
   },
 };
+
+/**
+ * toKey turns a target type of ExplainExecution ("rest_webhook") into the key of the target's JSON
+ * ("restWebhook").
+ * @param {string} targetType
+ */
+function toKey(targetType) {
+  return String(targetType ?? "").replace(/_([a-z])/g, (_, c) => c.toUpperCase());
+}
 
 /**
  * renderOrdered fills an ordered list of items with move-up, move-down and remove buttons.

@@ -1,11 +1,9 @@
 // Failed event deliveries (ListFailedEventDeliveries): event deliveries the worker gave up (a 4xx answer,
 // a deleted target, or older than the maximum age), newest first, with the payload that was not delivered.
-//
-// Extension point (issue 11): retry (RetryFailedEventDeliveries: one delivery, or all of a target or an
-// event type) becomes a row action next to "Details" and a page action in the header, once the api
-// client has retryFailedEventDeliveries.
+// "Retry" puts a delivery back into the queue (RetryFailedEventDeliveries); its details offer to retry
+// all given-up deliveries of the same target or of the same event type. Each is retried once.
 import { breakable, button, formatDateTime, formatWhen, h, replace } from "../dom.js";
-import { emptyState, errorText, pageHeader, setBusy, table } from "../ui.js";
+import { confirmAction, emptyState, errorText, pageHeader, setBusy, table, toast } from "../ui.js";
 
 /** How many of the newest given-up deliveries are listed. */
 const limit = 200;
@@ -94,6 +92,7 @@ export const failedDeliveriesPage = {
           h("span", { class: "mono" }, breakable(d.orderingKey)),
           String(d.attempts ?? 0),
           h("span", { class: "error-text", text: d.error ?? "" }),
+          button("Retry", () => void retry({ id: d.id }, `the delivery of ${d.eventType}`), { small: true, title: "Deliver it again" }),
         ]);
         props.push({ dataset: { deliveryId: d.id } });
         if (expanded) {
@@ -101,7 +100,7 @@ export const failedDeliveriesPage = {
           props.push({ class: "details-row" });
         }
       }
-      const built = table(["", "Given up", "Event", "Target", "Aggregate", "Attempts", "Error"], rows.map((r) => r ?? []), (i) => props[i]);
+      const built = table(["", "Given up", "Event", "Target", "Aggregate", "Attempts", "Error", ""], rows.map((r) => r ?? []), (i) => props[i]);
       let index = -1;
       built.querySelectorAll("tbody tr").forEach((tr, i) => {
         if (rows[i] !== null) {
@@ -112,7 +111,7 @@ export const failedDeliveriesPage = {
         tr.replaceChildren(
           h(
             "td",
-            { colspan: "7" },
+            { colspan: "8" },
             h("dl", { class: "details" }, [
               [h("dt", { text: "Delivery ID" }), h("dd", { class: "mono", text: d.id })],
               [h("dt", { text: "Target ID" }), h("dd", { class: "mono", text: d.targetId })],
@@ -120,10 +119,48 @@ export const failedDeliveriesPage = {
               [h("dt", { text: "Event stored" }), h("dd", { text: formatDateTime(d.createdDate) })],
               [h("dt", { text: "Payload" }), h("dd", null, h("pre", { class: "payload", text: prettyBody(d.body ?? "") }))],
             ]),
+            h(
+              "div",
+              { class: "row-actions" },
+              button(`Retry all to ${names.get(d.targetId) ?? d.targetId}`, () => void retryMany({ targetId: d.targetId }, `to the target ${names.get(d.targetId) ?? d.targetId}`), {
+                small: true,
+                title: "Every given-up delivery to this target",
+              }),
+              button(`Retry all ${d.eventType}`, () => void retryMany({ eventType: d.eventType }, `of the event type ${d.eventType}`), {
+                small: true,
+                title: "Every given-up delivery of this event type",
+              }),
+            ),
           ),
         );
       });
       replace(list, deliveries.length >= limit ? h("p", { class: "hint", text: `The ${limit} newest.` }) : null, built);
+    }
+
+    /** retry requeues what `selection` names and reloads the list. */
+    async function retry(selection, what) {
+      try {
+        const retried = await api.retryFailedEventDeliveries(selection);
+        toast(retried === 0 ? `Nothing to retry: ${what} was retried already.` : retried === 1 ? `Retrying ${what}.` : `Retrying ${retried} deliveries ${what}.`);
+      } catch (e) {
+        toast(`Could not retry ${what}: ${errorText(e)}`, "error");
+      }
+      await load();
+    }
+
+    /** retryMany asks first, then retries every given-up delivery the selection names. */
+    async function retryMany(selection, what) {
+      const count = deliveries.filter((d) => (selection.targetId === undefined || d.targetId === selection.targetId) && (selection.eventType === undefined || d.eventType === selection.eventType)).length;
+      const done = await confirmAction({
+        title: "Retry deliveries",
+        message: [`Put every given-up delivery ${what} back into the queue`, count > 0 ? ` (${count} listed here)` : "", "? Each is delivered again once, after the deliveries waiting for the same aggregate."],
+        confirmLabel: "Retry",
+        run: async () => {
+          const retried = await api.retryFailedEventDeliveries(selection);
+          toast(`Retrying ${retried === 1 ? "1 delivery" : `${retried} deliveries`} ${what}.`);
+        },
+      });
+      if (done) await load();
     }
 
     setBusy(list);

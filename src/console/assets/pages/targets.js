@@ -1,8 +1,4 @@
-// Targets: list, create, edit, delete, rotate the signing key.
-//
-// Extension point (issue 11): "Test" (TestTarget: a signed sample payload for a condition, showing the
-// status, latency and an excerpt of the answer) becomes one more row action in `actionsOf` once the
-// api client has testTarget.
+// Targets: list, create, edit, delete, rotate the signing key; "Test" opens the test page for a target.
 import { badge, breakable, button, durationSeconds, field, formatDateTime, formatDuration, h, replace } from "../dom.js";
 import { confirmAction, emptyState, errorText, openDialog, pageHeader, setBusy, showSecret, table, toast } from "../ui.js";
 
@@ -77,6 +73,7 @@ export const targetsPage = {
     function actionsOf(target) {
       return [
         button("Calls", () => context.navigate(`#/deliveries?target=${encodeURIComponent(target.id)}`), { small: true, kind: "ghost", title: "Delivery log of this target" }),
+        button("Test", () => context.navigate(`#/test?target=${encodeURIComponent(target.id)}`), { small: true, title: "Send a sample payload to this target" }),
         button("Edit", () => edit(target), { small: true }),
         button("Rotate key", () => rotate(target), { small: true, title: "Replace the signing key" }),
         button("Delete", () => remove(target), { small: true, kind: "danger" }),
