@@ -336,7 +336,16 @@ describe.each(["v2", "v2beta"] as ApiVersion[])("ExplainExecution %s over Connec
     expect(empty?.code).toBe(Code.InvalidArgument);
     expect(empty?.rawMessage).toMatch(/^condition/);
     expect((await errorOf(client.explainExecution({ condition: request({ case: "method", value: "/no.Such/Method" }) })))?.code).toBe(Code.NotFound);
-    expect((await errorOf(client.explainExecution({ condition: event({ case: "event", value: "no.such.event" }) })))?.code).toBe(Code.NotFound);
+    // An event type SetExecution does not know may still be published: it meets the executions of all events.
+    await client.setExecution({ condition: event({ case: "all", value: true }), targets: [await webhook("all events", "/all-events")] });
+    const unknownEvent = await client.explainExecution({ condition: event({ case: "event", value: "no.such.event" }) });
+    expect(unknownEvent.levels.map((l) => [l.executionId, l.exists, l.matched])).toEqual([
+      ["event/no.such.event", false, false],
+      ["event/no.such.*", false, false],
+      ["event/no.*", false, false],
+      ["event", true, true],
+    ]);
+    await client.setExecution({ condition: event({ case: "all", value: true }), targets: [] });
     const protectedMethod = await errorOf(
       client.explainExecution({ condition: request({ case: "method", value: "/zitadel.action.v2.ActionService/ListTargets" }) }),
     );

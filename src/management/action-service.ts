@@ -608,8 +608,10 @@ export function createActionService(options: ActionServiceOptions): ActionServic
 
     async explainExecution(req, ctx) {
       const condition = requireCondition(req.condition);
-      // As SetExecution: what it would refuse to set (an unknown or protected method, ...) is refused here.
-      checkConditionExists(condition, "condition");
+      // As SetExecution: what it would refuse to set (an unknown or protected method, ...) is refused here. Event
+      // types are the exception: any event can be published, and one SetExecution does not know still meets the
+      // executions of its groups and of all events.
+      if (!("event" in condition) && !("group" in condition)) checkConditionExists(condition, "condition");
       const view = scope(ctx);
       let plan;
       let stored: (id: string) => Promise<Execution | undefined>;
