@@ -8,6 +8,9 @@
 //   call     one call target on the request of the called method
 //   async    one async target on the response of the called method
 //   rawcall  the sample server with a hand-written interceptor that POSTs to the same target
+//   webhook-bare  the rawcall server with, in place of that interceptor, createActions' interceptor
+//            (memory store, no delivery log, no metrics, no worker) and one webhook target: the
+//            fair pair of rawcall (webhook runs with the sample's metrics and delivery log)
 //   raw      a plain undici keep-alive POST of a webhook-sized payload to the same target
 // Each is measured sequentially (1 connection: latency) and with --connections
 // connections (throughput), in --rounds interleaved rounds; medians are printed.
@@ -155,7 +158,7 @@ function table(title: string, head: string[], rows: (string | number)[][]): void
 }
 
 async function loadTests(): Promise<void> {
-  const modes = ["plain", "nomatch", "webhook", "call", "async", "rawcall"] as const;
+  const modes = ["plain", "nomatch", "webhook", "call", "async", "rawcall", "webhook-bare"] as const;
   const target = await startChild("target-server.ts");
   const targetUrl = `http://127.0.0.1:${target.ports[0]}`;
   const servers = new Map<string, { pool: Pool; body: string }>();
@@ -247,6 +250,12 @@ async function loadTests(): Promise<void> {
       ["webhook call measured inside the server p50 / raw POST p50", summary(perRound((r) => webhookCallInServer[r]! / at("raw", "lat", "p50", r))), "-"],
       ["call added p50 / raw POST p50", summary(perRound((r) => added("call", r) / at("raw", "lat", "p50", r))), "-"],
       ["async added p50 (ms)", summary(perRound((r) => added("async", r)), 3), "~0"],
+      ["webhook-bare / rawcall, server CPU per request, sequential", summary(perRound((r) => at("webhook-bare", "lat", "cpu", r) / at("rawcall", "lat", "cpu", r))), "<= 1.10"],
+      [`webhook-bare / rawcall, server CPU per request, c=${connections}`, summary(perRound((r) => at("webhook-bare", "thr", "cpu", r) / at("rawcall", "thr", "cpu", r))), "<= 1.10"],
+      ["webhook / rawcall, server CPU per request, sequential (sample: metrics, delivery log)", summary(perRound((r) => at("webhook", "lat", "cpu", r) / at("rawcall", "lat", "cpu", r))), "-"],
+      [`webhook / rawcall, server CPU per request, c=${connections} (sample: metrics, delivery log)`, summary(perRound((r) => at("webhook", "thr", "cpu", r) / at("rawcall", "thr", "cpu", r))), "-"],
+      ["call / webhook, server CPU per request, sequential", summary(perRound((r) => at("call", "lat", "cpu", r) / at("webhook", "lat", "cpu", r))), "<= 1.15"],
+      [`call / webhook, server CPU per request, c=${connections}`, summary(perRound((r) => at("call", "thr", "cpu", r) / at("webhook", "thr", "cpu", r))), "<= 1.15"],
       ["webhook throughput / plain", summary(perRound((r) => at("webhook", "thr", "rps", r) / at("plain", "thr", "rps", r))), "-"],
     ]);
     await rawPool.close();

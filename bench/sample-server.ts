@@ -7,11 +7,18 @@
 //   async    interceptor; one async target on the benched method's response
 //   rawcall  no actions interceptor; a minimal hand-written interceptor POSTs a fixed body to the
 //            target with undici before each call (the least an HTTP hook in the request path costs)
+//   webhook-bare  the same server as rawcall, but in place of its interceptor the interceptor of
+//            createActions({ store }) with no delivery log (one that keeps nothing), no metrics and
+//            no event worker, one webhook target on the benched method's request: the fair
+//            comparison with rawcall (webhook runs with the sample's metrics and delivery log)
 // argv[3] is the bench target's base URL. Prints the ports in the same order on one line, then
-// serves until SIGTERM.
+// serves until SIGTERM. When started with an IPC channel, it answers every message with its
+// process.cpuUsage() (µs), for drivers that measure CPU per request more finely than /proc does.
 import type { Interceptor } from "@connectrpc/connect";
 import { Agent } from "undici";
 import { silentLogger } from "../src/logger.js";
+import { createActions } from "../src/setup.js";
+import type { DeliveryLog } from "../src/store/delivery-log.js";
 import { createMemoryStore } from "../src/store/memory-store.js";
 import { type SampleServer, startSampleServer } from "../src/sample/sample-server.js";
 
@@ -28,6 +35,14 @@ const rawCall: Interceptor = (next) => async (req) => {
   return next(req);
 };
 
+/** A delivery log that keeps nothing (webhook-bare). */
+const noDeliveryLog: DeliveryLog = {
+  record() {},
+  list: async () => ({ total: 0, records: [] }),
+  flush: async () => {},
+  close: async () => {},
+};
+
 async function start(mode: string): Promise<SampleServer> {
   const root = createMemoryStore({ maxTargetsPerInstance: Infinity, maxExecutionsPerInstance: Infinity }); // 10 000 in one instance (nomatch)
   // The sample's callers are of its instance, "sample-instance".
@@ -42,14 +57,18 @@ async function start(mode: string): Promise<SampleServer> {
       name: mode, type: mode, endpoint: `${targetUrl}/${mode === "call" ? "call" : "hook"}`, timeoutMs: 5000, interruptOnError: mode !== "async",
     });
     await store.setExecution({ type: mode === "async" ? "response" : "request", method }, [{ target: t.id }]);
+  } else if (mode === "webhook-bare") {
+    const t = await store.createTarget({ name: "webhook", type: "webhook", endpoint: `${targetUrl}/hook`, timeoutMs: 5000, interruptOnError: true });
+    await store.setExecution({ type: "request", method }, [{ target: t.id }]);
   } else if (mode !== "plain" && mode !== "rawcall") {
     throw new Error(`unknown bench mode "${mode}"`);
   }
+  const bare = mode === "webhook-bare" ? createActions({ store: root, deliveryLog: noDeliveryLog, worker: false, logger: silentLogger }) : undefined;
   return startSampleServer({
     store: root,
     logger: silentLogger,
-    actions: mode !== "plain" && mode !== "rawcall",
-    interceptors: mode === "rawcall" ? [rawCall] : [],
+    actions: mode !== "plain" && mode !== "rawcall" && mode !== "webhook-bare",
+    interceptors: mode === "rawcall" ? [rawCall] : bare !== undefined ? [bare.interceptor] : [],
     adminToken: "bench-admin-token",
     processMetrics: false,
   });
@@ -58,6 +77,7 @@ async function start(mode: string): Promise<SampleServer> {
 const servers: SampleServer[] = [];
 for (const mode of modes.split(",")) servers.push(await start(mode));
 process.stdout.write(`${servers.map((s) => s.port).join(" ")}\n`);
+if (process.send !== undefined) process.on("message", () => process.send!(process.cpuUsage()));
 process.on("SIGTERM", () => {
   void Promise.all(servers.map((s) => s.close())).then(() => process.exit(0));
 });

@@ -220,7 +220,7 @@ export function createActionsInterceptor(options: ActionsInterceptorOptions): In
         Code.FailedPrecondition,
       ));
     }
-    return runPhases(next, req, fullMethod, request, response, instanceId, context);
+    return runPhases(next, req, fullMethod, request, response, instanceId, context, hops);
   }
 
   async function runPhases(
@@ -231,6 +231,7 @@ export function createActionsInterceptor(options: ActionsInterceptorOptions): In
     response: ExecutionMatch | undefined,
     instanceId: string,
     context: CallerContext | undefined,
+    hops: number,
   ): Promise<UnaryResponse | StreamResponse> {
     const resolved = context ?? resolveContext(req);
     const rpc: Rpc = {
@@ -238,7 +239,7 @@ export function createActionsInterceptor(options: ActionsInterceptorOptions): In
       context: withInstance(resolved instanceof Promise ? await resolved : resolved, instanceId),
       headers: pickPayloadHeaders(req.header, req.url, payloadHeaders),
       signal: req.signal,
-      hop: hopsOf(req.header) + 1,
+      hop: hops + 1,
     };
     let forwarded: UnaryRequest = req;
     let requestJson: JsonValue | undefined;

@@ -36,13 +36,12 @@ export interface TargetChainOptions {
 export async function runTargetChain(options: TargetChainOptions): Promise<void> {
   const { dispatcher, logger, match, trigger } = options;
   for (const target of match.targets) {
-    const call = { target, executionId: match.executionId, trigger, body: options.body(), hop: options.hop ?? 1 };
     if (target.type === "async") {
-      dispatcher.fire(call);
+      dispatcher.fire({ target, executionId: match.executionId, trigger, body: options.body(), hop: options.hop ?? 1 });
       continue;
     }
     try {
-      const answer = await dispatcher.call({ ...call, signal: options.signal });
+      const answer = await dispatcher.call({ target, executionId: match.executionId, trigger, body: options.body(), hop: options.hop ?? 1, signal: options.signal });
       if (target.type === "call" && answer.json !== undefined && answer.json !== null) {
         options.onAnswer(target, answer.json);
       }

@@ -50,28 +50,103 @@ export class ExchangeError extends Error {
  */
 export const exchangeCheckIntervalMs = 10;
 
-/** An exchange in flight, as the shared check sees it. */
-interface Watched {
-  readonly deadline: number;
-  readonly signal: AbortSignal | undefined;
-  expire(reason: "timeout" | "canceled"): void;
-}
-
 // One timer checks every exchange in flight, instead of a timer and an abort
 // listener per exchange: arming and clearing those costs more, on the request
 // path, than the rest of the exchange's own work. The timer runs only while
 // exchanges are in flight.
-const inFlight = new Set<Watched>();
+const inFlight = new Set<Exchange>();
 let checkTimer: ReturnType<typeof setTimeout> | undefined;
 
 function check(): void {
   checkTimer = undefined;
   const now = performance.now();
-  for (const watched of inFlight) {
-    if (watched.signal?.aborted === true) watched.expire("canceled");
-    else if (now >= watched.deadline) watched.expire("timeout");
+  for (const exchange of inFlight) {
+    if (exchange.signal?.aborted === true) exchange.expire("canceled");
+    else if (now >= exchange.deadline) exchange.expire("timeout");
   }
   if (inFlight.size > 0) checkTimer = setTimeout(check, exchangeCheckIntervalMs);
+}
+
+/** The body of an answer without one: shared, never written to. */
+const noBody = Buffer.alloc(0);
+
+/**
+ * One exchange in flight: undici's dispatch handler, and what the shared
+ * check sees. A class, so that an exchange allocates one object and no
+ * closures.
+ */
+class Exchange implements Dispatcher.DispatchHandler {
+  readonly deadline: number;
+  readonly signal: AbortSignal | undefined;
+  private controller: Dispatcher.DispatchController | undefined;
+  private failure: ExchangeError | undefined;
+  private settled = false;
+  private status = 0;
+  private size = 0;
+  private chunks: Buffer[] | undefined;
+
+  constructor(
+    private readonly request: ExchangeRequest,
+    private readonly resolve: (response: ExchangeResponse) => void,
+    private readonly reject: (error: Error) => void,
+  ) {
+    this.deadline = performance.now() + request.timeoutMs;
+    this.signal = request.signal;
+  }
+
+  settle(error: Error | undefined): void {
+    if (this.settled) return;
+    this.settled = true;
+    inFlight.delete(this);
+    if (error !== undefined) {
+      this.reject(error);
+      return;
+    }
+    const chunks = this.chunks;
+    this.resolve({
+      status: this.status,
+      body: chunks === undefined ? noBody : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.size),
+    });
+  }
+
+  fail(error: ExchangeError): void {
+    if (this.settled) return;
+    this.failure = error;
+    if (this.controller !== undefined && !this.controller.aborted) this.controller.abort(error);
+    this.settle(error);
+  }
+
+  expire(reason: "timeout" | "canceled"): void {
+    this.fail(reason === "timeout"
+      ? new ExchangeError("timeout", `timed out after ${this.request.timeoutMs} ms`, this.status)
+      : new ExchangeError("canceled", "was cancelled", this.status));
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.failure !== undefined) controller.abort(this.failure);
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number): void {
+    this.status = statusCode;
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.size += chunk.length;
+    if (this.size > this.request.maxBytes) {
+      this.fail(new ExchangeError("too-large", `answered more than ${this.request.maxBytes} bytes`, this.status));
+      return;
+    }
+    (this.chunks ??= []).push(chunk);
+  }
+
+  onResponseEnd(): void {
+    this.settle(undefined);
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.settle(this.failure ?? new ExchangeError("network", describe(error), this.status, { cause: error }));
+  }
 }
 
 /**
@@ -85,74 +160,20 @@ function check(): void {
  */
 export function exchange(dispatcher: Dispatcher, request: ExchangeRequest): Promise<ExchangeResponse> {
   return new Promise<ExchangeResponse>((resolve, reject) => {
-    let controller: Dispatcher.DispatchController | undefined;
-    let failure: ExchangeError | undefined;
-    let settled = false;
-    let status = 0;
-    let size = 0;
-    const chunks: Buffer[] = [];
-    const { signal } = request;
-
-    const settle = (error: Error | undefined) => {
-      if (settled) return;
-      settled = true;
-      inFlight.delete(watched);
-      if (error === undefined) resolve({ status, body: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size) });
-      else reject(error);
-    };
-    const fail = (error: ExchangeError) => {
-      if (settled) return;
-      failure = error;
-      if (controller !== undefined && !controller.aborted) controller.abort(error);
-      settle(error);
-    };
-    const watched: Watched = {
-      deadline: performance.now() + request.timeoutMs,
-      signal,
-      expire(reason) {
-        fail(reason === "timeout"
-          ? new ExchangeError("timeout", `timed out after ${request.timeoutMs} ms`, status)
-          : new ExchangeError("canceled", "was cancelled", status));
-      },
-    };
-    if (signal?.aborted === true) {
-      watched.expire("canceled");
+    const handler = new Exchange(request, resolve, reject);
+    if (request.signal?.aborted === true) {
+      handler.expire("canceled");
       return;
     }
-    inFlight.add(watched);
+    inFlight.add(handler);
     checkTimer ??= setTimeout(check, exchangeCheckIntervalMs);
-
-    const handler: Dispatcher.DispatchHandler = {
-      onRequestStart(c) {
-        controller = c;
-        if (failure !== undefined) c.abort(failure);
-      },
-      onResponseStart(_c, statusCode) {
-        status = statusCode;
-      },
-      onResponseData(c, chunk) {
-        size += chunk.length;
-        if (size > request.maxBytes) {
-          fail(new ExchangeError("too-large", `answered more than ${request.maxBytes} bytes`, status));
-          return;
-        }
-        chunks.push(chunk);
-        void c;
-      },
-      onResponseEnd() {
-        settle(undefined);
-      },
-      onResponseError(_c, error) {
-        settle(failure ?? new ExchangeError("network", describe(error), status, { cause: error }));
-      },
-    };
     try {
       dispatcher.dispatch(
         { origin: request.origin, path: request.path, method: "POST", headers: request.headers, body: request.body },
         handler,
       );
     } catch (error) {
-      settle(new ExchangeError("network", describe(error), 0, { cause: error }));
+      handler.settle(new ExchangeError("network", describe(error), 0, { cause: error }));
     }
   });
 }

@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from "node:crypto";
+import { createHmac, createSecretKey, type KeyObject, timingSafeEqual } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 
 /**
@@ -21,6 +21,11 @@ export interface SignOptions {
  * value per key when several are given (key rotation).
  */
 export function signPayload(payload: string | Uint8Array, key: string | readonly string[], options: SignOptions = {}): string {
+  if (typeof key === "string" && key !== "") {
+    // One key, the case of every target call: no list.
+    const t = Math.floor((options.time?.getTime() ?? Date.now()) / 1000);
+    return `t=${t},v1=${hmac(key, t, payload).toString("hex")}`;
+  }
   const keys = typeof key === "string" ? [key] : key;
   if (keys.length === 0 || keys.some((k) => k === "")) {
     throw new ConnectError("signPayload needs at least one non-empty key", Code.InvalidArgument);
@@ -97,6 +102,23 @@ export function verifySignature(
   throw new ConnectError("no valid signature", Code.Unauthenticated);
 }
 
+/**
+ * The keys of recent signatures as KeyObjects, so that a key's bytes are not
+ * made again for every call: at most maxCachedKeys, then the cache starts over.
+ */
+const keyObjects = new Map<string, KeyObject>();
+const maxCachedKeys = 1000;
+
+function keyObjectOf(key: string): KeyObject {
+  let keyObject = keyObjects.get(key);
+  if (keyObject === undefined) {
+    if (keyObjects.size >= maxCachedKeys) keyObjects.clear();
+    keyObject = createSecretKey(Buffer.from(key, "utf8"));
+    keyObjects.set(key, keyObject);
+  }
+  return keyObject;
+}
+
 function hmac(key: string, t: number, payload: string | Uint8Array): Buffer {
-  return createHmac("sha256", key).update(`${t}.`).update(payload).digest();
+  return createHmac("sha256", keyObjectOf(key)).update(`${t}.`).update(payload).digest();
 }

@@ -1,15 +1,14 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { context, propagation, type Span, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+import { context, propagation, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { Agent, type Dispatcher } from "undici";
 import { createEndpointGuard, type EndpointGuard } from "./endpoint-guard.js";
 import type { Excerpter } from "./excerpt.js";
 import { createFairQueue } from "./fair-queue.js";
-import { hopHeader } from "./hop.js";
 import { ExchangeError, exchange } from "./http-exchange.js";
 import type { SigningKeySource } from "../keys/signing-key-source.js";
 import { createPayloadEncoder, PayloadEncodingError } from "./payload-token.js";
 import { type Logger, createJsonLogger } from "../logger.js";
-import { signatureHeader, signPayload } from "./signature.js";
+import { signPayload } from "./signature.js";
 import type { Target } from "../target.js";
 
 /**
@@ -330,6 +329,7 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
   const agent: Dispatcher = options.dispatcher ?? ownAgent!;
   const origins = new Map<string, { origin: string; path: string; denied: string | undefined }>();
   const tracer = trace.getTracer("connect-actions");
+  const spanOptions = { kind: SpanKind.CLIENT };
   const payloads = createPayloadEncoder(options.signingKeys);
   /** encode returns the body of a "jwt" or "jwe" target, or throws an "Execution failed" error saying why not. */
   const encode = async (target: Target, json: string): Promise<string> => {
@@ -386,41 +386,29 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
     }
   };
 
-  const send = (call: TargetCall, async: boolean): Promise<TargetResponse> => {
+  /**
+   * send makes one call: span, endpoint check, payload, signature, exchange,
+   * answer, record. One async function: no promise layers of its own but this
+   * one (the exchange's and its own).
+   */
+  const send = async (call: TargetCall, async: boolean): Promise<TargetResponse> => {
+    const { target } = call;
     // A plain (not active) span: nothing runs inside it, and its context is injected explicitly.
-    const span = tracer.startSpan(`target ${call.target.name}`, { kind: SpanKind.CLIENT });
+    const span = tracer.startSpan(`target ${target.name}`, spanOptions);
     // Attributes are built only for spans that are recorded (never without an SDK).
     const recording = span.isRecording();
     if (recording) {
       span.setAttributes({
-        "actions.target.id": call.target.id,
-        "actions.target.name": call.target.name,
+        "actions.target.id": target.id,
+        "actions.target.name": target.name,
         "actions.execution.id": call.executionId,
         "actions.trigger": call.trigger ?? "",
         "actions.attempt": call.attempt ?? 1,
         "actions.async": async,
         "http.request.method": "POST",
-        "url.full": call.target.endpoint,
+        "url.full": target.endpoint,
       });
     }
-    return sendTraced(call, async, span).then(
-      (response) => {
-        if (recording) span.setAttribute("http.response.status_code", response.status);
-        span.end();
-        return response;
-      },
-      (e: unknown) => {
-        const status = targetStatusOf(e);
-        if (recording && status !== 0) span.setAttribute("http.response.status_code", status);
-        span.setStatus({ code: SpanStatusCode.ERROR, message: errorDetail(e) });
-        span.end();
-        throw e;
-      },
-    );
-  };
-
-  const sendTraced = async (call: TargetCall, async: boolean, span: Span): Promise<TargetResponse> => {
-    const { target } = call;
     const startTime = new Date();
     const start = performance.now();
     let status = 0;
@@ -442,11 +430,13 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
       let body = call.body;
       // As in ZITADEL: the token is the body, still with Content-Type application/json and the signature over it.
       if (target.payloadType === "jwt" || target.payloadType === "jwe") body = await encode(target, body);
+      // signatureHeader and hopHeader, written out (lower case, as HTTP/2 wants them): a literal
+      // without computed keys is built from a template.
       const headers: Record<string, string> = {
         "content-type": "application/json",
         "user-agent": userAgent,
-        [signatureHeader]: signPayload(body, target.signingKey),
-        [hopHeader]: String(call.hop ?? 1),
+        "zitadel-signature": signPayload(body, target.signingKey),
+        "actions-hop": call.hop === undefined ? "1" : String(call.hop),
       };
       // The span explicitly: without a context manager, the active context does not hold it.
       if (trace.isSpanContextValid(span.spanContext())) {
@@ -457,7 +447,7 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
         path: where.path,
         headers,
         body,
-        timeoutMs: Math.min(target.timeoutMs, call.timeoutMs ?? Infinity),
+        timeoutMs: call.timeoutMs === undefined ? target.timeoutMs : Math.min(target.timeoutMs, call.timeoutMs),
         maxBytes,
         signal: call.signal,
       });
@@ -482,10 +472,16 @@ export function createTargetDispatcher(options: TargetDispatcherOptions = {}): T
         }
       }
       record(call, startTime, start, status, undefined, async, answerBody);
+      if (recording) span.setAttribute("http.response.status_code", status);
+      span.end();
       return { status, json };
     } catch (e) {
       const error = e instanceof ExchangeError ? exchangeFailure(target, e) : e;
-      record(call, startTime, start, targetStatusOf(error) || status, errorDetail(error), async, answerBody);
+      const errorStatus = targetStatusOf(error);
+      record(call, startTime, start, errorStatus || status, errorDetail(error), async, answerBody);
+      if (recording && errorStatus !== 0) span.setAttribute("http.response.status_code", errorStatus);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: errorDetail(error) });
+      span.end();
       throw error;
     }
   };
