@@ -157,6 +157,9 @@ export function planOf(state: PlanState): ExecutionPlan {
   return new CompiledPlan(state);
 }
 
+/** How many event types a plan remembers the best match of (CompiledPlan.forEvent). */
+const maxEventMemo = 1000;
+
 /**
  * CompiledPlan is the ExecutionPlan of planOf: a class, so that its methods
  * are shared and a lookup reads few objects (plans of many instances are
@@ -165,6 +168,8 @@ export function planOf(state: PlanState): ExecutionPlan {
 class CompiledPlan implements ExecutionPlan {
   readonly #state: PlanState;
   readonly #methodMemo = new Map<string, MethodMatches>();
+  /** Best matches of event types without an execution of their own; undefined (no match) is kept as null. */
+  readonly #eventMemo = new Map<string, ExecutionMatch | null>();
 
   constructor(state: PlanState) {
     this.#state = state;
@@ -183,7 +188,17 @@ class CompiledPlan implements ExecutionPlan {
 
   forEvent(eventType: string): ExecutionMatch | undefined {
     // The exact event first, without building the levels: most events have an execution of their own or none.
-    return this.#state.matches.get(`event/${eventType}`) ?? this.#best(eventLevels(eventType));
+    const exact = this.#state.matches.get(`event/${eventType}`);
+    if (exact !== undefined) return exact;
+    // Then the levels, once per event type (a plan is never changed, so neither is its answer); the memo
+    // is bounded, as event types may come from anywhere.
+    let m = this.#eventMemo.get(eventType);
+    if (m === undefined) {
+      m = this.#best(eventLevels(eventType)) ?? null;
+      if (this.#eventMemo.size >= maxEventMemo) this.#eventMemo.clear();
+      this.#eventMemo.set(eventType, m);
+    }
+    return m ?? undefined;
   }
 
   forFunction(name: string): ExecutionMatch | undefined {
