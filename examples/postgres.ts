@@ -1,6 +1,6 @@
 import http from "node:http";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { createActions } from "connect-actions";
+import { createActions, hopsOf } from "connect-actions";
 import { createPostgresDeliveryLog, createPostgresEventQueue, createPostgresStore } from "connect-actions/postgres";
 import pg from "pg";
 import { GreetService } from "../gen/example/greet/v1/greet_pb.js";
@@ -19,12 +19,14 @@ const actions = createActions({
 const handler = connectNodeAdapter({
   routes: (router) => {
     router.service(GreetService, {
-      async greet(req) {
+      async greet(req, ctx) {
         const greeting = `Hello, ${req.name}!`;
         // After the state change: event executions on "greet.sent" get it, delivered at least once.
+        // `hops` is the request's Actions-Hop count: a change a target call made is not delivered again (loops).
         await actions.publisher.publish({
           aggregateID: req.name, aggregateType: "greet", resourceOwner: "", instanceID: "", version: "v1",
           sequence: 1, eventType: "greet.sent", createdAt: new Date(), userID: "", payload: { greeting },
+          hops: hopsOf(ctx.requestHeader),
         });
         return { greeting };
       },
