@@ -1,4 +1,4 @@
-import { type DescMessage, type DescMethod, fromJson, type JsonValue, type Message, type Registry, toJson } from "@bufbuild/protobuf";
+import { type DescMessage, type DescMethod, type JsonValue, type Message, type Registry, toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor, type StreamResponse, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
 import { type CallerContext, contextFromValues, type ResolveContext, type ResolveInstance } from "./caller-context.js";
 import { type ActionStore, defaultInstanceId } from "./store/action-store.js";
@@ -8,7 +8,8 @@ import { type Logger, createJsonLogger } from "./logger.js";
 import { defaultMaxHops, hopHeader, hopsOf } from "./dispatch/hop.js";
 import { defaultPayloadHeaders, encodeRequestPayload, type PayloadHeaders, pickPayloadHeaders } from "./dispatch/payload.js";
 import { runTargetChain } from "./target-chain.js";
-import { createTargetDispatcher, errorDetail, executionFailed, type TargetDispatcher } from "./dispatch/target-dispatcher.js";
+import { callAnswerMessage } from "./dispatch/call-answer.js";
+import { createTargetDispatcher, type TargetDispatcher } from "./dispatch/target-dispatcher.js";
 
 /**
  * defaultProtectedServices are the services the interceptor never intercepts,
@@ -146,11 +147,7 @@ export function createActionsInterceptor(options: ActionsInterceptorOptions): In
       hop: rpc.hop,
       body: () => (body ??= payload(json)),
       onAnswer(target, answer) {
-        try {
-          message = fromJson(schema, answer as JsonValue, jsonRead);
-        } catch (e) {
-          throw executionFailed(`target "${target.name}" answered a body that is not a ${schema.typeName}: ${errorDetail(e)}`);
-        }
+        message = callAnswerMessage(schema, target, answer, jsonRead);
         json = toJson(schema, message, jsonWrite);
         body = undefined;
       },

@@ -1,4 +1,4 @@
-import { create, type DescMessage, fromJson, type JsonValue, toJson, type DescMethod, type DescService, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
+import { create, type DescMessage, toJson, type DescMethod, type DescService, type MessageInitShape, type MessageShape } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import {
@@ -62,6 +62,7 @@ import type { Execution, ExecutionTarget } from "../execution.js";
 import { checkDeliveryQuery, type DeliveryLog } from "../store/delivery-log.js";
 import type { EndpointGuard } from "../dispatch/endpoint-guard.js";
 import { createExcerpter, type Excerpter } from "../dispatch/excerpt.js";
+import { callAnswerMessage } from "../dispatch/call-answer.js";
 import { encodeRequestPayload, pickPayloadHeaders } from "../dispatch/payload.js";
 import {
   errorDetail,
@@ -683,13 +684,7 @@ export function createActionService(options: ActionServiceOptions): ActionServic
             : encodeRequestPayload({ fullMethod: condition.method, context, request, response: toJson(method.output, create(method.output)), headers });
         const schema = condition.type === "request" ? method.input : method.output;
         // As the interceptor reads a call target's answer: strictly, unknown fields refused.
-        checkAnswer = (json) => {
-          try {
-            fromJson(schema, json as JsonValue, { ignoreUnknownFields: false });
-          } catch (e) {
-            throw new Error(`target "${target.name}" answered a body that is not a ${schema.typeName}: ${errorDetail(e)}`);
-          }
-        };
+        checkAnswer = (json) => callAnswerMessage(schema, target, json, { ignoreUnknownFields: false });
       } else if ("event" in condition) {
         trigger = condition.event;
         body = encodeEventPayload({
