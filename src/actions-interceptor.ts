@@ -5,7 +5,7 @@ import { type ActionStore, defaultInstanceId } from "./store/action-store.js";
 import type { ExecutionMatch, ExecutionPlan } from "./plan/execution-plan.js";
 import { createExecutionPlanner, type ExecutionPlanner } from "./plan/execution-planner.js";
 import { type Logger, createJsonLogger } from "./logger.js";
-import { defaultMaxHops, hopHeader, hopsOf } from "./dispatch/hop.js";
+import { checkMaxHops, hopHeader, hopsOf } from "./dispatch/hop.js";
 import { defaultPayloadHeaders, encodeRequestPayload, type PayloadHeaders, pickPayloadHeaders } from "./dispatch/payload.js";
 import { runTargetChain } from "./target-chain.js";
 import { callAnswerMessage } from "./dispatch/call-answer.js";
@@ -110,10 +110,7 @@ export function createActionsInterceptor(options: ActionsInterceptorOptions): In
   const resolveContext = options.resolveContext ?? contextFromValues;
   const fallbackInstance = options.instanceID ?? defaultInstanceId;
   const protectedServices = new Set(options.protectedServices ?? defaultProtectedServices);
-  const maxHops = options.maxHops ?? defaultMaxHops;
-  if (!Number.isInteger(maxHops) || maxHops < 1) {
-    throw new ConnectError(`maxHops must be a positive integer, got ${String(maxHops)}`, Code.InvalidArgument);
-  }
+  const maxHops = checkMaxHops(options.maxHops);
   const payloadHeaders = options.payloadHeaders ?? defaultPayloadHeaders;
   const jsonRead = { registry: options.registry, ignoreUnknownFields: false };
   const jsonWrite = { registry: options.registry };

@@ -1,3 +1,5 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+
 /**
  * hopHeader is the header that marks target calls: `Actions-Hop: <n>`, where
  * n is the number of target calls that led to this one, 1 for a call made
@@ -13,6 +15,21 @@ export const hopHeader = "actions-hop";
  * executions would run for it (see ActionsInterceptorOptions.maxHops).
  */
 export const defaultMaxHops = 1;
+
+/**
+ * checkMaxHops returns the maxHops option of a component, default
+ * defaultMaxHops (1), after checking that it is an integer from 1 to 1000
+ * (hopsOf reads larger counts as Infinity, so more could never be reached);
+ * Code.InvalidArgument otherwise. The interceptor, the function runner, the
+ * event publisher and the event worker check their option with it.
+ */
+export function checkMaxHops(maxHops: number | undefined): number {
+  const value = maxHops ?? defaultMaxHops;
+  if (!Number.isInteger(value) || value < 1 || value > 1000) {
+    throw new ConnectError(`maxHops must be an integer from 1 to 1000, got ${String(value)}`, Code.InvalidArgument);
+  }
+  return value;
+}
 
 /**
  * hopsOf returns the hop count a request carries in hopHeader: 0 without the

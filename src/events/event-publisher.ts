@@ -1,5 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { defaultMaxHops, hopHeader } from "../dispatch/hop.js";
+import { checkMaxHops, hopHeader } from "../dispatch/hop.js";
 import { type ActionEvent, encodeEventPayload } from "./action-event.js";
 import type { EventJob, EventQueue } from "./event-queue.js";
 import type { ExecutionPlanner } from "../plan/execution-planner.js";
@@ -50,10 +50,7 @@ export interface EventPublisher {
  * the planner's current plan and writes to the queue.
  */
 export function createEventPublisher(options: EventPublisherOptions): EventPublisher {
-  const maxHops = options.maxHops ?? defaultMaxHops;
-  if (!Number.isInteger(maxHops) || maxHops < 1 || maxHops > 1000) {
-    throw new ConnectError(`maxHops must be an integer from 1 to 1000, got ${maxHops}`, Code.InvalidArgument);
-  }
+  const maxHops = checkMaxHops(options.maxHops);
   const jobsFor = async (events: ActionEvent | readonly ActionEvent[]): Promise<EventJob[]> => {
     const list: readonly ActionEvent[] = Array.isArray(events) ? events : [events as ActionEvent];
     const jobs: EventJob[] = [];

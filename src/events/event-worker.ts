@@ -1,8 +1,8 @@
 import type { ClaimOptions, EventQueue, QueuedJob, SettleResult, Settlement } from "./event-queue.js";
 import type { ExecutionPlanner } from "../plan/execution-planner.js";
 import { type Logger, createJsonLogger } from "../logger.js";
-import { Code, ConnectError } from "@connectrpc/connect";
-import { defaultMaxHops } from "../dispatch/hop.js";
+import { ConnectError } from "@connectrpc/connect";
+import { checkMaxHops } from "../dispatch/hop.js";
 import { errorDetail, type TargetDispatcher, TargetFailure, targetStatusOf } from "../dispatch/target-dispatcher.js";
 
 /**
@@ -152,10 +152,7 @@ export function createEventWorker(options: EventWorkerOptions): EventWorker {
   const maxAgeMs = options.maxAgeMs ?? 24 * 3600_000;
   const policy = options.retry ?? {};
   const logger = options.logger ?? createJsonLogger();
-  const maxHops = options.maxHops ?? defaultMaxHops;
-  if (!Number.isInteger(maxHops) || maxHops < 1 || maxHops > 1000) {
-    throw new ConnectError(`maxHops must be an integer from 1 to 1000, got ${maxHops}`, Code.InvalidArgument);
-  }
+  const maxHops = checkMaxHops(options.maxHops);
   let running = false;
   let loop: Promise<void> | undefined;
   /** Deliveries whose attempt has not finished yet, in all and per instance. */

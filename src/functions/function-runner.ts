@@ -1,5 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { defaultMaxHops, hopHeader } from "../dispatch/hop.js";
+import { checkMaxHops, hopHeader } from "../dispatch/hop.js";
 import type { ExecutionPlanner } from "../plan/execution-planner.js";
 import { type Logger, createJsonLogger } from "../logger.js";
 import { runTargetChain } from "../target-chain.js";
@@ -75,7 +75,7 @@ export interface FunctionRunner {
  */
 export function createFunctionRunner(options: FunctionRunnerOptions): FunctionRunner {
   const logger = options.logger ?? createJsonLogger();
-  const maxHops = options.maxHops ?? defaultMaxHops;
+  const maxHops = checkMaxHops(options.maxHops);
   /** checkHops refuses a run that a chain of maxHops or more target calls led to. */
   const checkHops = (name: string, hops: number) => {
     if (hops < maxHops) return;
