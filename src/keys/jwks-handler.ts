@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from "node:http";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { ConnectError } from "@connectrpc/connect";
+import { restStatusFromCode } from "../http-status.js";
 import { createJsonLogger, type Logger } from "../logger.js";
 import { defaultInstanceId } from "../store/action-store.js";
 import type { SigningKeySource } from "./signing-key-source.js";
@@ -40,8 +41,8 @@ export interface JwksHandlerOptions {
   /**
    * The instance whose keys a request asks for (for example by its host),
    * default always "" (the default instance). A ConnectError it throws
-   * becomes the status of its code (Code.NotFound 404, Code.InvalidArgument
-   * 400, ...).
+   * becomes the status of its code, as on REST (see restStatusFromCode:
+   * Code.NotFound 404, Code.InvalidArgument 400, ...).
    */
   readonly instanceOf?: (req: JwksRequest) => string;
   /** The Cache-Control max-age of answers, in seconds: default 60. */
@@ -78,27 +79,10 @@ export function createJwksHandler(options: JwksHandlerOptions): (req: JwksReques
         send(res, 200, JSON.stringify({ keys: jwks.keys }), { "cache-control": `public, max-age=${maxAge}` }, head);
       } catch (e) {
         const error = ConnectError.from(e);
-        const status = statusOf(error.code);
+        const status = restStatusFromCode(error.code);
         if (status >= 500) logger.error("jwks: keys unavailable", { error: e });
         if (!res.headersSent) send(res, status, JSON.stringify({ error: error.rawMessage }), { "cache-control": "no-store" }, head);
       }
     })();
   };
-}
-
-function statusOf(code: Code): number {
-  switch (code) {
-    case Code.InvalidArgument:
-      return 400;
-    case Code.Unauthenticated:
-      return 401;
-    case Code.PermissionDenied:
-      return 403;
-    case Code.NotFound:
-      return 404;
-    case Code.Unavailable:
-      return 503;
-    default:
-      return 500;
-  }
 }
