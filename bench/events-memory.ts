@@ -3,6 +3,7 @@
 import { createMemoryEventQueue } from "../src/events/memory-event-queue.js";
 import type { EventJob } from "../src/events/event-queue.js";
 import { encodeEventPayload } from "../src/events/action-event.js";
+import { benchUserEvent } from "./bench-event.js";
 
 const gc = (globalThis as { gc?: () => void }).gc;
 if (gc === undefined) throw new Error("run with --expose-gc");
@@ -15,18 +16,7 @@ const job = (i: number): EventJob => ({
   eventType: "user.human.added",
   orderingKey: `bench-instance/user/${i}`,
   // Each payload a string of its own, as the publisher makes them.
-  body: encodeEventPayload({
-    aggregateID: String(300_000_000_000_000_000n + BigInt(i)),
-    aggregateType: "user",
-    resourceOwner: "bench-org",
-    instanceID: "bench-instance",
-    version: "v2",
-    sequence: 1,
-    eventType: "user.human.added",
-    createdAt: new Date(),
-    userID: "bench-admin",
-    payload: { userName: `user${i}@example.com`, firstName: "Bench", lastName: "User", email: `user${i}@example.com` },
-  }),
+  body: encodeEventPayload(benchUserEvent(String(300_000_000_000_000_000n + BigInt(i)), i)),
   createdAt: new Date(),
   timeoutMs: 5000,
 });

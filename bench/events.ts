@@ -19,12 +19,13 @@
 // and disk per queued event of both PostgreSQL queues.
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { randomBytes } from "node:crypto";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { runMigrations, Logger as GraphileLogger } from "graphile-worker";
 import { type ActionEvent, encodeEventPayload } from "../src/events/action-event.js";
+import { createBenchDatabase } from "./bench-database.js";
+import { benchUserEvent } from "./bench-event.js";
 import { createEventPublisher } from "../src/events/event-publisher.js";
 import { silentLogger } from "../src/logger.js";
 import { createExecutionPlanner } from "../src/plan/execution-planner.js";
@@ -62,45 +63,9 @@ async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode === null) child.kill("SIGKILL");
 }
 
-/** A throwaway database next to `url`'s, dropped by drop(). */
-async function createBenchDatabase(url: string): Promise<{ url: string; drop(): Promise<void> }> {
-  const name = `connect_actions_bench_${randomBytes(4).toString("hex")}`;
-  const admin = new pg.Client({ connectionString: url });
-  await admin.connect();
-  try {
-    await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
-  } finally {
-    await admin.end();
-  }
-  const u = new URL(url);
-  u.pathname = `/${name}`;
-  return {
-    url: u.toString(),
-    async drop() {
-      const c = new pg.Client({ connectionString: url });
-      await c.connect();
-      try {
-        await c.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
-      } finally {
-        await c.end();
-      }
-    },
-  };
-}
 
 let aggregate = 0;
-const userEvent = (id: string): ActionEvent => ({
-  aggregateID: id,
-  aggregateType: "user",
-  resourceOwner: "bench-org",
-  instanceID: "bench-instance",
-  version: "v2",
-  sequence: 1,
-  eventType: "user.human.added",
-  createdAt: new Date(),
-  userID: "bench-admin",
-  payload: { userName: `user${++aggregate}@example.com`, firstName: "Bench", lastName: "User", email: `user${aggregate}@example.com` },
-});
+const userEvent = (id: string): ActionEvent => benchUserEvent(id, ++aggregate);
 
 /** A write inside a transaction the loop opened; it resolves "committed" when it committed the transaction itself. */
 type Write = (client: pg.PoolClient) => Promise<void | "committed">;

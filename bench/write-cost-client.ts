@@ -1,8 +1,8 @@
 // Client CPU per transaction of a write with and without its event, as the events bench's write
 // cost runs it (node-postgres, BEGIN, an insert, COMMIT; the outbox's enqueueAndCommit), read from
 // this process's own cpuUsage over interleaved 3 s rounds: what the client on the same machine
-// takes from the database's CPU. It creates and drops the database "connect_actions_wcost" next to
-// DATABASE_URL's (default postgres://postgres@127.0.0.1:5432/postgres).
+// takes from the database's CPU. It creates and drops a throwaway database next to DATABASE_URL's
+// (default postgres://postgres@127.0.0.1:5432/postgres).
 //   node --import tsx bench/write-cost-client.ts        (CONNS=<n> connections, default 16; ONLY=<mode>)
 import pg from "pg";
 import { createPostgresStore, createPostgresEventQueue } from "../src/postgres/index.js";
@@ -10,23 +10,11 @@ import { createExecutionPlanner } from "../src/plan/index.js";
 import { createEventPublisher } from "../src/events/index.js";
 import { silentLogger } from "../src/logger.js";
 import type { ActionEvent } from "../src/events/index.js";
+import { createBenchDatabase } from "./bench-database.js";
+import { benchUserEvent } from "./bench-event.js";
 
-const base = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
-const dbName = "connect_actions_wcost";
-const adminQuery = async (sql: string) => {
-  const admin = new pg.Client({ connectionString: base });
-  await admin.connect();
-  try {
-    await admin.query(sql);
-  } finally {
-    await admin.end();
-  }
-};
-await adminQuery(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-await adminQuery(`CREATE DATABASE ${dbName}`);
-const u = new URL(base);
-u.pathname = `/${dbName}`;
-const url = u.toString();
+const db = await createBenchDatabase(process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres");
+const url = db.url;
 
 const pool = new pg.Pool({ connectionString: url, max: 20 });
 pool.on("error", () => undefined); // the drop at the end ends what is still connected
@@ -43,18 +31,7 @@ const queue = await createPostgresEventQueue({ connectionString: url, schema: "b
 const publisher = createEventPublisher({ planner, queue });
 
 let users = 0;
-const userEvent = (id: string): ActionEvent => ({
-  aggregateID: id,
-  aggregateType: "user",
-  resourceOwner: "bench-org",
-  instanceID: "bench-instance",
-  version: "v2",
-  sequence: 1,
-  eventType: "user.human.added",
-  createdAt: new Date(),
-  userID: "bench-admin",
-  payload: { userName: `user${++users}@example.com`, firstName: "Bench", lastName: "User", email: `user${users}@example.com` },
-});
+const userEvent = (id: string): ActionEvent => benchUserEvent(id, ++users);
 const insertUser = async (client: pg.PoolClient): Promise<string> => {
   const { rows } = await client.query<{ id: string }>(
     "INSERT INTO bench_users (given_name, family_name, email) VALUES ($1, $2, $3) RETURNING id",
@@ -127,4 +104,4 @@ await queue.close();
 planner.close();
 await store.close();
 await pool.end();
-await adminQuery(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+await db.drop();
