@@ -17,14 +17,14 @@
 //
 // Memory: resident memory per queued event of the memory queue (a child process with --expose-gc),
 // and disk per queued event of both PostgreSQL queues.
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { runMigrations, Logger as GraphileLogger } from "graphile-worker";
 import { type ActionEvent, encodeEventPayload } from "../src/events/action-event.js";
+import { startBenchChild } from "./bench-child.js";
 import { createBenchDatabase } from "./bench-database.js";
+import { fmt, median, summary } from "./bench-stats.js";
 import { benchUserEvent } from "./bench-event.js";
 import { createEventPublisher } from "../src/events/event-publisher.js";
 import { silentLogger } from "../src/logger.js";
@@ -41,19 +41,7 @@ export interface EventsBenchOptions {
   readonly table: (title: string, head: string[], rows: (string | number)[][]) => void;
 }
 
-const here = fileURLToPath(new URL(".", import.meta.url));
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : "-");
-const summary = (xs: number[], digits = 2) =>
-  `${fmt(median(xs), digits)} [${fmt(Math.min(...xs), digits)} .. ${fmt(Math.max(...xs), digits)}]`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function startChild(args: string[], nodeArgs: string[] = []): Promise<{ line: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", ...args], { stdio: ["ignore", "pipe", "inherit"] });
-  const lines = createInterface({ input: child.stdout! });
-  const [line] = (await once(lines, "line")) as [string];
-  return { line: line.trim(), child };
-}
 
 async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return;
@@ -106,7 +94,7 @@ export async function eventsBench(options: EventsBenchOptions): Promise<void> {
   const children: ChildProcess[] = [];
   const closers: (() => Promise<void>)[] = [];
   try {
-    const hook = await startChild([here + "target-server.ts"]);
+    const hook = await startBenchChild("target-server.ts");
     children.push(hook.child);
     const hookUrl = `http://127.0.0.1:${hook.line}`;
     const count = async (): Promise<{ count: number; lastAt: number }> => (await fetch(`${hookUrl}/events/count`)).json() as never;
@@ -167,8 +155,8 @@ export async function eventsBench(options: EventsBenchOptions): Promise<void> {
 
     // EVENTS_CPU_PROF=<dir> writes a CPU profile of each worker process there (node --cpu-prof).
     const profile = process.env.EVENTS_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.EVENTS_CPU_PROF}`] : [];
-    const queueWorker = await startChild([here + "events-worker.ts", "queue", db.url], profile);
-    const graphileWorker = await startChild([here + "events-worker.ts", "graphile", db.url, `${hookUrl}/events`], profile);
+    const queueWorker = await startBenchChild("events-worker.ts", ["queue", db.url], { nodeFlags: profile });
+    const graphileWorker = await startBenchChild("events-worker.ts", ["graphile", db.url, `${hookUrl}/events`], { nodeFlags: profile });
     children.push(queueWorker.child, graphileWorker.child);
 
     /** One end-to-end run: produce for `ms`, then wait for every delivery. */
@@ -272,7 +260,7 @@ export async function eventsBench(options: EventsBenchOptions): Promise<void> {
     const parCost = (name: string) => perRound((r) => at("insert alone").par[r]!.tps / at(name).par[r]!.tps);
 
     // Memory and disk per queued event.
-    const memory = await startChild([here + "events-memory.ts"], ["--expose-gc"]);
+    const memory = await startBenchChild("events-memory.ts", [], { nodeFlags: ["--expose-gc"] });
     const mem = JSON.parse(memory.line) as { events: number; rssBytes: number; heapBytes: number; bodyBytes: number };
     await stopChild(memory.child);
     const diskEvents = 20_000;

@@ -31,11 +31,7 @@
 //          --scale-size <n> (targets and executions of the large instance, default 100000)
 //          --instances <n> (instances of the instances section, default 10000)
 //          --iterations <n> (writes of each kind per server and round, default 40; --quick 10)
-import { type ChildProcess, spawn } from "node:child_process";
-import { once } from "node:events";
 import { readFileSync } from "node:fs";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import { type Dispatcher, Pool } from "undici";
 import { create } from "@bufbuild/protobuf";
 import { createContextValues, type Interceptor, type UnaryRequest } from "@connectrpc/connect";
@@ -49,6 +45,9 @@ import { compileExecutionPlan } from "../src/plan/execution-plan.js";
 import type { Execution } from "../src/execution.js";
 import type { Target } from "../src/target.js";
 import { scaleBench } from "./scale.js";
+import { startBenchChild } from "./bench-child.js";
+import { post } from "./bench-http.js";
+import { fmt, median, summary } from "./bench-stats.js";
 import { eventsBench } from "./events.js";
 
 const args = process.argv.slice(2);
@@ -68,7 +67,6 @@ const sections = new Set(
   flag("events") ? ["events"] : sectionsArg >= 0 ? args[sectionsArg + 1]!.split(",") : allSections.filter((s) => s !== "events" || !flag("no-events")),
 );
 for (const section of sections) if (!allSections.includes(section)) throw new Error(`unknown section "${section}"`);
-const here = fileURLToPath(new URL(".", import.meta.url));
 
 interface Sample {
   readonly rps: number;
@@ -88,13 +86,6 @@ function cpuMs(pid: number | undefined): number {
   }
 }
 const clockTicks = 100;
-
-async function startChild(file: string, ...argv: string[]): Promise<{ ports: number[]; child: ChildProcess }> {
-  const child = spawn(process.execPath, ["--import", "tsx", here + file, ...argv], { stdio: ["ignore", "pipe", "inherit"] });
-  const lines = createInterface({ input: child.stdout! });
-  const [line] = (await once(lines, "line")) as [string];
-  return { ports: line.trim().split(" ").map(Number), child };
-}
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? NaN;
@@ -133,15 +124,6 @@ async function load(send: () => Promise<void>, conns: number, pid?: number): Pro
   return { rps: counted / ((until - countStart) / 1000), p50: percentile(latencies, 50), p99: percentile(latencies, 99), cpu };
 }
 
-async function post(pool: Pool, path: string, body: string): Promise<string> {
-  const res = await pool.request({ path, method: "POST", headers: { "content-type": "application/json" }, body });
-  const text = await res.body.text();
-  if (res.statusCode !== 200) throw new Error(`${path}: status ${res.statusCode}: ${text}`);
-  return text;
-}
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : "-");
 
 function table(title: string, head: string[], rows: (string | number)[][]): void {
   console.log(`\n${markdown ? "### " : ""}${title}\n`);
@@ -159,10 +141,10 @@ function table(title: string, head: string[], rows: (string | number)[][]): void
 
 async function loadTests(): Promise<void> {
   const modes = ["plain", "nomatch", "webhook", "call", "async", "rawcall", "webhook-bare"] as const;
-  const target = await startChild("target-server.ts");
+  const target = await startBenchChild("target-server.ts");
   const targetUrl = `http://127.0.0.1:${target.ports[0]}`;
   const servers = new Map<string, { pool: Pool; body: string }>();
-  const sample = await startChild("sample-server.ts", modes.join(","), targetUrl);
+  const sample = await startBenchChild("sample-server.ts", [modes.join(","), targetUrl]);
   try {
     for (const [i, mode] of modes.entries()) {
       const pool = new Pool(`http://127.0.0.1:${sample.ports[i]}`, { connections, pipelining: 1 });
@@ -237,8 +219,6 @@ async function loadTests(): Promise<void> {
     // shared machine), then summarized: median [min .. max] over the rounds.
     const at = (name: string, phase: "lat" | "thr", key: keyof Sample, round: number) => results.get(name)![phase][round]![key];
     const perRound = (f: (r: number) => number) => Array.from({ length: rounds }, (_, r) => f(r));
-    const summary = (xs: number[], digits = 2, unit = "") =>
-      `${fmt(median(xs), digits)}${unit} [${fmt(Math.min(...xs), digits)} .. ${fmt(Math.max(...xs), digits)}]`;
     const added = (name: string, r: number) => at(name, "lat", "p50", r) - at("plain", "lat", "p50", r);
     table(`Ratios (median [min .. max] of the ${rounds} rounds' own ratios)`, ["measure", "value", "goal"], [
       ["no-match overhead, throughput (1 - nomatch/plain)", summary(perRound((r) => (1 - at("nomatch", "thr", "rps", r) / at("plain", "thr", "rps", r)) * 100), 1, " %"), "<= 3 %"],

@@ -27,6 +27,7 @@ import { silentLogger } from "../src/logger.js";
 import { compileExecutionPlan, type ExecutionPlan } from "../src/plan/execution-plan.js";
 import { createExecutionPlanner, type ExecutionPlanner } from "../src/plan/execution-planner.js";
 import { createPostgresStore, type PostgresStore } from "../src/postgres/store.js";
+import { fmt, median, summary } from "./bench-stats.js";
 import { seedInstances } from "./scale-data.js";
 
 /** The bench fills one instance far beyond the default caps per instance. */
@@ -49,13 +50,10 @@ export interface ScaleBenchOptions {
 const here = fileURLToPath(new URL(".", import.meta.url));
 const sampleInstance = "sample-instance";
 
-const median = (xs: number[]) => (xs.length === 0 ? NaN : [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!);
 const percentile = (xs: number[], p: number) => {
   const sorted = [...xs].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? NaN;
 };
-const fmt = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : "-");
-const summary = (xs: number[], digits = 2) => `${fmt(median(xs), digits)} [${fmt(Math.min(...xs), digits)} .. ${fmt(Math.max(...xs), digits)}]`;
 const mib = (bytes: number) => fmt(bytes / 1024 / 1024, 1);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -10,11 +10,12 @@
 // (default 3000) --rounds <n> (default 7) --connections <n> (default 16)
 // SERVER_NODE_OPTIONS: extra node flags for the server process (for example "--cpu-prof
 // --cpu-prof-dir=.tmp/prof"); the server is stopped with SIGTERM, so profiles are written.
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
 import { Pool } from "undici";
+import { startBenchChild } from "./bench-child.js";
+import { post } from "./bench-http.js";
+import { median } from "./bench-stats.js";
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: string) => {
@@ -25,16 +26,6 @@ const modes = option("modes", "rawcall,webhook-bare,webhook,call").split(",");
 const requests = Number(option("requests", "3000"));
 const rounds = Number(option("rounds", "7"));
 const connections = Number(option("connections", "16"));
-const here = fileURLToPath(new URL(".", import.meta.url));
-
-async function startChild(file: string, ipc: boolean, nodeFlags: string[], ...argv: string[]): Promise<{ ports: number[]; child: ChildProcess }> {
-  const child = spawn(process.execPath, [...nodeFlags, "--import", "tsx", here + file, ...argv], {
-    stdio: ipc ? ["ignore", "pipe", "inherit", "ipc"] : ["ignore", "pipe", "inherit"],
-  });
-  const lines = createInterface({ input: child.stdout! });
-  const [line] = (await once(lines, "line")) as [string];
-  return { ports: line.trim().split(" ").map(Number), child };
-}
 
 /** cpuOf asks the server for its process.cpuUsage(), in µs (user + system). */
 async function cpuOf(child: ChildProcess): Promise<number> {
@@ -44,18 +35,10 @@ async function cpuOf(child: ChildProcess): Promise<number> {
   return usage.user + usage.system;
 }
 
-async function post(pool: Pool, path: string, body: string): Promise<string> {
-  const res = await pool.request({ path, method: "POST", headers: { "content-type": "application/json" }, body });
-  const text = await res.body.text();
-  if (res.statusCode !== 200) throw new Error(`${path}: status ${res.statusCode}: ${text}`);
-  return text;
-}
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
-const target = await startChild("target-server.ts", false, []);
+const target = await startBenchChild("target-server.ts");
 const serverFlags = (process.env.SERVER_NODE_OPTIONS ?? "").split(" ").filter((f) => f !== "");
-const server = await startChild("sample-server.ts", true, serverFlags, modes.join(","), `http://127.0.0.1:${target.ports[0]}`);
+const server = await startBenchChild("sample-server.ts", [modes.join(","), `http://127.0.0.1:${target.ports[0]}`], { ipc: true, nodeFlags: serverFlags });
 const clients = new Map<string, { pool: Pool; body: string }>();
 for (const [i, mode] of modes.entries()) {
   const pool = new Pool(`http://127.0.0.1:${server.ports[i]}`, { connections, pipelining: 1 });

@@ -12,6 +12,7 @@ import { silentLogger } from "../src/logger.js";
 import type { ActionEvent } from "../src/events/index.js";
 import { createBenchDatabase } from "./bench-database.js";
 import { benchUserEvent } from "./bench-event.js";
+import { median } from "./bench-stats.js";
 
 const db = await createBenchDatabase(process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres");
 const url = db.url;
@@ -97,7 +98,6 @@ for (let round = 0; round < 4; round++) {
     await pool.query("DELETE FROM bench_writes.event_inbox");
   }
 }
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 console.log(`connections ${connections}, medians of 4 rounds of 3 s`);
 for (const [m, v] of results) console.log(m.padEnd(10), "tx/s", median(v.tps).toFixed(0).padStart(6), "  client CPU µs/tx", median(v.cpu).toFixed(1));
 await queue.close();
